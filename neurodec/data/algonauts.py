@@ -177,7 +177,9 @@ def load_algonauts(
     The responses were z-scored within each NSD scan session and averaged
     over the (up to three) repeats of each image by the challenge organisers;
     ``info["preprocessing"]`` records this. The challenge's vertices are the
-    nonzero vertices of ``{hemi}.all-vertices_fsaverage_space.npy``.
+    nonzero vertices of ``{hemi}.all-vertices_fsaverage_space.npy``;
+    ``info["fsaverage_size"]`` gives each hemisphere's number of fsaverage
+    vertices, to map values back onto the surface.
     """
     root = Path(root)
     _check_subject(root, subject, "load_algonauts")
@@ -197,7 +199,7 @@ def load_algonauts(
         )
     nsd_ids, paths = _list_images(root, subject, "train")
     spec = _spec()
-    blocks, unit_tables = [], []
+    blocks, unit_tables, fsaverage_size = [], [], {}
     for hemi in progress(hemis, verbose=verbose, desc=f"algonauts subj{subject:02d}", unit="hemi"):
         fmri_path = spec.path("training_fmri", root, subject=subject, hemi=hemi)
         fmri = _load_npy(fmri_path, "fMRI", mmap_mode="r")
@@ -207,7 +209,8 @@ def load_algonauts(
                 f"{len(paths)} rows (one per training image in {paths[0].parent}). Got shape {fmri.shape}."
             )
         mask_path = spec.path("all_vertices_mask", root, subject=subject, hemi=hemi)
-        vertices = np.flatnonzero(_load_npy(mask_path, "vertex mask"))
+        vertex_mask = _load_npy(mask_path, "vertex mask")
+        vertices, fsaverage_size[hemi] = np.flatnonzero(vertex_mask), int(vertex_mask.size)
         if vertices.size != fmri.shape[1]:
             raise ValueError(
                 f"Algonauts fMRI file {fmri_path} has {fmri.shape[1]} vertices but {mask_path} selects "
@@ -240,6 +243,7 @@ def load_algonauts(
             "dataset": "algonauts2023",
             "root": str(root),
             "hemis": hemis,
+            "fsaverage_size": fsaverage_size,
             "preprocessing": "z-scored within each NSD session, then averaged over the repeats of each image",
             "stimulus_id": "0-based NSD 73k image id",
         },

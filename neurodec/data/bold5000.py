@@ -30,7 +30,7 @@ from .._logging import progress
 from .responses import Responses
 from .specs import DatasetSpec, load_spec
 
-__all__ = ["load_bold5000"]
+__all__ = ["find_roi_masks", "load_bold5000", "resolve_rois"]
 
 logger = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ def test_responses_match_planted_arrays_in_image_order(mini):
     assert set(resp.trials["split"]) == {"train"}
     assert resp.space == "fsaverage" and resp.subject == "subj01"
     assert "z-scored within each NSD session" in resp.info["preprocessing"]
+    assert resp.info["fsaverage_size"] == {"lh": 30, "rh": 30}
     np.testing.assert_array_equal(resp.units["vertex"][:9], planted["vertices"]["lh"])
     np.testing.assert_array_equal(resp.units["vertex"][9:], planted["vertices"]["rh"])
     assert list(resp.units["hemi"]) == ["lh"] * 9 + ["rh"] * 11

@@ -116,6 +116,12 @@ def test_same_affines_give_no_warning_and_any_mask_file_works(data_dir, rng):
         resp = load_bold5000(data_dir, 3, mask=path, verbose=False)
     np.testing.assert_allclose(resp.data[:, 0], [betas[0][1, 2, 0, 0], betas[0][1, 2, 0, 1], betas[1][1, 2, 0, 0]])
     assert list(resp.trials["repeat"]) == [0, 0, 1]
+    assert resp.info["affine_source"].endswith("CSI3_brainmask.nii.gz")
+    load_spec("bold5000").path("brain_mask", data_dir, subject=3).unlink()
+    resp = load_bold5000(data_dir, 3, mask=path, verbose=False)
+    assert resp.info["affine_source"].endswith("CSI3_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-01.nii.gz")
+    with pytest.raises(FileNotFoundError, match=r"mask file .*CSI3_brainmask\.nii\.gz does not exist"):
+        load_bold5000(data_dir, 3, verbose=False)
 
 
 def test_trial_count_mismatch_names_the_imgnames_file(mini):
@@ -133,6 +139,9 @@ def test_roi_betas_in_imgnames_order(mini):
     assert list(resp.stimulus_ids) == planted["names"]
     assert list(resp.units["roi"]) == ["LHPPA"] * 3 + ["RHPPA"] * 3 + ["LHEarlyVis"] * 3
     assert list(resp.units["hemi"][:6]) == ["lh"] * 3 + ["rh"] * 3
+    load_spec("bold5000").path("roi_betas", root, subject=1, roi_name="RHPPA").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"allses_RHPPA\.npy could not be read as \.npy"):
+        load_bold5000(root, 1, source="roi-betas", rois="PPA", verbose=False)
     write_bold5000_roi_betas(root, 1, {"RHPPA": np.zeros((11, 3))})
     with pytest.raises(ValueError, match=r"allses_RHPPA\.npy must have shape .* 12 rows .*Got shape \(11, 3\)"):
         load_bold5000(root, 1, source="roi-betas", rois="PPA", verbose=False)
