@@ -165,50 +165,57 @@ def find_roi_masks(root: str | Path, subject: int) -> dict[str, Path]:
     return {name: exact[name] for name in ROI_NAMES if name in exact}
 
 
-def _roi_sources(
-    root: Path, subject: int, source: str, rois: list[str], tr: int, verbose: bool | int
-) -> tuple[list[np.ndarray], list[str], Path]:
-    """ROI arrays of the "roi-betas" or "release1" source, and the trial-order file's lines."""
-    spec = _spec()
-    if source == "roi-betas":
-        order_path = spec.path("imgnames", root, subject=subject)
-        raw = _read_lines(order_path, "image names")
-        arrays = []
-        for name in progress(rois, verbose=verbose, desc=f"BOLD5000 CSI{subject} ROI betas", unit="roi"):
-            path = spec.path("roi_betas", root, subject=subject, roi_name=name)
-            if not path.is_file():
-                raise FileNotFoundError(f"BOLD5000 ROI betas file {path} does not exist.")
-            try:
-                arrays.append(np.load(path, allow_pickle=False))
-            except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
-                raise ValueError(f"BOLD5000 ROI betas file {path} could not be read as .npy: {exc}") from exc
-        where = [spec.path("roi_betas", root, subject=subject, roi_name=n) for n in rois]
-    else:
-        import scipy.io
-
-        if tr not in TRS:
-            raise ValueError(f"The 'tr' parameter of load_bold5000 must be one of {TRS}. Got {tr!r} instead.")
-        order_path = spec.path("release1_stim_list", root, subject=subject)
-        raw = _read_lines(order_path, "stimulus list")
-        path = spec.path("release1_rois", root, subject=subject, tr=tr)
-        if not path.is_file():
-            raise FileNotFoundError(f"BOLD5000 release-1 ROI file {path} does not exist.")
-        try:
-            mat = scipy.io.loadmat(path, variable_names=rois)
-        except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
-            raise ValueError(f"BOLD5000 release-1 ROI file {path} could not be read as MATLAB: {exc}") from exc
-        missing = [n for n in rois if n not in mat]
-        if missing:
-            present = sorted(n for n, _, _ in scipy.io.whosmat(path))
-            raise ValueError(f"BOLD5000 release-1 ROI file {path} lacks variable(s) {missing}; it holds {present}.")
-        arrays = [mat[n] for n in rois]
-        where = [Path(f"{path}:{n}") for n in rois]
-    for array, place in zip(arrays, where):
-        if array.ndim != 2 or array.shape[0] != len(raw):
+def _check_rows(arrays: Sequence[np.ndarray], places: Sequence[Path], n_trials: int, order_path: Path) -> None:
+    for array, place in zip(arrays, places):
+        if array.ndim != 2 or array.shape[0] != n_trials:
             raise ValueError(
-                f"BOLD5000 ROI responses {place} must have shape (n_trials, n_voxels) with {len(raw)} rows "
+                f"BOLD5000 ROI responses {place} must have shape (n_trials, n_voxels) with {n_trials} rows "
                 f"(the trials listed in {order_path}). Got shape {array.shape}."
             )
+
+
+def _roi_betas(
+    root: Path, subject: int, rois: list[str], verbose: bool | int
+) -> tuple[list[np.ndarray], list[str], Path]:
+    """GLMsingle ROI betas (one array per ROI) and the image names giving their row order."""
+    spec = _spec()
+    order_path = spec.path("imgnames", root, subject=subject)
+    raw = _read_lines(order_path, "image names")
+    paths = [spec.path("roi_betas", root, subject=subject, roi_name=name) for name in rois]
+    arrays = []
+    for path in progress(paths, verbose=verbose, desc=f"BOLD5000 CSI{subject} ROI betas", unit="roi"):
+        if not path.is_file():
+            raise FileNotFoundError(f"BOLD5000 ROI betas file {path} does not exist.")
+        try:
+            arrays.append(np.load(path, allow_pickle=False))
+        except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
+            raise ValueError(f"BOLD5000 ROI betas file {path} could not be read as .npy: {exc}") from exc
+    _check_rows(arrays, paths, len(raw), order_path)
+    return arrays, raw, order_path
+
+
+def _release1(root: Path, subject: int, rois: list[str], tr: int) -> tuple[list[np.ndarray], list[str], Path]:
+    """Release-1 ROI responses (one array per ROI) and the stimulus list giving their row order."""
+    import scipy.io
+
+    if tr not in TRS:
+        raise ValueError(f"The 'tr' parameter of load_bold5000 must be one of {TRS}. Got {tr!r} instead.")
+    spec = _spec()
+    order_path = spec.path("release1_stim_list", root, subject=subject)
+    raw = _read_lines(order_path, "stimulus list")
+    path = spec.path("release1_rois", root, subject=subject, tr=tr)
+    if not path.is_file():
+        raise FileNotFoundError(f"BOLD5000 release-1 ROI file {path} does not exist.")
+    try:
+        mat = scipy.io.loadmat(path, variable_names=rois)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
+        raise ValueError(f"BOLD5000 release-1 ROI file {path} could not be read as MATLAB: {exc}") from exc
+    missing = [n for n in rois if n not in mat]
+    if missing:
+        present = sorted(n for n, _, _ in scipy.io.whosmat(path))
+        raise ValueError(f"BOLD5000 release-1 ROI file {path} lacks variable(s) {missing}; it holds {present}.")
+    arrays = [mat[n] for n in rois]
+    _check_rows(arrays, [Path(f"{path}:{n}") for n in rois], len(raw), order_path)
     return arrays, raw, order_path
 
 
@@ -404,12 +411,15 @@ def load_bold5000(
     if sessions is not None:
         raise ValueError(f"'sessions' selects GLMsingle sessions; source={source!r} has no session information.")
     names = resolve_rois(rois)
-    arrays, raw, order_path = _roi_sources(root, subject, source, names, tr, verbose)
-    hemis = [n[:2].lower() for n, a in zip(names, arrays) for _ in range(a.shape[1])]
+    if source == "roi-betas":
+        arrays, raw, order_path = _roi_betas(root, subject, names, verbose)
+    else:
+        arrays, raw, order_path = _release1(root, subject, names, tr)
+    roi = np.repeat(names, [a.shape[1] for a in arrays])
     units = pd.DataFrame(
         {
-            "roi": [n for n, a in zip(names, arrays) for _ in range(a.shape[1])],
-            "hemi": hemis,
+            "roi": roi,
+            "hemi": [n[:2].lower() for n in roi],
             "voxel": np.concatenate([np.arange(a.shape[1]) for a in arrays]),
         }
     )

@@ -115,6 +115,15 @@ def test_same_affines_give_no_warning_and_any_mask_file_works(data_dir, rng):
         warnings.simplefilter("error")
         resp = load_bold5000(data_dir, 3, mask=path, verbose=False)
     np.testing.assert_allclose(resp.data[:, 0], [betas[0][1, 2, 0, 0], betas[0][1, 2, 0, 1], betas[1][1, 2, 0, 0]])
+    # Reference: nilearn's masker on the whole brain gives the same rows, session after session.
+    from nilearn.masking import apply_mask
+
+    spec = load_spec("bold5000")
+    whole = load_bold5000(data_dir, 3, verbose=False)
+    brain_path = str(spec.path("brain_mask", data_dir, subject=3))
+    betas_paths = [str(p) for _, p in spec.find("glmsingle_betas", data_dir, subject=3)]
+    reference = np.concatenate([apply_mask(p, brain_path) for p in betas_paths])
+    np.testing.assert_allclose(whole.data, reference, rtol=1e-6)
     assert list(resp.trials["repeat"]) == [0, 0, 1]
     assert resp.info["affine_source"].endswith("CSI3_brainmask.nii.gz")
     load_spec("bold5000").path("brain_mask", data_dir, subject=3).unlink()
