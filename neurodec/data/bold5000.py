@@ -40,6 +40,8 @@ ROI_NAMES = tuple(f"{hemi}{roi}" for roi in ROIS for hemi in ("LH", "RH"))
 TRS = (1, 2, 3, 4, 5, 34)
 SOURCES = ("glmsingle", "roi-betas", "release1")
 REP_PREFIX = "rep_"
+#: Bytes of betas read at a time from a session file (whole trials, float32).
+CHUNK_BYTES = 16 << 20
 
 
 def _spec() -> DatasetSpec:
@@ -78,13 +80,13 @@ def _read_lines(path: Path, what: str) -> list[str]:
     return lines
 
 
-def _load_nifti(path: Path, what: str, ndim: int) -> Any:
+def _load_nifti(path: Path, what: str, ndim: int, *, keep_file_open: bool = False) -> Any:
     import nibabel as nib
 
     if not path.is_file():
         raise FileNotFoundError(f"BOLD5000 {what} file {path} does not exist.")
     try:
-        img = nib.load(path)
+        img = nib.load(path, keep_file_open=keep_file_open)
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
         raise ValueError(f"BOLD5000 {what} file {path} could not be read as NIfTI: {exc}") from exc
     if len(img.shape) != ndim:
@@ -92,11 +94,26 @@ def _load_nifti(path: Path, what: str, ndim: int) -> Any:
     return img
 
 
-def _read_volume(img: Any, path: Path) -> np.ndarray:
+def _read_volume(img: Any, path: Path, index: Any = Ellipsis) -> np.ndarray:
     try:
-        return np.asarray(img.dataobj, dtype=np.float32)
+        return np.asarray(img.dataobj[index], dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - truncated data surface only when read
         raise ValueError(f"BOLD5000 file {path} could not be read (truncated or corrupt?): {exc}") from exc
+
+
+def _masked_trials(img: Any, path: Path, voxels: np.ndarray, out: np.ndarray) -> None:
+    """Write the betas of the ``voxels`` of a 4-D image into ``out``, of shape (n_trials, n_voxels).
+
+    Trials are read in chunks of about ``CHUNK_BYTES``: a NIfTI stores each trial's
+    volume contiguously, so with the file kept open every chunk continues the
+    (gzip) stream where the previous one stopped, and the session is never
+    held whole in memory.
+    """
+    n_trials = img.shape[3]
+    chunk = max(1, CHUNK_BYTES // (4 * voxels.size))
+    for start in range(0, n_trials, chunk):
+        block = _read_volume(img, path, (Ellipsis, slice(start, start + chunk)))
+        out[start : start + chunk] = block[voxels].T
 
 
 def _trials(raw_names: Sequence[str], test_images: str | Sequence[str] | None) -> pd.DataFrame:
@@ -228,7 +245,9 @@ def _sessions(root: Path, subject: int) -> tuple[dict[int, tuple[Any, Path]], li
         raise FileNotFoundError(f"No GLMsingle beta file matches {example} (any session).")
     imgnames_path = spec.path("imgnames", root, subject=subject)
     raw = _read_lines(imgnames_path, "image names")
-    images = {fields["session"]: (_load_nifti(path, "GLMsingle betas", 4), path) for fields, path in found}
+    images = {
+        fields["session"]: (_load_nifti(path, "GLMsingle betas", 4, keep_file_open=True), path) for fields, path in found
+    }
     counts = {s: img.shape[3] for s, (img, _) in images.items()}
     if sum(counts.values()) != len(raw):
         raise ValueError(
@@ -285,6 +304,8 @@ def _glmsingle(
     trials["session"] = np.repeat(list(counts), list(counts.values()))
     sessions = list(counts) if sessions is None else [int(s) for s in sessions]
     unknown = [s for s in sessions if s not in counts]
+    if len(set(sessions)) != len(sessions) or not sessions:
+        raise ValueError(f"'sessions' must be distinct session numbers. Got {sessions}.")
     if unknown:
         raise ValueError(f"Session(s) {unknown} of CSI{subject} have no GLMsingle beta file; present: {list(counts)}.")
     first_img, first_path = images[sessions[0]]
@@ -297,14 +318,16 @@ def _glmsingle(
         affine_path, affine = first_path, np.asarray(first_img.affine)
     voxels, labelled, described = _voxel_masks(root, subject, rois, mask, volume_shape)
 
-    blocks, differing = [], []
+    data = np.empty((sum(counts[s] for s in sessions), int(voxels.sum())), dtype=np.float32)
+    differing, row = [], 0
     for session in progress(sessions, verbose=verbose, desc=f"BOLD5000 CSI{subject} sessions", unit="session"):
         img, path = images[session]
         if tuple(img.shape[:3]) != volume_shape:
             raise ValueError(f"GLMsingle betas {path} have volume shape {img.shape[:3]}, not {volume_shape}.")
         if not np.allclose(img.affine, affine, atol=1e-4):
             differing.append(path.name)
-        blocks.append(_read_volume(img, path)[voxels].T)
+        _masked_trials(img, path, voxels, data[row : row + counts[session]])
+        row += counts[session]
     if differing:
         warnings.warn(
             f"The affine of {len(differing)} GLMsingle beta file(s) (e.g. {differing[0]}) differs from that of "
@@ -317,8 +340,8 @@ def _glmsingle(
     units = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
     _roi_columns(units, {n: volume[voxels] for n, volume in labelled.items()})
     return Responses(
-        data=np.concatenate(blocks, axis=0),
-        trials=trials[trials["session"].isin(sessions).to_numpy()],
+        data=data,
+        trials=pd.concat([trials[trials["session"] == s] for s in sessions]),
         units=units,
         subject=f"CSI{subject}",
         modality="fmri",

@@ -47,6 +47,16 @@ def test_glmsingle_betas_masked_in_trial_order_with_mask_affine(mini):
     assert resp.info["volume_shape"] == mask.shape and resp.subject == "CSI1"
 
 
+def test_chunked_reading_gives_the_same_betas(mini, monkeypatch):
+    root, planted = mini
+    import neurodec.data.bold5000 as module
+
+    monkeypatch.setattr(module, "CHUNK_BYTES", 4 * planted["brain_mask"].size * 2)  # two trials a chunk
+    resp = _glmsingle(root)
+    expected = np.concatenate([b[planted["brain_mask"]].T for b in planted["betas"]], axis=0)
+    np.testing.assert_array_equal(resp.data, expected)
+
+
 def test_repeats_and_repeated_images_form_the_test_split(mini):
     root, planted = mini
     trials = _glmsingle(root).trials
@@ -68,6 +78,12 @@ def test_session_selection_keeps_global_indices(mini):
     np.testing.assert_array_equal(resp.data, planted["betas"][1][planted["brain_mask"]].T)
     np.testing.assert_array_equal(resp.trials["trial_index"], np.arange(6, 12))
     np.testing.assert_array_equal(resp.trials["repeat"], full["repeat"].to_numpy()[6:])
+    with pytest.warns(UserWarning, match=r"affine of 2 GLMsingle"):
+        swapped = load_bold5000(root, 1, sessions=[2, 1], verbose=False)
+    np.testing.assert_array_equal(swapped.trials["trial_index"], list(range(6, 12)) + list(range(6)))
+    np.testing.assert_array_equal(swapped.data[6:], planted["betas"][0][planted["brain_mask"]].T)
+    with pytest.raises(ValueError, match="'sessions' must be distinct"):
+        load_bold5000(root, 1, sessions=[1, 1], verbose=False)
 
 
 def test_roi_masks_label_voxels_and_can_be_the_mask(mini):
