@@ -222,6 +222,7 @@ def load_algonauts(
         blocks.append(fmri)
         unit_tables.append(units)
     data = np.asarray(blocks[0], dtype=np.float32) if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    logger.info("Algonauts subj%02d: %d training images x %d vertices (%s)", subject, *data.shape, "+".join(hemis))
     trials = pd.DataFrame(
         {
             "stimulus_id": nsd_ids,

@@ -336,6 +336,10 @@ def _glmsingle(
             UserWarning,
             stacklevel=3,
         )
+    logger.info(
+        "BOLD5000 CSI%d: %d trials x %d voxels from %d session(s); affine of %s",
+        subject, data.shape[0], data.shape[1], len(sessions), affine_path.name,
+    )
     ijk = np.argwhere(voxels)
     units = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
     _roi_columns(units, {n: volume[voxels] for n, volume in labelled.items()})

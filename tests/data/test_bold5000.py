@@ -237,8 +237,11 @@ def test_truncated_nifti_data_is_named(mini):
 
 
 def test_check_root_passes_and_reports_missing_responses(mini):
-    root, _ = mini
+    root, planted = mini
     assert check_root("bold5000", root).usable
+    write_bold5000_release1(root, 1, 5, {"LHPPA": np.zeros((12, 2))}, planted["stim_list"])
+    ((path, why),) = check_root("bold5000", root).malformed
+    assert path.name == "CSI1_ROIs_TR5.mat" and "should hold variable(s) ['RHPPA'" in why
     empty = root / "empty"
     write_bold5000_stimuli(empty, ["kitchen4.jpg"])
     report = check_root("bold5000", empty)
