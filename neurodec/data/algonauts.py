@@ -180,6 +180,16 @@ def load_algonauts(
     nonzero vertices of ``{hemi}.all-vertices_fsaverage_space.npy``;
     ``info["fsaverage_size"]`` gives each hemisphere's number of fsaverage
     vertices, to map values back onto the surface.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from neurodec.data.fixtures.algonauts import make_algonauts_miniature
+    >>> root = tempfile.mkdtemp()
+    >>> _ = make_algonauts_miniature(root, seed=0)
+    >>> responses = load_algonauts(root, 1, verbose=False)
+    >>> responses.shape, responses.roi_mask("floc-places", "PPA").dtype
+    ((6, 20), dtype('bool'))
     """
     root = Path(root)
     _check_subject(root, subject, "load_algonauts")

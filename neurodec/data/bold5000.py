@@ -426,6 +426,16 @@ def load_bold5000(
     brain mask's affine is used whenever the mask file exists, with a
     warning when they differ, and ``info["affine_source"]`` says which file
     it came from.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from neurodec.data.fixtures.bold5000 import make_bold5000_miniature
+    >>> root = tempfile.mkdtemp()
+    >>> _ = make_bold5000_miniature(root, seed=0)
+    >>> responses = load_bold5000(root, 1, source="release1", rois="PPA", verbose=False)
+    >>> responses.shape, sorted(responses.trials["split"].unique())
+    ((12, 8), ['test', 'train'])
     """
     root = Path(root)
     _check_subject(root, subject)

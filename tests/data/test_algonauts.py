@@ -43,6 +43,7 @@ def test_roi_label_names_come_from_masks_and_mappings(mini):
     root, planted = mini
     resp = load_algonauts(root, 1, rois=["floc-faces", "streams"], verbose=False)
     assert [c for c in resp.units.columns if c.startswith("roi:")] == ["roi:floc-faces", "roi:streams"]
+    assert not any(c.startswith("roi:") for c in load_algonauts(root, 1, rois=[], verbose=False).units.columns)
     for roi in ("floc-faces", "streams"):
         names = [
             ROI_CLASSES[roi][int(planted["labels"][roi][hemi][v])]
