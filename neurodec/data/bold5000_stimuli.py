@@ -36,9 +36,10 @@ def find_bold5000_stimuli(root: str | Path) -> dict[str, Path]:
         raise FileNotFoundError(f"BOLD5000 stimulus folder {base} has none of the folders {list(STIMULUS_FOLDERS)}.")
     found: dict[str, Path] = {}
     for fields, path in spec.find("stimuli", root):
-        if fields["source"] not in STIMULUS_FOLDERS or not path.is_file():
-            continue
         name = fields["filename"]
+        # Skip other folders and hidden files (.DS_Store and the like travel with zip archives).
+        if fields["source"] not in STIMULUS_FOLDERS or name.startswith(".") or not path.is_file():
+            continue
         if name in found:
             raise ValueError(f"BOLD5000 stimulus {name} exists twice: {found[name]} and {path}.")
         found[name] = path

@@ -253,6 +253,8 @@ def test_stimuli_found_across_the_three_folders(mini):
     stim = load_bold5000_stimuli(root, ids=planted["names"])
     assert sorted(stim.ids) == sorted(set(planted["names"]))
     folders = {p.parent.name for p in stim._key_of.values()}
+    (root / "BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli/COCO/.DS_Store").write_bytes(b"x")
+    assert len(load_bold5000_stimuli(root)) == 9
     assert folders == {"COCO", "ImageNet", "Scene"}
     assert stim.get_image("kitchen4.jpg").shape == (8, 8, 3)
     pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(1, 4, 6, 3)
