@@ -27,16 +27,15 @@ import numpy as np
 import pandas as pd
 
 from .._logging import progress
+from .bold5000_rois import add_roi_columns, find_roi_masks, resolve_rois
 from .responses import Responses
 from .specs import DatasetSpec, load_spec
 
-__all__ = ["find_roi_masks", "load_bold5000", "resolve_rois"]
+__all__ = ["load_bold5000"]
 
 logger = logging.getLogger(__name__)
 
 SUBJECTS = (1, 2, 3, 4)
-ROIS = ("EarlyVis", "LOC", "OPA", "PPA", "RSC")
-ROI_NAMES = tuple(f"{hemi}{roi}" for roi in ROIS for hemi in ("LH", "RH"))
 TRS = (1, 2, 3, 4, 5, 34)
 SOURCES = ("glmsingle", "roi-betas", "release1")
 REP_PREFIX = "rep_"
@@ -55,19 +54,6 @@ def _check_subject(root: Path, subject: int) -> None:
         )
     if not root.is_dir():
         raise FileNotFoundError(f"BOLD5000 root {root} does not exist or is not a folder.")
-
-
-def resolve_rois(rois: str | Sequence[str] | None) -> list[str]:
-    """ROI names (``LHPPA`` ...) from ``rois``; a bare ROI ("PPA") means both hemispheres."""
-    if rois is None:
-        return list(ROI_NAMES)
-    out: list[str] = []
-    for name in [rois] if isinstance(rois, str) else rois:
-        names = [f"LH{name}", f"RH{name}"] if name in ROIS else [name]
-        if names[0] not in ROI_NAMES:
-            raise ValueError(f"Unknown BOLD5000 ROI {name!r}. Known: {list(ROIS)}, each optionally prefixed LH or RH.")
-        out += [n for n in names if n not in out]
-    return out
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
@@ -137,49 +123,6 @@ def _trials(raw_names: Sequence[str], test_images: str | Sequence[str] | None) -
         test = trials["stimulus_id"].isin(wanted)
     trials["split"] = np.where(test, "test", "train")
     return trials
-
-
-def _roi_columns(units: pd.DataFrame, membership: dict[str, np.ndarray]) -> None:
-    """Add ``roi:<ROI>`` columns: the hemisphere-prefixed name where a unit is in the ROI, else ""."""
-    for roi in ROIS:
-        names = [n for n in membership if n[2:] == roi]
-        if not names:
-            continue
-        column = np.full(len(units), "", dtype=object)
-        for name in names:
-            column[membership[name]] = name
-        units[f"roi:{roi}"] = column
-
-
-def find_roi_masks(root: str | Path, subject: int) -> dict[str, Path]:
-    """The ROI mask file of each ROI name present, matching misnamed files leniently.
-
-    CSI2 and CSI3 name a few masks differently (``LHLO`` for ``LHLOC``,
-    ``RHRRSC`` for ``RHRSC``); such a file is matched to the one ROI whose
-    name starts with, or ends, its name, with a warning. An exactly named
-    file wins over a leniently matched one.
-    """
-    exact: dict[str, Path] = {}
-    lenient: dict[str, Path] = {}
-    for fields, path in _spec().find("roi_masks", root, subject=subject):
-        name = fields["roi_name"]
-        if name in ROI_NAMES:
-            exact[name] = path
-            continue
-        hemi, rest = name[:2].upper(), name[2:]
-        matches = [roi for roi in ROIS if roi.startswith(rest) or rest.endswith(roi)] if rest else []
-        if hemi in ("LH", "RH") and len(matches) == 1:
-            lenient.setdefault(f"{hemi}{matches[0]}", path)
-    for name, path in lenient.items():
-        if name not in exact:
-            warnings.warn(
-                f"BOLD5000 ROI mask {path.name} is misnamed in the release; using it as {name}. "
-                f"Rename it to sub-CSI{subject}_mask-{name}.nii.gz to silence this warning.",
-                UserWarning,
-                stacklevel=3,
-            )
-            exact[name] = path
-    return {name: exact[name] for name in ROI_NAMES if name in exact}
 
 
 def _check_rows(arrays: Sequence[np.ndarray], places: Sequence[Path], n_trials: int, order_path: Path) -> None:
@@ -342,7 +285,7 @@ def _glmsingle(
     )
     ijk = np.argwhere(voxels)
     units = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
-    _roi_columns(units, {n: volume[voxels] for n, volume in labelled.items()})
+    add_roi_columns(units, {n: volume[voxels] for n, volume in labelled.items()})
     return Responses(
         data=data,
         trials=pd.concat([trials[trials["session"] == s] for s in sessions]),
@@ -460,7 +403,7 @@ def load_bold5000(
             "voxel": np.concatenate([np.arange(a.shape[1]) for a in arrays]),
         }
     )
-    _roi_columns(units, {n: (units["roi"] == n).to_numpy() for n in names})
+    add_roi_columns(units, {n: (units["roi"] == n).to_numpy() for n in names})
     info = {"dataset": "bold5000", "source": source, "root": str(root), "trial_order": str(order_path)}
     if source == "release1":
         info["tr"] = tr

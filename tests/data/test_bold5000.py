@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from neurodec.data.bold5000 import ROI_NAMES, find_roi_masks, load_bold5000
+from neurodec.data.bold5000 import load_bold5000
+from neurodec.data.bold5000_rois import ROI_NAMES, find_roi_masks
 from neurodec.data.bold5000_stimuli import load_bold5000_imagenet_labels, load_bold5000_stimuli
 from neurodec.data.fixtures.bold5000 import (
     MASK_AFFINE,
