@@ -40,7 +40,7 @@ class SimulatedSubject:
     Attributes
     ----------
     mask : bool array of shape (X, Y, Z)
-        The brain mask (NSD's nsdgeneral-like region is ``nsdgeneral``).
+        The brain mask (the posterior region holding the simulated areas is ``rois["nsdgeneral"]``).
     rois : dict of str -> int array of shape (X, Y, Z)
         Label volumes per atlas, NSD's convention: -1 outside the brain, 0 no
         label, 1..K labels (see ``roi_labels``); includes ``nsdgeneral``.
@@ -198,7 +198,9 @@ def _roi_volumes(
 
     rois = {name: empty() for name in ("nsdgeneral", *ROI_LABELS)}
     ii, jj, kk = voxels.T
-    rois["nsdgeneral"][ii, jj, kk] = np.where(area != "none", 1, 0)
+    # nsdgeneral: the posterior part of the brain, holding every driven voxel and
+    # noise-only voxels between them (as the real mask holds unresponsive voxels).
+    rois["nsdgeneral"][ii, jj, kk] = np.where((jj < 0.65 * shape[1]) | (area != "none"), 1, 0)
     # Early areas: split V1 (dorsal/ventral by k) from V2 by depth along j.
     early = area == "early"
     y_mid = np.median(jj[early]) if early.any() else 0
