@@ -82,10 +82,15 @@ def summarize_rois(
     return pd.DataFrame(rows)
 
 
-def _score_matrix(scores: Mapping[str, EncodingScores] | Sequence[EncodingScores], metric: str):
+def _named(scores: Mapping[str, EncodingScores] | Sequence[EncodingScores]) -> list[tuple[str, EncodingScores]]:
     items = list(scores.items()) if isinstance(scores, Mapping) else [(s.name, s) for s in scores]
     if not items:
         raise ValueError("'scores' is empty; pass at least one EncodingScores.")
+    return items
+
+
+def _score_matrix(scores: Mapping[str, EncodingScores] | Sequence[EncodingScores], metric: str):
+    items = _named(scores)
     n_units = {s.n_units for _, s in items}
     if len(n_units) != 1:
         raise ValueError(f"All scores must cover the same units; got unit counts {sorted(n_units)}.")
@@ -148,11 +153,8 @@ def compare_models(
         ``rank`` (1 = best mean score within the ROI). Pivot it for a
         layer-by-ROI table: ``table.pivot(index="layer", columns="roi", values="mean")``.
     """
-    items = list(scores.items()) if isinstance(scores, Mapping) else [(s.name, s) for s in scores]
-    if not items:
-        raise ValueError("'scores' is empty; pass at least one EncodingScores.")
     frames = []
-    for name, item in items:
+    for name, item in _named(scores):
         frame = summarize_rois(item, atlas, metric=metric, alpha=alpha)
         backbone, _, layer = name.partition("/")
         frame["model"], frame["backbone"], frame["layer"] = name, backbone, layer

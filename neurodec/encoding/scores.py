@@ -133,6 +133,8 @@ class EncodingScores:
         The model's name, e.g. "resnet50/layer3".
     subject, space : str
         Subject and space of the units.
+    modality : str
+        "fmri", "meg", "ieeg" or "eeg" (chooses the output folder).
     info : dict
         Space information needed to write maps (``affine``, ``volume_shape``,
         ``n_vertices``).
@@ -153,6 +155,7 @@ class EncodingScores:
     name: str = "model"
     subject: str = ""
     space: str = ""
+    modality: str = "fmri"
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     n_test: int = 0
     p_values: np.ndarray | None = None

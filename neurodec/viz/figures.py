@@ -32,6 +32,14 @@ def _new_figure(figsize: tuple[float, float], *, layout: str | None = "constrain
     return Figure(figsize=figsize, layout=layout)
 
 
+def _color_limit(values: np.ndarray, vmax: float | None) -> float:
+    if vmax is not None:
+        return float(vmax)
+    finite = np.asarray(values, dtype=np.float64)
+    finite = np.abs(finite[np.isfinite(finite)])
+    return float(np.percentile(finite, 99)) if finite.size and finite.max() > 0 else 1.0
+
+
 def figure_to_png(figure, *, dpi: int = 100) -> bytes:
     """PNG bytes of a matplotlib figure."""
     buffer = io.BytesIO()
@@ -82,10 +90,7 @@ def plot_volume_map(
     # nilearn draws 0 as transparent; NaN (outside the units) must become 0 for that.
     image = nib.Nifti1Image(np.nan_to_num(image.get_fdata(dtype=np.float32), nan=0.0), image.affine)
     threshold = 1e-6 if threshold is None else threshold
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if vmax is None:
-        vmax = float(np.percentile(np.abs(finite), 99)) if finite.size and np.any(finite) else 1.0
+    vmax = _color_limit(values, vmax)
     figure = _new_figure((8, 3), layout=None)
     if kind == "glass":
         plotting.plot_glass_brain(
@@ -145,9 +150,7 @@ def plot_surface_map(
         )
     mesh = datasets.load_fsaverage("fsaverage5")
     sulc = datasets.load_fsaverage_data(mesh="fsaverage5", data_type="sulcal")
-    finite = np.concatenate([v[np.isfinite(v)] for v in hemis.values()])
-    if vmax is None:
-        vmax = float(np.percentile(np.abs(finite), 99)) if finite.size and np.any(finite) else 1.0
+    vmax = _color_limit(values, vmax)
     threshold = 1e-6 if threshold is None else threshold
     figure = _new_figure((4 * len(hemis), 6), layout=None)
     axes = figure.subplots(2, len(hemis), subplot_kw={"projection": "3d"}, squeeze=False)
