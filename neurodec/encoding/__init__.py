@@ -15,7 +15,8 @@ from typing import Any
 
 _EXPORTS = {
     "EncodingModel": "model",
-    "load_encoding_model": "model",
+    "load_encoding_model": "storage",
+    "save_encoding_model": "storage",
     "EncodingScores": "scores",
     "normalize_by_noise_ceiling": "scores",
     "pearson_r": "scores",

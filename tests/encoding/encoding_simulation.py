@@ -1,7 +1,8 @@
 """Planted ground truth for encoding tests: two feature "layers", voxels driven by one or the other.
 
 Every voxel's single-trial response is ``signal + noise`` with the signal a
-linear function of one layer's features (or zero for noise voxels), so the
+linear function of one layer's features (areas "A" and "B") or of features
+the model never sees (area "hidden": reliable, but unpredictable), so the
 noise ceiling of a repeat-averaged test set is known exactly:
 ``NC = s^2 / (s^2 + sigma^2 / n_repeats)`` with ``ncsnr = s / sigma``.
 """
@@ -33,10 +34,11 @@ def simulate(
     n_stim = n_train + n_test
     ids = np.array([f"img{i:04d}" for i in rng.permutation(n_stim)])
     feats = {name: rng.standard_normal((n_stim, n_features)) for name in ("A", "B")}
-    areas = np.array(["A"] * n_per_area + ["B"] * n_per_area + ["noise"] * n_per_area)
+    feats["hidden"] = rng.standard_normal((n_stim, n_features))
+    areas = np.array(["A"] * n_per_area + ["B"] * n_per_area + ["hidden"] * n_per_area)
     n_units = len(areas)
     signal = np.zeros((n_stim, n_units))
-    for name in ("A", "B"):
+    for name in ("A", "B", "hidden"):
         cols = areas == name
         w = rng.standard_normal((n_features, cols.sum()))
         s = feats[name] @ w
@@ -51,7 +53,7 @@ def simulate(
     data = signal[rows] + noise_sd * rng.standard_normal((len(rows), n_units))
     flat = rng.choice(np.prod(VOLUME_SHAPE), n_units, replace=False)
     i, j, k = np.unravel_index(flat, VOLUME_SHAPE)
-    ncsnr = np.where(areas == "noise", 0.0, signal_sd / noise_sd)
+    ncsnr = np.full(n_units, signal_sd / noise_sd)
     units = pd.DataFrame({"i": i, "j": j, "k": k, "roi:sim": areas, "ncsnr": ncsnr})
     responses = Responses(
         data=data.astype(np.float32),
@@ -62,6 +64,6 @@ def simulate(
         info={"affine": AFFINE, "volume_shape": VOLUME_SHAPE},
     )
     features = {name: Features(feats[name], ids, name=f"sim/{name}") for name in ("A", "B")}
-    nc = np.where(areas == "noise", 0.0, signal_sd**2 / (signal_sd**2 + noise_sd**2 / test_repeats))
+    nc = np.full(n_units, signal_sd**2 / (signal_sd**2 + noise_sd**2 / test_repeats))
     truth = {"areas": areas, "noise_ceiling": nc, "signal": signal, "ids": ids}
     return features, responses, truth
