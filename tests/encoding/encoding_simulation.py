@@ -65,5 +65,6 @@ def simulate(
     )
     features = {name: Features(feats[name], ids, name=f"sim/{name}") for name in ("A", "B")}
     nc = np.full(n_units, signal_sd**2 / (signal_sd**2 + noise_sd**2 / test_repeats))
-    truth = {"areas": areas, "noise_ceiling": nc, "signal": signal, "ids": ids}
+    hidden = Features(feats["hidden"], ids, name="sim/hidden")
+    truth = {"areas": areas, "noise_ceiling": nc, "signal": signal, "ids": ids, "hidden": hidden}
     return features, responses, truth
