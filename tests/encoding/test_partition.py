@@ -31,7 +31,7 @@ def test_partition_arithmetic():
 
 def test_set_theoretic_partition_recovers_planted_variance(spaces):
     p, q, responses, truth = spaces
-    part = fit_variance_partition(p, q, responses, alphas=np.logspace(-1, 4, 6), device="cpu")
+    part = fit_variance_partition(p, q, responses, alphas=np.logspace(-1, 6, 8), device="cpu")
     areas, nc = truth["areas"], truth["noise_ceiling"]
     for area, unique_p, unique_q, shared in (("A", 1, 0, 0), ("B", 0, 1, 0), ("hidden", 0, 0, 1)):
         k = areas == area
@@ -44,7 +44,7 @@ def test_banded_split_scores_attribute_variance_to_the_right_space(spaces):
     from neurodec.ridge.banded import r2_score_split  # noqa: F401  (banded ridge must be installed)
 
     features, responses, truth = simulate(np.random.default_rng(3), n_train=150, signal_sd=2.0)
-    model = EncodingModel(banded=True, n_iter=8, alphas=np.logspace(-1, 4, 6), device="cpu", random_state=0)
+    model = EncodingModel(banded=True, n_iter=8, alphas=np.logspace(-1, 6, 8), device="cpu", random_state=0)
     scores = model.fit([features["A"], features["B"]], responses).score([features["A"], features["B"]], responses)
     assert scores.space_names == ["sim/A", "sim/B"]
     areas = truth["areas"]
