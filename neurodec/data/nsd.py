@@ -180,6 +180,24 @@ def _roi_columns(
     return columns
 
 
+def _volume_affine(root: Path, subject: int, space: str, beta_version: str, beta: BetaFile) -> np.ndarray | None:
+    """The volume's affine: from the betas' NIfTI header, else a NIfTI beside it (HDF5 has none)."""
+    import nibabel as nib
+
+    if beta.affine is not None:
+        return beta.affine
+    spec = load_spec("nsd")
+    fields = dict(subject=subject, space=space, beta_version=beta_version)
+    candidates = [beta.path.with_name(beta.path.name.replace(".hdf5", ".nii.gz")),
+                  spec.path("ncsnr_volume", root, **fields)]
+    candidates += [p for _, p in spec.find("roi_volume", root, **fields)]
+    for path in candidates:
+        if path.is_file():
+            return np.asarray(nib.load(path).affine)
+    logger.info("No NIfTI file beside %s gives the volume's affine; info['affine'] is None.", beta.path)
+    return None
+
+
 def load_nsd(
     root: str | os.PathLike,
     subject: int = 1,
@@ -309,7 +327,7 @@ def load_nsd(
     if surface:
         info["n_vertices"] = {h: b.spatial_shape[0] for h, b in zip(HEMIS, first)}
     else:
-        info.update(affine=first[0].affine, volume_shape=tuple(shape))
+        info.update(affine=_volume_affine(root, subject, space, beta_version, first[0]), volume_shape=tuple(shape))
     return Responses(data, trials, units, subject=f"subj{subject:02d}", modality="fmri", space=space, info=info)
 
 

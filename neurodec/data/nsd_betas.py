@@ -59,8 +59,10 @@ def _check_nibabel_betas(path: Path, img: object, dtype: str) -> None:
     got = np.dtype(header.get_data_dtype())
     if got.newbyteorder("=") != np.dtype(dtype):
         raise ValueError(f"Beta file {path} should hold {dtype} values; it holds {got}.")
-    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
-    if slope not in (None, 1.0) or inter not in (None, 0.0):
+    # nibabel moves the header's scaling onto the data proxy when loading.
+    proxy = img.dataobj  # type: ignore[attr-defined]
+    slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
+    if slope != 1.0 or inter != 0.0:
         raise ValueError(
             f"Beta file {path} has a scale factor (slope={slope}, inter={inter}); NSD betas carry none "
             "(they are int16 percent signal change x 300)."
