@@ -141,17 +141,18 @@ def write_encoding_outputs(
         raise ValueError("'scores' is empty; pass at least one EncodingScores.")
     first = next(iter(named.values()))
     folder = derivatives_folder(root, first.subject, datatype=_DATATYPES.get(first.modality, first.modality))
-    out = _Outputs(first.subject, folder, draw=figures and _has_space(first.units))
+    has_space = _has_space(first.units)
+    out = _Outputs(first.subject, folder, draw=figures and has_space)
     sections = []
     for name, item in named.items():
         metric = _plotted_metric(item, figure_metric)
         section = ReportSection(title=f"Model {name}", text=_describe(item))
         out.table(item.to_frame(), "scores", space=item.space or None, model=name)
+        for map_metric in metrics if has_space else ():
+            values = _available(item, map_metric)
+            if values is not None:
+                out.map(values, item, model=name, stat=map_metric)
         if out.draw:
-            for map_metric in metrics:
-                values = _available(item, map_metric)
-                if values is not None:
-                    out.map(values, item, model=name, stat=map_metric)
             out.figure(_map_figure(item.metric(metric), item, f"{name}: {metric}"), model=name, stat=metric)
         if atlas is not None:
             summary = summarize_rois(item, atlas, metric=metric, alpha=alpha)
@@ -160,7 +161,7 @@ def write_encoding_outputs(
         out.flush_into(section)
         sections.append(section)
     if len(named) > 1:
-        sections.append(_comparison(named, figure_metric, atlas, alpha, out))
+        sections.append(_comparison(named, figure_metric, atlas, alpha, out, has_space))
     if report:
         path = folder.parent / bids_filename(first.subject, "report", ".html", desc="encoding")
         out.written["report"].append(
@@ -218,7 +219,7 @@ class _Outputs:
         self.pending_files, self.pending_figures = [], []
 
 
-def _comparison(named, figure_metric, atlas, alpha, out: _Outputs):
+def _comparison(named, figure_metric, atlas, alpha, out: _Outputs, has_space: bool):
     from ..viz import ReportSection, plot_heatmap, plot_roi_bars
 
     first = next(iter(named.values()))
@@ -232,7 +233,7 @@ def _comparison(named, figure_metric, atlas, alpha, out: _Outputs):
     legend = pd.DataFrame({"index": range(len(named)), "model": list(named)})
     out.table(legend, "models", desc="bestmodel")
     section.tables["Models"] = legend
-    if out.draw:
+    if has_space:
         out.map(np.where(index >= 0, index, np.nan), first, desc="bestmodel", stat=metric)
     if atlas is not None:
         table = compare_models(named, atlas, metric=metric, alpha=alpha)
