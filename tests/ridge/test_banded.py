@@ -1,0 +1,168 @@
+"""BandedRidgeCV against himalaya (same candidates, folds, alphas), planted band weights, split scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+from neurodec.ridge._banded_solver import generate_band_weights
+from neurodec.ridge.banded import BandedRidgeCV, r2_score_split
+
+himalaya = pytest.importorskip("himalaya")
+
+ALPHAS = np.logspace(-2, 4, 7)
+
+
+def _two_band_data(rng, n_samples=240, sizes=(12, 20), n_targets=60, noise=2.0):
+    """Targets mixing two bands with per-target band strengths (a well-posed search)."""
+    Xs = [rng.standard_normal((n_samples, p)) for p in sizes]
+    strengths = rng.uniform(0, 1, (len(sizes), n_targets)) ** 2
+    Y = sum(X @ rng.standard_normal((X.shape[1], n_targets)) * s for X, s in zip(Xs, strengths))
+    Y = Y + noise * rng.standard_normal(Y.shape) + 3.0
+    return Xs, Y
+
+
+def _himalaya_banded(Xs, Y, gammas, fit_intercept):
+    from himalaya.backend import set_backend
+    from himalaya.ridge import BandedRidgeCV as HimalayaBandedRidgeCV
+
+    set_backend("numpy", on_error="raise")
+    model = HimalayaBandedRidgeCV(
+        groups="input",
+        solver_params=dict(n_iter=gammas, alphas=ALPHAS, progress_bar=False),
+        cv=KFold(5),
+        fit_intercept=fit_intercept,
+    )
+    return model.fit([X.copy() for X in Xs], Y)
+
+
+def test_candidates_equal_himalaya_dirichlet_samples():
+    from himalaya.kernel_ridge import generate_dirichlet_samples
+
+    ours = generate_band_weights(17, 3, concentration=[0.1, 1.0, np.inf], random_state=3)
+    theirs = generate_dirichlet_samples(17, 3, concentration=[0.1, 1.0, np.inf], random_state=3)
+    theirs[0] = 1 / 3  # himalaya's random search starts from the uniform weighting
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=0)
+    np.testing.assert_allclose(ours.sum(1), 1.0)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_matches_himalaya_banded_ridge(rng, fit_intercept):
+    Xs, Y = _two_band_data(rng)
+    if not fit_intercept:
+        Y = Y - Y.mean(0)
+        Xs = [X - X.mean(0) for X in Xs]
+    gammas = generate_band_weights(12, 2, random_state=0)
+    ref = _himalaya_banded(Xs, Y, gammas, fit_intercept)
+    ours = BandedRidgeCV(
+        alphas=ALPHAS, n_iter=gammas, cv=KFold(5), scoring="l2", dtype="float64", device="cpu",
+        fit_intercept=fit_intercept,
+    ).fit(Xs, Y)
+    same = np.all(np.isclose(ours.deltas_, ref.deltas_, rtol=1e-9, atol=1e-12), axis=0)
+    assert same.mean() >= 0.99
+    np.testing.assert_allclose(ours.cv_scores_, ref.cv_scores_, rtol=1e-8)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.best_alphas_, ref.best_alphas_, rtol=1e-9)
+    X_test = [rng.standard_normal((30, X.shape[1])) for X in Xs]
+    np.testing.assert_allclose(ours.predict(X_test), ref.predict(X_test), rtol=1e-7, atol=1e-8)
+
+
+def test_float32_default_selects_like_himalaya(rng):
+    Xs, Y = _two_band_data(rng)
+    gammas = generate_band_weights(12, 2, random_state=1)
+    ref = _himalaya_banded(Xs, Y, gammas, fit_intercept=True)
+    ours = BandedRidgeCV(alphas=ALPHAS, n_iter=gammas, cv=KFold(5), scoring="l2", device="cpu").fit(Xs, Y)
+    assert ours.coef_.dtype == np.float32
+    same = np.all(np.isclose(ours.deltas_, ref.deltas_, rtol=1e-5), axis=0)
+    assert same.mean() >= 0.95
+    pred, ref_pred = ours.predict(Xs), ref.predict(Xs)
+    assert np.corrcoef(pred.ravel(), ref_pred.ravel())[0, 1] > 0.9999
+
+
+def test_split_scores_equal_himalaya_r2_score_split(rng):
+    from himalaya.scoring import r2_score_split as himalaya_r2_score_split
+
+    Xs, Y = _two_band_data(rng)
+    Xs = [X - X.mean(0) for X in Xs]
+    Y = Y - Y.mean(0)
+    gammas = generate_band_weights(8, 2, random_state=0)
+    train, test = slice(0, 180), slice(180, None)
+    ref = _himalaya_banded([X[train] for X in Xs], Y[train], gammas, fit_intercept=False)
+    ours = BandedRidgeCV(alphas=ALPHAS, n_iter=gammas, scoring="l2", dtype="float64", device="cpu", fit_intercept=False)
+    ours.fit([X[train] for X in Xs], Y[train])
+    X_test, Y_test = [X[test] for X in Xs], Y[test] - Y[test].mean(0)
+    split = ours.predict(X_test, split=True)
+    np.testing.assert_allclose(split, ref.predict(X_test, split=True), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(split.sum(0), ours.predict(X_test), rtol=1e-10, atol=1e-12)
+    scores = ours.score(X_test, Y_test, split=True)
+    np.testing.assert_allclose(scores, himalaya_r2_score_split(Y_test, split), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(scores, ref.score(X_test, Y_test, split=True), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(scores.sum(0), ours.score(X_test, Y_test), rtol=1e-8, atol=1e-10)
+    partial = r2_score_split(Y_test, split, include_correlation=False)
+    np.testing.assert_allclose(partial, himalaya_r2_score_split(Y_test, split, include_correlation=False), atol=1e-12)
+
+
+def test_split_with_intercept_sums_to_prediction(rng):
+    Xs, Y = _two_band_data(rng, n_targets=10)
+    model = BandedRidgeCV(alphas=ALPHAS, n_iter=6, random_state=0, device="cpu", dtype="float64").fit(Xs, Y)
+    split = model.predict(Xs, split=True)
+    assert split.shape == (2, 240, 10)
+    np.testing.assert_allclose(split.sum(0), model.predict(Xs), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(model.y_offset_, Y.mean(0), rtol=1e-10)
+    shares = model.score(Xs, Y, split=True)
+    np.testing.assert_allclose(shares.sum(0), model.score(Xs, Y), rtol=1e-8, atol=1e-10)
+
+
+def test_planted_band_gets_the_weight(rng):
+    n = 300
+    XA, XB = rng.standard_normal((n, 10)), rng.standard_normal((n, 30))
+    y_a = XA @ rng.standard_normal((10, 5)) + 0.5 * rng.standard_normal((n, 5))  # driven by A only
+    y_b = XB @ rng.standard_normal((30, 5)) + 0.5 * rng.standard_normal((n, 5))  # driven by B only
+    model = BandedRidgeCV(alphas=np.logspace(-3, 5, 9), n_iter=30, random_state=0, device="cpu")
+    model.fit([XA, XB], np.hstack([y_a, y_b]))
+    assert np.all(model.best_gammas_[0, :5] > 10 * model.best_gammas_[1, :5])
+    assert np.all(model.best_gammas_[1, 5:] > 10 * model.best_gammas_[0, 5:])
+    assert np.all(model.deltas_[0, :5] > model.deltas_[1, :5] + 2)
+
+
+def test_group_forms_agree(rng):
+    Xs, Y = _two_band_data(rng, n_targets=8)
+    kwargs = dict(alphas=ALPHAS, n_iter=5, random_state=0, device="cpu", dtype="float64")
+    listed = BandedRidgeCV(**kwargs).fit(Xs, Y)
+    X = np.hstack(Xs)
+    by_slice = BandedRidgeCV(groups=[slice(0, 12), slice(12, 32)], **kwargs).fit(X, Y)
+    np.testing.assert_allclose(by_slice.coef_, listed.coef_, rtol=1e-10, atol=1e-12)
+    # interleaved columns: labels per column and index arrays give the same model, in X's column order
+    perm = rng.permutation(32)
+    labels = np.r_[np.zeros(12, int), np.ones(20, int)][perm]
+    by_label = BandedRidgeCV(groups=labels, **kwargs).fit(X[:, perm], Y)
+    np.testing.assert_allclose(by_label.coef_, listed.coef_[perm], rtol=1e-10, atol=1e-12)
+    by_index = BandedRidgeCV(groups=[np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)], **kwargs)
+    np.testing.assert_allclose(by_index.fit(X[:, perm], Y).coef_, listed.coef_[perm], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(by_label.predict(X[:, perm]), listed.predict(Xs), rtol=1e-10)
+
+
+def test_single_target_shapes(rng):
+    Xs, Y = _two_band_data(rng, n_targets=1)
+    model = BandedRidgeCV(alphas=ALPHAS, n_iter=4, random_state=0, device="cpu").fit(Xs, Y[:, 0])
+    assert model.coef_.shape == (32,) and model.deltas_.shape == (2,) and np.ndim(model.best_alphas_) == 0
+    assert model.predict(Xs).shape == (240,) and model.predict(Xs, split=True).shape == (2, 240)
+    assert model.score(Xs, Y[:, 0], split=True).shape == (2,)
+
+
+def test_bad_input_errors(rng):
+    X, Y = rng.standard_normal((20, 5)), rng.standard_normal((20, 2))
+    with pytest.raises(ValueError, match="needs 'groups'"):
+        BandedRidgeCV().fit(X, Y)
+    with pytest.raises(ValueError, match="exactly one band"):
+        BandedRidgeCV(groups=[slice(0, 2), slice(1, 5)]).fit(X, Y)
+    with pytest.raises(ValueError, match="shape \\(n_candidates, 2\\)"):
+        BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], n_iter=np.ones((3, 3))).fit(X, Y)
+    with pytest.raises(ValueError, match="'scoring'"):
+        BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], scoring="pearson").fit(X, Y)
+    with pytest.raises(ValueError, match="same number of rows"):
+        BandedRidgeCV().fit([X, X[:10]], Y)
+    model = BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], n_iter=2, device="cpu").fit(X, Y)
+    with pytest.raises(ValueError, match="fit with 5"):
+        model.predict(X[:, :4])
