@@ -92,7 +92,7 @@ def make_demo_dataset(
         The planted truth (areas, driving layer, ncsnr of every brain voxel).
     """
     from ..backbones import extract_features, load
-    from ..data import Stimuli
+    from ..data.nsd import load_nsd_stimuli
     from ..data.fixtures.nsd import NSDSubjectData, make_nsd_design, write_nsd
     from ..data.simulation import simulate_subject, simulate_trials
     from ..data.synthetic_images import make_synthetic_images
@@ -104,13 +104,20 @@ def make_demo_dataset(
         n_images=n_images, n_shared=n_shared, n_sessions=n_sessions, trials_per_session=trials_per_session, rng=seed
     )
     images = make_synthetic_images(n_images, size=64, seed=seed)
+    captions = {i: [f"a picture of a {c}"] for i, c in enumerate(images.categories)}
+    # Images first, then features of the stored images in the pipeline's own
+    # feature cache: the pipeline's run then finds every layer cached.
+    write_nsd(root / "nsd", design=design, images=images.images, subjects={}, captions=captions, seed=seed)
+    stimuli = load_nsd_stimuli(root / "nsd", ids=list(range(n_images)))
     backbone = load(DEMO_BACKBONE, weights="random", device=device, seed=seed)
     features = extract_features(
         backbone,
-        Stimuli.from_array(images.images, name="demo-images"),
-        layers=[EARLY_LAYER, LATE_LAYER],
+        stimuli,
+        layers=list(DEMO_LAYERS),
         pooling="grid",
         grid=GRID,
+        cache=root / "work" / "features",
+        seed=seed,
         verbose=verbose,
     )
     subject = simulate_subject(
@@ -140,7 +147,7 @@ def make_demo_dataset(
                 betas=sessions, affine=subject.affine, ncsnr=ncsnr, rois=subject.rois, label_names=subject.roi_labels
             )
         },
-        captions={i: [f"a picture of a {c}"] for i, c in enumerate(images.categories)},
+        captions=captions,
         formats=("hdf5",),
         seed=seed,
     )
@@ -189,9 +196,36 @@ def summarize_demo(study: Any, truth: pd.DataFrame, *, n_test_repeats: float = 3
     return pd.DataFrame(rows)
 
 
-def run_demo(root: str | Path = "neurodec_demo", *, seed: int = 0, device: str = "cpu", verbose: bool = True) -> DemoResult:
+def run_demo(
+    root: str | Path = "neurodec_demo",
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    verbose: bool = True,
+    **dataset_size: int,
+) -> DemoResult:
     """Simulate, write, run the encoding pipeline and compare with the truth.
 
+    Parameters
+    ----------
+    root : path-like
+        Folder for the dataset (``root/nsd``), the feature cache and fits
+        (``root/work``) and the outputs (``root/derivatives/neurodec``).
+    seed : int
+        Seed of the images, the backbone's random weights and the simulation.
+    device : {"cpu", "cuda", "auto"}
+    verbose : bool
+        Progress bars and log messages.
+    **dataset_size
+        ``n_sessions``, ``trials_per_session``, ``n_shared`` for
+        :func:`make_demo_dataset` (smaller values run faster).
+
+    Returns
+    -------
+    DemoResult
+
+    Notes
+    -----
     Re-running in the same folder reuses the dataset, cached features and fits.
     """
     from .encoding import run_encoding_study
@@ -200,7 +234,7 @@ def run_demo(root: str | Path = "neurodec_demo", *, seed: int = 0, device: str =
     marker = root / "nsd" / "simulation_truth.csv"
     if not marker.is_file():
         logger.info("Writing the simulated NSD-format dataset under %s", root / "nsd")
-        make_demo_dataset(root, seed=seed, device=device, verbose=verbose)
+        make_demo_dataset(root, seed=seed, device=device, verbose=verbose, **dataset_size)
     truth = pd.read_csv(marker)
     config = config_from_dict(_demo_config(root, seed, device), base_dir=root, source="demo")
     write_json_atomic(root / "demo_config.json", _demo_config(root, seed, device))

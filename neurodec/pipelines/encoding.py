@@ -14,10 +14,12 @@ fingerprint matches. Subjects can be fanned out over a Dask cluster.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+from .._io import write_json_atomic
 from .._logging import get_logger
 from .config import BackboneConfig, EncodingStudyConfig
 
@@ -55,7 +57,7 @@ def _work_dir(config: EncodingStudyConfig) -> Path:
 def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_ids: Any, verbose: bool) -> dict:
     from ..backbones import extract_features, load
 
-    backbone = load(bb.name, weights=bb.weights, device=config.device, **({"seed": config.seed} if bb.weights == "random" else {}))
+    backbone = load(bb.name, weights=bb.weights, device=config.device, seed=config.seed)
     return extract_features(
         backbone,
         stimuli,
@@ -63,42 +65,60 @@ def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_
         pooling=bb.pooling,
         cache=_work_dir(config) / "features",
         fit_ids=fit_ids,
+        seed=config.seed,
         verbose=verbose,
         **bb.options,
     )
 
 
+def _fit_or_reuse(params: dict, features: Any, responses: Any, path: Path, fingerprint: str) -> tuple[Any, bool]:
+    """Load the fit saved at ``path`` when its stamp matches ``fingerprint``; else fit and save it.
+
+    The model is written first and its stamp second (both atomically), so an
+    interruption between the two only costs a refit.
+    """
+    from ..encoding import EncodingModel
+    from ..encoding.storage import load_encoding_model
+
+    stamp = path.with_suffix(".json")
+    if path.is_file() and stamp.is_file():
+        try:
+            done = json.loads(stamp.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
+        except json.JSONDecodeError:
+            done = False
+        if done:
+            return load_encoding_model(path), True
+        logger.info("The fit at %s was made with another configuration: refitting.", path)
+    model = EncodingModel(**params).fit(features, responses)
+    model.save(path)
+    write_json_atomic(stamp, {"fingerprint": fingerprint})
+    return model, False
+
+
 def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = True) -> tuple[dict, dict, list]:
     """Run the study for one subject; returns (scores, written outputs, reused model names)."""
     from ..data.registry import load_responses, load_stimuli
-    from ..encoding import EncodingModel, write_encoding_outputs
+    from ..encoding import write_encoding_outputs
 
     ds = config.dataset
     responses = load_responses(ds.name, ds.root, subject, verbose=verbose, **ds.options)
-    ids = list(dict.fromkeys(responses.stimulus_ids.tolist()))
+    # Sorted ids: the same stimulus set gives the same feature-cache key in every run.
+    ids = sorted(set(responses.stimulus_ids.tolist()))
     stimuli = load_stimuli(ds.name, ds.root, **{"ids": ids, **ds.stimulus_options})
     train_ids = responses.split("train").trials["stimulus_id"].unique()
     fits = _work_dir(config) / "fits" / f"sub-{subject}"
+    params = {"device": config.device, "random_state": config.seed, "verbose": verbose, **config.model}
     scores: dict[str, Any] = {}
     reused: list[str] = []
-    model_params = dict(config.model)
-    model_params.setdefault("device", config.device)
     for bb in config.backbones:
-        features = _extract(config, bb, stimuli, train_ids, verbose)
-        for layer, feats in features.items():
+        for layer, feats in _extract(config, bb, stimuli, train_ids, verbose).items():
             name = f"{bb.name}/{layer}"
-            fingerprint = config.fingerprint(
-                ds, subject, bb, layer, model_params, feats.meta.get("cache_key", feats.name), responses.shape
-            )
-            path = fits / f"{_safe(name)}.h5"
-            model = EncodingModel.load(path, expected_fingerprint=fingerprint) if path.is_file() else None
-            if model is None:
-                logger.info("Fitting %s for subject %s", name, subject)
-                model = EncodingModel(**model_params).fit(feats, responses)
-                model.save(path, fingerprint=fingerprint)
-            else:
+            provenance = {k: v for k, v in feats.meta.items() if k != "reducer"}
+            fingerprint = config.fingerprint(ds, subject, params, provenance, responses.shape)
+            model, was_reused = _fit_or_reuse(params, feats, responses, fits / f"{_safe(name)}.npz", fingerprint)
+            if was_reused:
                 reused.append(name)
-            scores[name] = model.score(feats, responses, name=name)
+            scores[name] = dataclasses.replace(model.score(feats, responses), name=name)
     out_cfg = config.outputs
     written = write_encoding_outputs(
         scores,
