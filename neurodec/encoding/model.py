@@ -389,7 +389,7 @@ class EncodingModel(BaseEstimator):
         if n_permutations > 0:
             result = permutation_test(
                 Y[:, scored], prediction[:, scored], n_permutations=n_permutations, block_size=block_size,
-                random_state=random_state, verbose=self.verbose,
+                random_state=random_state, device=self.device, verbose=self.verbose,
             )
             scores.p_values = np.full(len(scored), np.nan)
             scores.p_values[scored] = result.p_values
