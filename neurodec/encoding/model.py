@@ -30,6 +30,7 @@ __all__ = ["EncodingModel"]
 logger = get_logger(__name__)
 
 _DEFAULT_ALPHAS = np.logspace(-1, 7, 17)
+_UNITS_BLOCK = 8192
 _FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
 
 
@@ -95,7 +96,7 @@ class EncodingModel(BaseEstimator):
 
     Attributes
     ----------
-    coef_ : array of shape (n_features, n_units)
+    coef_ : float32 array of shape (n_features, n_units)
         Weights on standardized features (columns of excluded units are NaN).
     intercept_ : array of shape (n_units,)
     best_alphas_ : array of shape (n_units,)
@@ -180,10 +181,14 @@ class EncodingModel(BaseEstimator):
         return list(splitter.split(np.empty((n_samples, 1)), groups=groups))
 
     def _valid_units(self, Y: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(Y).all(axis=0)
-        spread = np.zeros(Y.shape[1])
-        spread[finite] = np.ptp(Y[:, finite], axis=0)
-        constant = finite & (spread == 0)
+        finite = np.zeros(Y.shape[1], dtype=bool)
+        constant = np.zeros(Y.shape[1], dtype=bool)
+        # Column blocks keep the temporaries small for whole-brain data (10^5 units).
+        for start in range(0, Y.shape[1], _UNITS_BLOCK):
+            block = Y[:, start : start + _UNITS_BLOCK]
+            ok = np.isfinite(block).all(axis=0)
+            finite[start : start + _UNITS_BLOCK] = ok
+            constant[start : start + _UNITS_BLOCK] = ok & (block.max(axis=0) == block.min(axis=0))
         valid = finite & ~constant
         reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
         bad = np.flatnonzero(~valid)
@@ -222,7 +227,8 @@ class EncodingModel(BaseEstimator):
             train = train.average_repeats()
         ids = train.stimulus_ids
         X = _design(spaces, ids)
-        Y = np.asarray(train.data, dtype=np.float64)
+        # Responses stay in their dtype (float32 for NSD): whole-cortex data are tens of GB in float64.
+        Y = np.asarray(train.data)
         valid = self._valid_units(Y)
         splits = self._splits(len(Y), pd.factorize(pd.Series(ids).astype(str))[0])
         mean = X.mean(axis=0)
@@ -232,10 +238,11 @@ class EncodingModel(BaseEstimator):
         edges = np.cumsum([0] + [f.n_features for f in spaces])
         slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         alphas = _DEFAULT_ALPHAS if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
-        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y[:, valid])
+        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y if valid.all() else Y[:, valid])
 
         n_units = Y.shape[1]
-        self.coef_ = _expand(ridge.coef_, valid, n_units, axis=1)
+        # float32 weights: (n_features, n_units) reaches 10^9 values for whole-brain fits.
+        self.coef_ = _expand(ridge.coef_, valid, n_units, axis=1, dtype=np.float32)
         self.intercept_ = _expand(ridge.intercept_, valid, n_units)
         self.best_alphas_ = _expand(ridge.best_alphas_, valid, n_units)
         self.cv_scores_ = _expand(ridge.cv_scores_, valid, n_units, axis=1)
@@ -441,12 +448,12 @@ class EncodingModel(BaseEstimator):
         return save_encoding_model(self, path)
 
 
-def _expand(values: np.ndarray, valid: np.ndarray, n_units: int, *, axis: int = 0) -> np.ndarray:
+def _expand(values: np.ndarray, valid: np.ndarray, n_units: int, *, axis: int = 0, dtype: Any = np.float64) -> np.ndarray:
     """Put the values of the fitted (valid) units back among all units, NaN for the others."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
     shape = list(values.shape)
     shape[axis] = n_units
-    out = np.full(shape, np.nan)
+    out = np.full(shape, np.nan, dtype=dtype)
     index = [slice(None)] * len(shape)
     index[axis] = valid
     out[tuple(index)] = values

@@ -84,7 +84,9 @@ def _map_figure(values: np.ndarray, scores: EncodingScores, title: str):
     from ..viz import map_kind, plot_surface_map, plot_volume_map
 
     if map_kind(scores.units) == "volume":
-        return plot_volume_map(values, scores.units, scores.info, title=title)
+        # A glass brain needs a template space; subject spaces get slices of their own volume.
+        kind = "glass" if "mni" in scores.space.lower() else "stat"
+        return plot_volume_map(values, scores.units, scores.info, title=title, kind=kind)
     return plot_surface_map(values, scores.units, scores.info, title=title)
 
 
