@@ -130,6 +130,15 @@ class EncodingModel(BaseEstimator):
     (:func:`~neurodec.encoding.estimate_ncsnr`), with NSD's formula for the
     test stimuli's repeat counts. Normalized scores are ``R^2 / NC`` and
     ``r / sqrt(NC)`` (the highest r a perfect model can reach is ``sqrt(NC)``).
+
+    Examples
+    --------
+    >>> responses = neurodec.data.load_nsd(root, 1, roi="nsdgeneral")  # doctest: +SKIP
+    >>> layers = neurodec.backbones.extract_features(net, stimuli, layers=["layer3"])  # doctest: +SKIP
+    >>> model = EncodingModel(alphas=np.logspace(0, 6, 7)).fit(layers["layer3"], responses)  # doctest: +SKIP
+    >>> scores = model.score(layers["layer3"], responses, n_permutations=1000)  # doctest: +SKIP
+    >>> summarize_rois(scores, "prf-visualrois")  # doctest: +SKIP
+    >>> model.save("fits/layer3.npz")  # reuse later with load_encoding_model  # doctest: +SKIP
     """
 
     def __init__(
