@@ -195,3 +195,22 @@ def test_streamed_targets_memmap_and_hdf5(rng, tmp_path):
         f["Y"] = Y
     with h5py.File(tmp_path / "bad.h5", "r") as f, pytest.raises(ValueError, match="Y contains 1 NaN.*targets 12:18"):
         RidgeCV(ALPHAS, n_targets_batch=6).fit(X, f["Y"])
+
+
+class _ZarrLike:
+    """A lazily sliced array with only ``shape``, ``dtype`` and ``__getitem__`` (like zarr.Array)."""
+
+    def __init__(self, data):
+        self._data, self.shape, self.dtype, self.reads = data, data.shape, data.dtype, []
+
+    def __getitem__(self, key):
+        self.reads.append(key)
+        return self._data[key].copy()
+
+
+def test_duck_typed_targets_are_streamed_in_batches(rng):
+    X, Y, _ = make_encoding_data(rng, 60, 4, 20)
+    lazy = _ZarrLike(Y)
+    model = RidgeCV(ALPHAS, n_targets_batch=8, warn_alpha_edge=False).fit(X, lazy)
+    assert [key[1] for key in lazy.reads] == [slice(0, 8), slice(8, 16), slice(16, 20)]
+    np.testing.assert_array_equal(model.coef_, RidgeCV(ALPHAS, n_targets_batch=8, warn_alpha_edge=False).fit(X, Y).coef_)
