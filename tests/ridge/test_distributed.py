@@ -52,6 +52,19 @@ def test_sharded_banded_fit_equals_single_process(client, rng):
     np.testing.assert_allclose(model.predict(X), ref.predict(X), rtol=1e-10)
 
 
+def test_sharded_ridge_cv_fit_equals_single_process(client, rng):
+    from neurodec.ridge import RidgeCV
+
+    X, Y = _data(rng, n_targets=30)
+    kwargs = dict(alphas=np.logspace(-2, 4, 7), device="cpu", dtype="float64", warn_alpha_edge=False)
+    ref = RidgeCV(**kwargs).fit(X, Y)
+    model = fit_distributed(RidgeCV(**kwargs), X, Y, client=client, n_shards=3)
+    for name in ("coef_", "intercept_", "cv_scores_"):
+        np.testing.assert_allclose(getattr(model, name), getattr(ref, name), rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(model.best_alphas_, ref.best_alphas_)
+    assert model.method_ == ref.method_ and model.n_features_in_ == 15
+
+
 def test_scheduler_address_string_connects(client, rng):
     X, Y = _data(rng, n_targets=7)
     bands = [X[:, :6], X[:, 6:]]
