@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # this checkout's neurodec, not an installed one
 CACHE = HERE.parent / "_data" / "nsd_bench"
 SHAPE, N_TRIALS = (81, 104, 83), 750
 SESSION = "nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session{:02d}.{}"
@@ -155,8 +156,10 @@ def main() -> None:
                f"stream:{args.sessions}"]
     results = {}
     for name in methods:
-        proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, check=True,
+        proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True,
                               cwd=HERE.parents[1])
+        if proc.returncode:
+            sys.exit(f"{name} failed:\n{proc.stderr}")
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         r = results[name]
         print(f"{r['method']:<26} {r['seconds']:8.2f} s   out {r['out_bytes'] / 2**20:7.1f} MiB   "
