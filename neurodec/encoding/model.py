@@ -48,6 +48,12 @@ def _design(spaces: list[Features], stimulus_ids: np.ndarray) -> np.ndarray:
     return np.hstack([np.asarray(f.align(stimulus_ids), dtype=np.float64) for f in spaces])
 
 
+def _repeat_averaged(responses: Responses) -> Responses:
+    """One row per stimulus; responses that are already averaged keep their ``n_repeats``."""
+    already = "n_repeats" in responses.trials.columns and responses.trials["stimulus_id"].is_unique
+    return responses if already else responses.average_repeats()
+
+
 def _check_responses(responses: Responses, where: str) -> None:
     if not isinstance(responses, Responses):
         raise TypeError(f"{where}: 'responses' must be a Responses. Got {type(responses).__name__}.")
@@ -233,7 +239,7 @@ class EncodingModel(BaseEstimator):
         _check_responses(responses, "EncodingModel.fit")
         train = responses.split("train")
         if self.average_repeats:
-            train = train.average_repeats()
+            train = _repeat_averaged(train)
         ids = train.stimulus_ids
         X = _design(spaces, ids)
         # Responses stay in their dtype (float32 for NSD): whole-cortex data are tens of GB in float64.
@@ -383,7 +389,7 @@ class EncodingModel(BaseEstimator):
                 f"EncodingModel.score: the model was fit on {len(self.valid_units_)} units; "
                 f"these responses have {responses.n_units}."
             )
-        test = responses.split("test").average_repeats()
+        test = _repeat_averaged(responses.split("test"))
         Y = np.asarray(test.data, dtype=np.float64)
         prediction = self.predict(features, stimulus_ids=test.stimulus_ids)
         scored = self.valid_units_ & np.isfinite(Y).all(axis=0)
@@ -431,9 +437,10 @@ class EncodingModel(BaseEstimator):
             return given
         if "ncsnr" in responses.units.columns:
             return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
-        if counts.max() >= 2:
+        single_trials = responses.split("test")
+        if not single_trials.trials["stimulus_id"].is_unique:
             logger.info("No 'ncsnr' unit column: estimating the noise ceiling from the test repeats.")
-            return noise_ceiling_from_ncsnr(estimate_ncsnr(responses.split("test")), counts)
+            return noise_ceiling_from_ncsnr(estimate_ncsnr(single_trials), counts)
         logger.info("No 'ncsnr' unit column and no repeated test stimulus: the noise ceiling is unknown (NaN).")
         return np.full(responses.n_units, np.nan)
 
