@@ -22,6 +22,7 @@ _EXPORTS = {
     "pearson_r": "scores",
     "r2_score": "scores",
     "estimate_ncsnr": "noise_ceiling",
+    "compute_noise_ceiling": "noise_ceiling",
     "PermutationResult": "stats",
     "fdr_correction": "stats",
     "permutation_test": "stats",

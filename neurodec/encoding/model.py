@@ -20,8 +20,9 @@ from sklearn.base import BaseEstimator
 
 from .._logging import get_logger
 from ..data.features import Features
-from ..data.responses import Responses, noise_ceiling_from_ncsnr
-from .noise_ceiling import estimate_ncsnr
+from ..data.responses import Responses
+from ._inputs import as_spaces, check_responses, design_matrix, expand_units, repeat_averaged
+from .noise_ceiling import compute_noise_ceiling
 from .scores import EncodingScores, pearson_r, r2_score
 from .stats import fdr_correction, permutation_test
 
@@ -32,36 +33,6 @@ logger = get_logger(__name__)
 _DEFAULT_ALPHAS = np.logspace(-1, 7, 17)
 _UNITS_BLOCK = 8192
 _FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
-
-
-def _as_spaces(features: Features | Sequence[Features]) -> list[Features]:
-    spaces = [features] if isinstance(features, Features) else list(features)
-    if not spaces or not all(isinstance(f, Features) for f in spaces):
-        raise TypeError(f"'features' must be a Features or a non-empty list of Features. Got {type(features).__name__}.")
-    names = [f.name for f in spaces]
-    if len(set(names)) != len(names):
-        raise ValueError(f"The feature spaces must have distinct names. Got {names}.")
-    return spaces
-
-
-def _design(spaces: list[Features], stimulus_ids: np.ndarray) -> np.ndarray:
-    return np.hstack([np.asarray(f.align(stimulus_ids), dtype=np.float64) for f in spaces])
-
-
-def _repeat_averaged(responses: Responses) -> Responses:
-    """One row per stimulus; responses that are already averaged keep their ``n_repeats``."""
-    already = "n_repeats" in responses.trials.columns and responses.trials["stimulus_id"].is_unique
-    return responses if already else responses.average_repeats()
-
-
-def _check_responses(responses: Responses, where: str) -> None:
-    if not isinstance(responses, Responses):
-        raise TypeError(f"{where}: 'responses' must be a Responses. Got {type(responses).__name__}.")
-    if responses.data.ndim != 2:
-        raise ValueError(
-            f"{where} needs responses of shape (n_trials, n_units); these have shape {responses.shape}. "
-            "Average over time, or fit time-resolved data with neurodec.ridge.Delayer features."
-        )
 
 
 class EncodingModel(BaseEstimator):
@@ -235,13 +206,13 @@ class EncodingModel(BaseEstimator):
         -------
         self : EncodingModel
         """
-        spaces = _as_spaces(features)
-        _check_responses(responses, "EncodingModel.fit")
+        spaces = as_spaces(features)
+        check_responses(responses, "EncodingModel.fit")
         train = responses.split("train")
         if self.average_repeats:
-            train = _repeat_averaged(train)
+            train = repeat_averaged(train)
         ids = train.stimulus_ids
-        X = _design(spaces, ids)
+        X = design_matrix(spaces, ids)
         # Responses stay in their dtype (float32 for NSD): whole-cortex data are tens of GB in float64.
         Y = np.asarray(train.data)
         valid = self._valid_units(Y)
@@ -257,12 +228,12 @@ class EncodingModel(BaseEstimator):
 
         n_units = Y.shape[1]
         # float32 weights: (n_features, n_units) reaches 10^9 values for whole-brain fits.
-        self.coef_ = _expand(ridge.coef_, valid, n_units, axis=1, dtype=np.float32)
-        self.intercept_ = _expand(ridge.intercept_, valid, n_units)
-        self.best_alphas_ = _expand(ridge.best_alphas_, valid, n_units)
-        self.cv_scores_ = _expand(ridge.cv_scores_, valid, n_units, axis=1)
+        self.coef_ = expand_units(ridge.coef_, valid, n_units, axis=1, dtype=np.float32)
+        self.intercept_ = expand_units(ridge.intercept_, valid, n_units)
+        self.best_alphas_ = expand_units(ridge.best_alphas_, valid, n_units)
+        self.cv_scores_ = expand_units(ridge.cv_scores_, valid, n_units, axis=1)
         if self.banded and len(spaces) > 1:
-            self.best_gammas_ = _expand(ridge.best_gammas_, valid, n_units, axis=1)
+            self.best_gammas_ = expand_units(ridge.best_gammas_, valid, n_units, axis=1)
         self.feature_mean_, self.feature_scale_ = mean, scale
         self.feature_names_ = [f.name for f in spaces]
         self.feature_slices_ = slices
@@ -298,13 +269,13 @@ class EncodingModel(BaseEstimator):
 
     def _standardized(self, features: Features | Sequence[Features], stimulus_ids: Any) -> np.ndarray:
         self._check_fitted()
-        spaces = _as_spaces(features)
+        spaces = as_spaces(features)
         got = [(f.name, f.n_features) for f in spaces]
         expected = [(n, s.stop - s.start) for n, s in zip(self.feature_names_, self.feature_slices_)]
         if got != expected:
             raise ValueError(f"The model was fit on feature spaces (name, n_features) {expected}; got {got}.")
         ids = spaces[0].stimulus_ids if stimulus_ids is None else np.asarray(stimulus_ids)
-        return (_design(spaces, ids) - self.feature_mean_) / self.feature_scale_
+        return (design_matrix(spaces, ids) - self.feature_mean_) / self.feature_scale_
 
     def predict(
         self, features: Features | Sequence[Features], *, stimulus_ids: Any = None, split: bool = False
@@ -382,14 +353,14 @@ class EncodingModel(BaseEstimator):
             Scores of excluded units, and of units whose test responses are not
             finite, are NaN.
         """
-        _check_responses(responses, "EncodingModel.score")
+        check_responses(responses, "EncodingModel.score")
         self._check_fitted()
         if responses.n_units != len(self.valid_units_):
             raise ValueError(
                 f"EncodingModel.score: the model was fit on {len(self.valid_units_)} units; "
                 f"these responses have {responses.n_units}."
             )
-        test = _repeat_averaged(responses.split("test"))
+        test = repeat_averaged(responses.split("test"))
         Y = np.asarray(test.data, dtype=np.float64)
         prediction = self.predict(features, stimulus_ids=test.stimulus_ids)
         scored = self.valid_units_ & np.isfinite(Y).all(axis=0)
@@ -404,7 +375,7 @@ class EncodingModel(BaseEstimator):
         r[scored] = pearson_r(Y[:, scored], prediction[:, scored])
         r2[scored] = r2_score(Y[:, scored], prediction[:, scored])
         scores = EncodingScores(
-            r=r, r2=r2, noise_ceiling=self._noise_ceiling(responses, test, noise_ceiling), units=responses.units,
+            r=r, r2=r2, noise_ceiling=_given_or_computed(noise_ceiling, responses), units=responses.units,
             name=self.name_, subject=responses.subject, space=responses.space, modality=responses.modality,
             info=responses.info, n_test=len(Y),
         )
@@ -428,22 +399,6 @@ class EncodingModel(BaseEstimator):
             scores.space_names = list(self.feature_names_)
         return scores
 
-    def _noise_ceiling(self, responses: Responses, test: Responses, given: np.ndarray | None) -> np.ndarray:
-        counts = test.trials["n_repeats"].to_numpy()
-        if given is not None:
-            given = np.asarray(given, dtype=np.float64)
-            if given.shape != (responses.n_units,):
-                raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {given.shape}.")
-            return given
-        if "ncsnr" in responses.units.columns:
-            return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
-        single_trials = responses.split("test")
-        if not single_trials.trials["stimulus_id"].is_unique:
-            logger.info("No 'ncsnr' unit column: estimating the noise ceiling from the test repeats.")
-            return noise_ceiling_from_ncsnr(estimate_ncsnr(single_trials), counts)
-        logger.info("No 'ncsnr' unit column and no repeated test stimulus: the noise ceiling is unknown (NaN).")
-        return np.full(responses.n_units, np.nan)
-
     # --------------------------------------------------------- weights, disk
     def raw_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Weights and bias on the unstandardized features: ``Y = X @ weights + bias``.
@@ -464,13 +419,10 @@ class EncodingModel(BaseEstimator):
         return save_encoding_model(self, path)
 
 
-def _expand(values: np.ndarray, valid: np.ndarray, n_units: int, *, axis: int = 0, dtype: Any = np.float64) -> np.ndarray:
-    """Put the values of the fitted (valid) units back among all units, NaN for the others."""
-    values = np.asarray(values)
-    shape = list(values.shape)
-    shape[axis] = n_units
-    out = np.full(shape, np.nan, dtype=dtype)
-    index = [slice(None)] * len(shape)
-    index[axis] = valid
-    out[tuple(index)] = values
-    return out
+def _given_or_computed(noise_ceiling: np.ndarray | None, responses: Responses) -> np.ndarray:
+    if noise_ceiling is None:
+        return compute_noise_ceiling(responses)
+    noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64)
+    if noise_ceiling.shape != (responses.n_units,):
+        raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {noise_ceiling.shape}.")
+    return noise_ceiling
