@@ -17,6 +17,7 @@ _EXPORTS = {
     "EncodingModel": "model",
     "load_encoding_model": "storage",
     "save_encoding_model": "storage",
+    "fit_or_load_encoding_model": "storage",
     "EncodingScores": "scores",
     "normalize_by_noise_ceiling": "scores",
     "pearson_r": "scores",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,3 +54,28 @@ def expand_units(
     index[axis] = valid
     out[tuple(index)] = values
     return out
+
+
+#: Number of response values sampled into a training fingerprint.
+_FINGERPRINT_VALUES = 65536
+
+
+def training_fingerprint(spaces: list[Features], train: Responses) -> str:
+    """A hash that changes when the training data of a fit change.
+
+    Covers the feature spaces (names, widths, the rows used, a sample of
+    values), the training stimulus ids and a strided sample of the responses,
+    so a saved fit is reused only for the data it was fit on, without reading
+    everything twice.
+    """
+    digest = hashlib.sha1()
+    ids = train.stimulus_ids
+    digest.update(repr((train.subject, train.space, train.shape, ids.tolist())).encode())
+    data = np.asarray(train.data).reshape(-1)
+    step = max(1, data.size // _FINGERPRINT_VALUES)
+    digest.update(np.ascontiguousarray(data[::step], dtype=np.float64).tobytes())
+    for space in spaces:
+        digest.update(repr((space.name, space.n_features)).encode())
+        rows = design_matrix([space], ids[:: max(1, len(ids) // 64)])
+        digest.update(np.ascontiguousarray(rows, dtype=np.float64).tobytes())
+    return digest.hexdigest()

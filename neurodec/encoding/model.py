@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from .._logging import get_logger
 from ..data.features import Features
 from ..data.responses import Responses
-from ._inputs import as_spaces, check_responses, design_matrix, expand_units, repeat_averaged
+from ._inputs import as_spaces, check_responses, design_matrix, expand_units, repeat_averaged, training_fingerprint
 from .noise_ceiling import compute_noise_ceiling
 from .scores import EncodingScores, pearson_r, r2_score
 from .stats import fdr_correction, permutation_test
@@ -98,6 +98,8 @@ class EncodingModel(BaseEstimator):
         Number of training samples (stimuli, or trials without averaging).
     subject_, space_ : str
         Subject and space of the training responses.
+    fingerprint_ : str
+        Hash of the training data (see :func:`~neurodec.encoding.fit_or_load_encoding_model`).
 
     Notes
     -----
@@ -240,6 +242,7 @@ class EncodingModel(BaseEstimator):
         self.valid_units_ = valid
         self.n_train_ = len(Y)
         self.subject_, self.space_ = responses.subject, responses.space
+        self.fingerprint_ = training_fingerprint(spaces, train)
         logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, len(Y), valid.sum(), n_units)
         return self
 

@@ -149,3 +149,24 @@ def test_noise_ceiling_estimated_from_test_repeats_without_ncsnr(planted):
     model = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0).fit(features["A"], bare)
     estimated = model.score(features["A"], bare).noise_ceiling
     np.testing.assert_allclose(np.median(estimated), truth["noise_ceiling"][0], atol=0.1)
+
+
+def test_fit_or_load_reuses_matching_fits_only(planted, tmp_path, caplog):
+    import logging
+
+    from neurodec.encoding import fit_or_load_encoding_model
+
+    features, responses, _, _ = planted
+    path = tmp_path / "fit.npz"
+    first = fit_or_load_encoding_model(path, features["A"], responses, alphas=ALPHAS, device="cpu")
+    mtime = path.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="neurodec"):
+        again = fit_or_load_encoding_model(path, features["A"], responses, alphas=ALPHAS, device="cpu")
+        assert "Reusing" in caplog.text and path.stat().st_mtime_ns == mtime
+        np.testing.assert_array_equal(again.coef_, first.coef_)
+        other_params = fit_or_load_encoding_model(path, features["A"], responses, alphas=[1.0, 10.0], device="cpu")
+        assert "other parameters" in caplog.text and other_params.best_alphas_.max() <= 10
+        changed = responses.select_units(np.arange(responses.n_units))
+        changed.data = changed.data * 2
+        fit_or_load_encoding_model(path, features["A"], changed, alphas=[1.0, 10.0], device="cpu")
+        assert "training data changed" in caplog.text
