@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,8 +12,11 @@ from ..data.features import Features
 from ..data.responses import Responses
 
 
-def as_spaces(features: Features | Sequence[Features]) -> list[Features]:
-    spaces = [features] if isinstance(features, Features) else list(features)
+def as_spaces(features: Features | Sequence[Features] | Mapping[str, Features]) -> list[Features]:
+    if isinstance(features, Features):
+        spaces = [features]
+    else:
+        spaces = list(features.values()) if isinstance(features, Mapping) else list(features)
     if not spaces or not all(isinstance(f, Features) for f in spaces):
         raise TypeError(f"'features' must be a Features or a non-empty list of Features. Got {type(features).__name__}.")
     names = [f.name for f in spaces]

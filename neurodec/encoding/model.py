@@ -198,9 +198,11 @@ class EncodingModel(BaseEstimator):
 
         Parameters
         ----------
-        features : Features or list of Features
+        features : Features, list of Features, or mapping name -> Features
             Feature spaces with a row for every training stimulus (matched on
-            stimulus id; missing ids raise an error that names them).
+            stimulus id; missing ids raise an error that names them). A
+            mapping (e.g. the output of ``neurodec.backbones.extract_features``)
+            contributes its values in order.
         responses : Responses
             Of shape (n_trials, n_units), with "train" trials in ``trials["split"]``.
 
