@@ -68,6 +68,10 @@ class EncodingModel(BaseEstimator):
         penalty then treats features on different scales alike.
     random_state : int, optional
         Seed of the folds and of the banded candidates.
+    warn_alpha_edge : bool
+        Warn when units choose the smallest or largest alpha (single-penalty
+        ridge). Units without signal always choose the largest: silence the
+        warning when many such units are expected.
     verbose : bool or int
         Progress bars and info messages.
 
@@ -132,6 +136,7 @@ class EncodingModel(BaseEstimator):
         n_targets_batch: int | None = None,
         standardize_features: bool = True,
         random_state: int | None = None,
+        warn_alpha_edge: bool = True,
         verbose: bool | int = False,
     ) -> None:
         self.alphas = alphas
@@ -143,6 +148,7 @@ class EncodingModel(BaseEstimator):
         self.n_targets_batch = n_targets_batch
         self.standardize_features = standardize_features
         self.random_state = random_state
+        self.warn_alpha_edge = warn_alpha_edge
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
@@ -259,7 +265,8 @@ class EncodingModel(BaseEstimator):
         from ..ridge import RidgeCV
 
         return RidgeCV(
-            alphas=alphas, cv=splits, device=self.device, n_targets_batch=self.n_targets_batch, verbose=self.verbose
+            alphas=alphas, cv=splits, device=self.device, n_targets_batch=self.n_targets_batch,
+            warn_alpha_edge=self.warn_alpha_edge, verbose=self.verbose,
         )
 
     # -------------------------------------------------------------- predict
