@@ -255,7 +255,7 @@ def _comparison(named, figure_metric, atlas, alpha, out: _Outputs, has_space: bo
         wide = table.pivot(index="model", columns="roi", values="mean").loc[list(named)]
         section.tables[f"Mean {metric} per model and ROI ({atlas})"] = wide.reset_index()
         if out.draw:
-            out.figure(plot_roi_bars(table, title=f"{metric} per ROI"), desc="roibars", stat=metric)
+            out.figure(plot_roi_bars(table, title=f"{metric} per ROI", ylabel=f"mean {metric}"), desc="roibars", stat=metric)
             out.figure(plot_heatmap(wide, label=f"mean {metric}", title=f"{metric} per model and ROI"),
                        desc="modelbyroi", stat=metric)
     out.flush_into(section)

@@ -225,9 +225,12 @@ def plot_heatmap(table: pd.DataFrame, *, title: str = "", cmap: str = "viridis",
     im = ax.imshow(values, cmap=cmap, aspect="auto")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right")
     ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
+    low, high = im.get_clim()
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+            # Dark text on the bright end of the colormap, light text on the dark end.
+            bright = high > low and (v - low) / (high - low) > 0.6
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="k" if bright else "w")
     figure.colorbar(im, ax=ax, label=label)
     ax.set_title(title)
     return figure
