@@ -56,7 +56,7 @@ def plot_volume_map(
     kind: str = "stat",
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str = "inferno",
+    cmap: str = "cold_hot",
 ):
     """A volume score map: nilearn's slice view ("stat") or glass brain ("glass").
 
@@ -75,6 +75,8 @@ def plot_volume_map(
         transparent; colour scale up to ``vmax``
         (default: the 99th percentile of finite values).
     cmap : str
+        Colormap; the default diverging "cold_hot" (nilearn) shows negative scores (worse than the
+        mean) in blue and positive in red, on a scale symmetric around 0.
 
     Returns
     -------
@@ -113,7 +115,7 @@ def plot_surface_map(
     title: str = "",
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str = "inferno",
+    cmap: str = "cold_hot",
 ):
     """An fsaverage score map on nilearn's inflated fsaverage5 surfaces, lateral and medial views.
 
