@@ -158,7 +158,7 @@ class PrimalPlan:
         """Working memory per target of one batch (all temporaries, generous)."""
         n, p = self.n_samples, self.n_features
         itemsize = torch.empty((), dtype=self.dtype).element_size()
-        return itemsize * (3 * n + 6 * p + 2 * n_alphas + 8)
+        return itemsize * (4 * n + 6 * p + 2 * n_alphas + 8)
 
     def centre_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shift targets by their full-data mean (zeros without intercept)."""
