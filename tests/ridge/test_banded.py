@@ -215,6 +215,19 @@ def test_scikit_learn_estimator_checks():
     assert failed == []
 
 
+def test_streamed_targets_in_batches(rng, tmp_path):
+    Xs, Y = _two_band_data(rng, n_targets=25)
+    mm = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.float64, shape=Y.shape)
+    mm[:] = Y
+    mm.flush()
+    kwargs = dict(alphas=ALPHAS, n_iter=5, random_state=0, device="cpu", dtype="float64")
+    streamed = BandedRidgeCV(n_targets_batch=7, **kwargs).fit(Xs, np.load(tmp_path / "y.npy", mmap_mode="r"))
+    whole = BandedRidgeCV(**kwargs).fit(Xs, Y)
+    np.testing.assert_allclose(streamed.coef_, whole.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(streamed.cv_scores_, whole.cv_scores_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(streamed.deltas_, whole.deltas_)
+
+
 def test_single_target_shapes(rng):
     Xs, Y = _two_band_data(rng, n_targets=1)
     model = BandedRidgeCV(alphas=ALPHAS, n_iter=4, random_state=0, device="cpu").fit(Xs, Y[:, 0])
