@@ -56,9 +56,14 @@ def r2_score_split(y_true: Any, y_pred: Any, *, include_correlation: bool = True
     return (2 * y_true * y_pred - overlap).sum(1) / sst
 
 
+def _is_band_list(X: Any) -> bool:
+    """A list of 2-D band arrays (not a nested list of rows)."""
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(getattr(x, "ndim", None) == 2 for x in X)
+
+
 def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     """Stacked features and the column indices of each band, from any accepted ``groups`` form."""
-    if isinstance(X, (list, tuple)):
+    if _is_band_list(X):
         if groups is not None:
             raise ValueError("Pass either X as a list of band arrays or 'groups', not both. Got both.")
         blocks = [check_array(x, dtype=(np.float64, np.float32)) for x in X]
@@ -68,8 +73,8 @@ def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         return np.hstack(blocks), [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:])]
     X = check_array(X, dtype=(np.float64, np.float32))
     n_features = X.shape[1]
-    if groups is None:
-        raise ValueError("BandedRidgeCV needs 'groups' (slices, index arrays or a label per column) when X is one array.")
+    if groups is None:  # one band: an ordinary ridge, as in himalaya
+        return X, [np.arange(n_features)]
     labels = np.asarray(groups) if not isinstance(groups, (list, tuple)) else None
     if labels is not None and labels.ndim == 1 and labels.shape == (n_features,) and labels.dtype.kind in "iu":
         bands = [np.flatnonzero(labels == u) for u in np.unique(labels)]
@@ -99,7 +104,7 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     groups : sequence of slice, sequence of index arrays, int array of shape (n_features,), or None
         The bands: one slice or one array of column indices per band, or a
         band label per column. None when ``X`` is passed as a list of one
-        array per band.
+        array per band (with a single array, None means one band).
     alphas : sequence of float or None
         Ridge penalties tried for each candidate; None means ``np.logspace(-2, 8, 11)``.
     n_iter : int or array of shape (n_candidates, n_bands)
@@ -222,6 +227,8 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}. Got {self.dtype!r} instead.")
         if self.method not in ("auto", "primal", "dual"):
             raise ValueError(f"The 'method' parameter must be 'auto', 'primal' or 'dual'. Got {self.method!r} instead.")
+        if y is None:
+            raise ValueError("BandedRidgeCV requires y to be passed, but the target y is None.")
         X, bands = _band_columns(self.groups, X)
         Y, ravel = _check_Y(y, X.shape[0])
         gammas = self._candidates(len(bands))
@@ -308,9 +315,11 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return r2_score_split(Y - self.y_offset_, self._band_contributions(self._check_X(X)))
 
     def _check_X(self, X: Any) -> np.ndarray:
-        X, _ = _band_columns(None if isinstance(X, (list, tuple)) else self.groups, X)
+        X, _ = _band_columns(None if _is_band_list(X) else self.groups, X)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but BandedRidgeCV was fit with {self.n_features_in_}.")
+            raise ValueError(
+                f"X has {X.shape[1]} features, but BandedRidgeCV is expecting {self.n_features_in_} features as input."
+            )
         return X
 
     def _band_contributions(self, X: np.ndarray) -> np.ndarray:

@@ -195,6 +195,39 @@ def test_group_forms_agree(rng):
     np.testing.assert_allclose(by_label.predict(X[:, perm]), listed.predict(Xs), rtol=1e-10)
 
 
+def test_one_band_is_ridge_cv(rng):
+    from neurodec.ridge import RidgeCV
+
+    X, Y = np.hstack(_two_band_data(rng, n_targets=10)[0]), _two_band_data(rng, n_targets=10)[1]
+    banded = BandedRidgeCV(alphas=ALPHAS, n_iter=3, device="cpu", dtype="float64").fit(X, Y)
+    ridge = RidgeCV(alphas=ALPHAS, device="cpu", dtype="float64", warn_alpha_edge=False).fit(X, Y)
+    np.testing.assert_allclose(banded.cv_scores_, np.broadcast_to(ridge.cv_scores_.max(0), (3, 10)), atol=1e-12)
+    np.testing.assert_array_equal(banded.best_alphas_, ridge.best_alphas_)
+    np.testing.assert_allclose(banded.coef_, ridge.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(banded.intercept_, ridge.intercept_, rtol=1e-9)
+
+
+def test_scikit_learn_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(BandedRidgeCV(n_iter=2, cv=2, device="cpu"), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:300]) for r in results if r["status"] == "failed"]
+    assert failed == []
+
+
+def test_streamed_targets_in_batches(rng, tmp_path):
+    Xs, Y = _two_band_data(rng, n_targets=25)
+    mm = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.float64, shape=Y.shape)
+    mm[:] = Y
+    mm.flush()
+    kwargs = dict(alphas=ALPHAS, n_iter=5, random_state=0, device="cpu", dtype="float64")
+    streamed = BandedRidgeCV(n_targets_batch=7, **kwargs).fit(Xs, np.load(tmp_path / "y.npy", mmap_mode="r"))
+    whole = BandedRidgeCV(**kwargs).fit(Xs, Y)
+    np.testing.assert_allclose(streamed.coef_, whole.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(streamed.cv_scores_, whole.cv_scores_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(streamed.deltas_, whole.deltas_)
+
+
 def test_single_target_shapes(rng):
     Xs, Y = _two_band_data(rng, n_targets=1)
     model = BandedRidgeCV(alphas=ALPHAS, n_iter=4, random_state=0, device="cpu").fit(Xs, Y[:, 0])
@@ -205,8 +238,8 @@ def test_single_target_shapes(rng):
 
 def test_bad_input_errors(rng):
     X, Y = rng.standard_normal((20, 5)), rng.standard_normal((20, 2))
-    with pytest.raises(ValueError, match="needs 'groups'"):
-        BandedRidgeCV().fit(X, Y)
+    with pytest.raises(ValueError, match="not both"):
+        BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)]).fit([X[:, :2], X[:, 2:]], Y)
     with pytest.raises(ValueError, match="exactly one band"):
         BandedRidgeCV(groups=[slice(0, 2), slice(1, 5)]).fit(X, Y)
     with pytest.raises(ValueError, match="shape \\(n_candidates, 2\\)"):
@@ -216,5 +249,5 @@ def test_bad_input_errors(rng):
     with pytest.raises(ValueError, match="same number of rows"):
         BandedRidgeCV().fit([X, X[:10]], Y)
     model = BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], n_iter=2, device="cpu").fit(X, Y)
-    with pytest.raises(ValueError, match="fit with 5"):
+    with pytest.raises(ValueError, match="expecting 5 features"):
         model.predict(X[:, :4])

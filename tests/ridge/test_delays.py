@@ -83,6 +83,19 @@ def test_bad_input_errors(rng):
         Delayer().fit(X).transform(rng.standard_normal((6, 3)))
 
 
+def test_scikit_learn_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    # a time-series transformer depends on the order of the samples, by design
+    order_checks = {
+        "check_methods_sample_order_invariance": "delays depend on sample order",
+        "check_methods_subset_invariance": "delays depend on neighbouring samples",
+    }
+    results = check_estimator(Delayer(), on_fail=None, expected_failed_checks=order_checks)
+    failed = [(r["check_name"], str(r["exception"])[:300]) for r in results if r["status"] == "failed"]
+    assert failed == []
+
+
 def _simulate_trf(rng, n_samples=600, runs=None):
     h = np.array([[0.0, 1.0, 0.6, -0.4, 0.1], [0.5, -0.8, 0.0, 0.3, 0.0]])  # (n_features, n_delays)
     delays = np.arange(5)
