@@ -163,7 +163,8 @@ def main() -> None:
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         r = results[name]
         print(f"{r['method']:<26} {r['seconds']:8.2f} s   out {r['out_bytes'] / 2**20:7.1f} MiB   "
-              f"tracemalloc peak {r['tracemalloc_peak'] / r['out_bytes']:.2f}x   RSS rise {r['rss_rise'] / r['out_bytes']:.2f}x",
+              f"tracemalloc peak {r['tracemalloc_peak'] / r['out_bytes']:.2f}x   "
+              f"RSS rise {r['rss_rise'] / r['out_bytes']:.2f}x",
               flush=True)
     base = results["nibabel_full_decode"]
     summary = {
