@@ -70,6 +70,8 @@ def _session_files(
             folder = spec.path(keys[0], root, space=space, hemi="lh", session=1, **fields).parent
             raise FileNotFoundError(f"No {fmt if space not in SURFACE_SPACES else 'surface'} beta files in {folder}.")
         sessions = sorted(found)
+    if len(set(sessions)) != len(sessions):
+        raise ValueError(f"The 'sessions' of load_nsd must not repeat a session. Got {list(sessions)}.")
     out = {}
     for s in sessions:
         if not isinstance(s, (int, np.integer)) or s < 1 or (design.n_sessions is not None and s > design.n_sessions):
@@ -129,7 +131,10 @@ def _trial_table(
     if behavior is not None and len(behavior) >= trials["trial_index"].max() + 1:
         rows = behavior.iloc[trials["trial_index"].to_numpy()]
         if not np.array_equal(rows["stimulus_id"].to_numpy(), trials["stimulus_id"].to_numpy()):
-            raise ValueError("The behaviour file's 73KID column disagrees with the design's image of each trial.")
+            raise ValueError(
+                f"The behaviour file {behavior.attrs.get('path')}: its 73KID column disagrees with the "
+                "design's image of each trial."
+            )
         trials["run"] = rows["RUN"].to_numpy().astype(np.int64)
     return trials[["stimulus_id", "session", "run", "repeat", "split", "trial_index", "trial_in_session", "shared"]]
 
@@ -284,6 +289,10 @@ def load_nsd(
 
     first = next(iter(files.values()))
     for s, betas in files.items():
+        if betas[-1].n_trials != betas[0].n_trials:  # surface: lh and rh
+            raise ValueError(
+                f"{betas[-1].path} has {betas[-1].n_trials} trials; {betas[0].path} has {betas[0].n_trials}."
+            )
         for beta, ref in zip(betas, first):
             if beta.spatial_shape != ref.spatial_shape:
                 raise ValueError(

@@ -158,7 +158,7 @@ def test_behaviour_disagreeing_with_design(mini):
     row = text[1].split("\t")
     row[cols.index("73KID")] = str(int(row[cols.index("73KID")]) + 1)
     path.write_text("\n".join([text[0], "\t".join(row), *text[2:]]) + "\n")
-    with pytest.raises(ValueError, match="73KID column disagrees"):
+    with pytest.raises(ValueError, match=r"behaviour file .*responses.tsv: its 73KID column disagrees"):
         load_nsd(mini.root, 1, verbose=False)
 
 
@@ -170,3 +170,15 @@ def test_missing_design_and_bad_roi_file(mini):
     SPEC.path("design", mini.root).unlink()
     with pytest.raises(FileNotFoundError, match="nsd_expdesign.mat does not exist"):
         load_nsd(mini.root, 1, verbose=False)
+
+
+def test_hemispheres_and_duplicate_sessions(mini):
+    with pytest.raises(ValueError, match=r"must not repeat a session. Got \[1, 1\]"):
+        load_nsd(mini.root, 1, sessions=[1, 1], verbose=False)
+    rh = SPEC.path("betas_surface", mini.root, subject=1, beta_version=FIELDS["beta_version"], hemi="rh", session=1)
+    nib.MGHImage(np.zeros((4, 1, 1, 5), np.float32), np.eye(4)).to_filename(rh)
+    with pytest.raises(ValueError, match=r"rh.betas_session01.mgh has 5 trials; .*lh.betas_session01.mgh has 6"):
+        load_nsd(mini.root, 1, space="fsaverage", verbose=False)
+    rh.unlink()
+    with pytest.raises(FileNotFoundError, match="rh.betas_session01.mgh does not exist"):
+        load_nsd(mini.root, 1, space="fsaverage", sessions=[1], verbose=False)
