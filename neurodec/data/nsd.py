@@ -4,15 +4,14 @@
 (volume or fsaverage, any beta version, HDF5 or NIfTI, masked to an ROI while
 reading); :func:`load_nsd_stimuli` returns the 73k images (read lazily from
 ``nsd_stimuli.hdf5``) as :class:`~neurodec.data.Stimuli`, with COCO captions.
-The layout is ``data_specs/nsd.yaml``; the design, ROI and beta readers live in
-:mod:`.nsd_design`, :mod:`.nsd_rois` and :mod:`.nsd_betas`.
+The layout is ``data_specs/nsd.yaml``; the design, ROI, beta and stimulus
+readers live in :mod:`.nsd_design`, :mod:`.nsd_rois`, :mod:`.nsd_betas` and
+:mod:`.nsd_stimuli`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -21,11 +20,11 @@ import pandas as pd
 
 from .._logging import get_logger, progress
 from .nsd_betas import BetaFile, read_beta_header, read_masked_betas
-from .nsd_design import NSDDesign, load_nsd_behavior, load_nsd_design, load_nsd_stim_info
+from .nsd_design import NSDDesign, load_nsd_behavior, load_nsd_design
 from .nsd_rois import HEMIS, SURFACE_SPACES, list_nsd_rois, load_nsd_roi, resolve_nsd_roi_mask
 from .responses import Responses
+from .nsd_stimuli import load_nsd_stimuli
 from .specs import load_spec
-from .stimuli import HDF5Images, Stimuli
 
 __all__ = ["NSD_BETA_VERSIONS", "NSD_DEFAULT_ROIS", "NSD_SPACES", "load_nsd", "load_nsd_stimuli"]
 
@@ -71,6 +70,8 @@ def _session_files(
             folder = spec.path(keys[0], root, space=space, hemi="lh", session=1, **fields).parent
             raise FileNotFoundError(f"No {fmt if space not in SURFACE_SPACES else 'surface'} beta files in {folder}.")
         sessions = sorted(found)
+    if len(set(sessions)) != len(sessions):
+        raise ValueError(f"The 'sessions' of load_nsd must not repeat a session. Got {list(sessions)}.")
     out = {}
     for s in sessions:
         if not isinstance(s, (int, np.integer)) or s < 1 or (design.n_sessions is not None and s > design.n_sessions):
@@ -130,7 +131,10 @@ def _trial_table(
     if behavior is not None and len(behavior) >= trials["trial_index"].max() + 1:
         rows = behavior.iloc[trials["trial_index"].to_numpy()]
         if not np.array_equal(rows["stimulus_id"].to_numpy(), trials["stimulus_id"].to_numpy()):
-            raise ValueError("The behaviour file's 73KID column disagrees with the design's image of each trial.")
+            raise ValueError(
+                f"The behaviour file {behavior.attrs.get('path')}: its 73KID column disagrees with the "
+                "design's image of each trial."
+            )
         trials["run"] = rows["RUN"].to_numpy().astype(np.int64)
     return trials[["stimulus_id", "session", "run", "repeat", "split", "trial_index", "trial_in_session", "shared"]]
 
@@ -285,12 +289,21 @@ def load_nsd(
 
     first = next(iter(files.values()))
     for s, betas in files.items():
+        if betas[-1].n_trials != betas[0].n_trials:  # surface: lh and rh
+            raise ValueError(
+                f"{betas[-1].path} has {betas[-1].n_trials} trials; {betas[0].path} has {betas[0].n_trials}."
+            )
         for beta, ref in zip(betas, first):
             if beta.spatial_shape != ref.spatial_shape:
-                raise ValueError(f"Beta file {beta.path} has spatial shape {beta.spatial_shape}; {ref.path} has {ref.spatial_shape}.")
+                raise ValueError(
+                    f"Beta file {beta.path} has spatial shape {beta.spatial_shape}; {ref.path} has {ref.spatial_shape}."
+                )
     surface = space in SURFACE_SPACES
     shape = (sum(b.spatial_shape[0] for b in first),) if surface else first[0].spatial_shape
-    mask = np.ones(shape, dtype=bool) if roi is None else resolve_nsd_roi_mask(root, subject, roi, space=space, shape=shape)
+    if roi is None:
+        mask = np.ones(shape, dtype=bool)
+    else:
+        mask = resolve_nsd_roi_mask(root, subject, roi, space=space, shape=shape)
     if surface:
         n_lh = first[0].spatial_shape[0]
         hemi_masks = [mask[:n_lh], mask[n_lh:]]
@@ -329,78 +342,3 @@ def load_nsd(
     else:
         info.update(affine=_volume_affine(root, subject, space, beta_version, first[0]), volume_shape=tuple(shape))
     return Responses(data, trials, units, subject=f"subj{subject:02d}", modality="fmri", space=space, info=info)
-
-
-def _read_coco_captions(captions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike]) -> dict[tuple[int, str], list[str]]:
-    """{(cocoId, split): captions} from COCO caption annotation files."""
-    if isinstance(captions, Mapping):
-        by_split = {str(split): Path(p) for split, p in captions.items()}
-    else:
-        paths = [captions] if isinstance(captions, (str, os.PathLike)) else list(captions)
-        by_split = {}
-        for path in map(Path, paths):
-            match = re.search(r"(train|val|test)\d{4}", path.name)
-            if match is None:
-                raise ValueError(
-                    f"Cannot tell the COCO split of captions file {path} from its name (expected e.g. "
-                    "captions_train2017.json); pass captions as a mapping {'train2017': path, ...}."
-                )
-            by_split[match.group(0)] = path
-    out: dict[tuple[int, str], list[str]] = {}
-    for split, path in by_split.items():
-        if not path.is_file():
-            raise FileNotFoundError(f"COCO captions file {path} does not exist.")
-        for ann in json.loads(path.read_text(encoding="utf-8")).get("annotations", []):
-            out.setdefault((int(ann["image_id"]), split), []).append(str(ann["caption"]).strip())
-    return out
-
-
-def load_nsd_stimuli(
-    root: str | os.PathLike,
-    *,
-    ids: Sequence[int] | None = None,
-    captions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike] | None = None,
-) -> Stimuli:
-    """NSD's images, read lazily from ``nsd_stimuli.hdf5`` (the brick is never loaded whole).
-
-    Parameters
-    ----------
-    root : path-like
-        NSD root.
-    ids : sequence of int, optional
-        0-based 73k ids to include (default: every image in the brick).
-    captions : path, list of paths or mapping of split -> path, optional
-        COCO caption annotations (``captions_train2017.json``,
-        ``captions_val2017.json``), joined to NSD images on cocoId and
-        cocoSplit through ``nsd_stim_info_merged.csv``.
-
-    Returns
-    -------
-    Stimuli
-        Ids are 0-based 73k ids; images uint8 arrays of shape (425, 425, 3) in the release.
-    """
-    import h5py
-
-    path = load_spec("nsd").path("stimuli", root)
-    if not path.is_file():
-        raise FileNotFoundError(f"NSD stimulus file {path} does not exist.")
-    source = HDF5Images(path, "imgBrick")
-    with h5py.File(path, "r") as f:
-        if "imgBrick" not in f:
-            raise ValueError(f"NSD stimulus file {path} has no dataset 'imgBrick'; it holds {sorted(f)}.")
-        n_images = int(f["imgBrick"].shape[0])
-    ids = list(range(n_images)) if ids is None else [int(i) for i in ids]
-    unknown = [i for i in ids if not 0 <= i < n_images]
-    if unknown:
-        raise ValueError(f"Stimulus id(s) {unknown[:10]} do not exist in {path} (0-based ids 0..{n_images - 1}).")
-    by_id = None
-    if captions is not None:
-        coco = _read_coco_captions(captions)
-        info = load_nsd_stim_info(root)
-        by_id = {}
-        for i in ids:
-            if i not in info.index:
-                raise ValueError(f"Stimulus id {i} has no row in nsd_stim_info_merged.csv.")
-            row = info.loc[i]
-            by_id[i] = coco.get((int(row["cocoId"]), str(row["cocoSplit"])), [])
-    return Stimuli(ids, source, captions=by_id, name="nsd")

@@ -4,9 +4,10 @@ Each reader fills a preallocated ``out`` array of shape (n_trials, n_units)
 with float32 betas of the masked units and holds at most a slab of the file
 at once:
 
-- HDF5 (n_trials, Z, Y, X), one voxel time course per chunk: one hyperslab
-  read per z-slice, covering the mask's bounding rectangle in that slice, so
-  only chunks near the mask are touched.
+- HDF5 (n_trials, Z, Y, X), one voxel time course per chunk as NSD ships it:
+  each masked voxel's chunk is read raw, in batches; other chunkings or
+  compressed files: one hyperslab per z-slice over the mask's bounding
+  rectangle, so only chunks near the mask are touched.
 - NIfTI ``.nii.gz``: the gzip stream is decoded once, front to back, in blocks
   of trials (trials are the slowest axis on disk), each block masked then freed.
 - MGH (n_vertices, 1, 1, n_trials): blocks of trials, masked.
@@ -27,6 +28,8 @@ __all__ = ["BETA_SCALE", "BetaFile", "read_beta_header", "read_masked_betas"]
 BETA_SCALE = 300.0
 #: Bytes of file data decoded at once by the NIfTI and MGH readers.
 _BLOCK_BYTES = 64 * 2**20
+#: Voxel time courses gathered per batch by the HDF5 chunk reader.
+_VOXEL_BATCH = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,20 +113,47 @@ def read_beta_header(path: str | Path, kind: str) -> BetaFile:
     return BetaFile(path, kind, int(img.shape[3]), spatial, np.asarray(img.affine))
 
 
+def _read_hdf5_chunks(ds: object, mask: np.ndarray, out: np.ndarray) -> None:
+    """One raw-chunk read per masked voxel (unfiltered, one time course per chunk)."""
+    dsid, dtype, n_trials = ds.id, ds.dtype, ds.shape[0]  # type: ignore[attr-defined]
+    empty = np.full(n_trials, ds.fillvalue, dtype=dtype).tobytes()  # type: ignore[attr-defined]
+    voxels = np.argwhere(mask)
+    for start in range(0, len(voxels), _VOXEL_BATCH):
+        raws = []
+        for i, j, k in voxels[start : start + _VOXEL_BATCH].tolist():
+            try:
+                raws.append(dsid.read_direct_chunk((0, k, j, i))[1])
+            except RuntimeError as exc:
+                if "not allocated" not in str(exc):
+                    raise
+                raws.append(empty)  # a chunk never written holds the fill value
+        block = np.frombuffer(b"".join(raws), dtype=dtype).reshape(len(raws), n_trials)
+        out[:, start : start + len(raws)] = block.T
+
+
+def _read_hdf5_slabs(ds: object, mask: np.ndarray, out: np.ndarray) -> None:
+    """One hyperslab per z-slice over the mask's bounding rectangle (any chunking or filter)."""
+    column = np.full(mask.shape, -1, dtype=np.int64)
+    column[mask] = np.arange(int(mask.sum()))
+    for k in np.flatnonzero(mask.any(axis=(0, 1))):
+        plane = mask[:, :, k].T  # (Y, X), the file's order within a z-slice
+        rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        block = ds[:, k, box[0], box[1]]  # type: ignore[index]  # (n_trials, h, w)
+        inside = plane[box]
+        out[:, column[:, :, k].T[box][inside]] = block[:, inside]
+
+
 def _read_hdf5(beta: BetaFile, mask: np.ndarray, out: np.ndarray) -> None:
     import h5py
 
-    column = np.full(mask.shape, -1, dtype=np.int64)
-    column[mask] = np.arange(int(mask.sum()))
     with h5py.File(beta.path, "r") as f:
         ds = f["betas"]
-        for k in np.flatnonzero(mask.any(axis=(0, 1))):
-            plane = mask[:, :, k].T  # (Y, X), the file's order within a z-slice
-            rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
-            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-            block = ds[:, k, box[0], box[1]]  # (n_trials, h, w) int16
-            inside = plane[box]
-            out[:, column[:, :, k].T[box][inside]] = block[:, inside]
+        # NSD's layout (one unfiltered chunk per voxel time course) lets us fetch
+        # each chunk's bytes directly, skipping HDF5's per-chunk selection work
+        # (about 3x faster than hyperslab reads; see benchmarks/RESULTS.md).
+        direct = ds.chunks == (ds.shape[0], 1, 1, 1) and ds.id.get_create_plist().get_nfilters() == 0
+        (_read_hdf5_chunks if direct else _read_hdf5_slabs)(ds, mask, out)
     out *= np.float32(1 / BETA_SCALE)
 
 

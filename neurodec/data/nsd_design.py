@@ -212,6 +212,7 @@ def load_nsd_behavior(root: str | os.PathLike, subject: int) -> pd.DataFrame:
     missing = [c for c in ("SESSION", "RUN", "73KID") if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; it has {list(table.columns)}.")
+    table.attrs["path"] = str(path)
     table["stimulus_id"] = table["73KID"].astype(np.int64) - 1
     if "10KID" in table.columns:
         table["column"] = table["10KID"].astype(np.int64) - 1

@@ -20,8 +20,9 @@ from sklearn.base import BaseEstimator
 
 from .._logging import get_logger
 from ..data.features import Features
-from ..data.responses import Responses, noise_ceiling_from_ncsnr
-from .noise_ceiling import estimate_ncsnr
+from ..data.responses import Responses
+from ._inputs import as_spaces, check_responses, design_matrix, expand_units, repeat_averaged, training_fingerprint
+from .noise_ceiling import compute_noise_ceiling
 from .scores import EncodingScores, pearson_r, r2_score
 from .stats import fdr_correction, permutation_test
 
@@ -30,31 +31,8 @@ __all__ = ["EncodingModel"]
 logger = get_logger(__name__)
 
 _DEFAULT_ALPHAS = np.logspace(-1, 7, 17)
+_UNITS_BLOCK = 8192
 _FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
-
-
-def _as_spaces(features: Features | Sequence[Features]) -> list[Features]:
-    spaces = [features] if isinstance(features, Features) else list(features)
-    if not spaces or not all(isinstance(f, Features) for f in spaces):
-        raise TypeError(f"'features' must be a Features or a non-empty list of Features. Got {type(features).__name__}.")
-    names = [f.name for f in spaces]
-    if len(set(names)) != len(names):
-        raise ValueError(f"The feature spaces must have distinct names. Got {names}.")
-    return spaces
-
-
-def _design(spaces: list[Features], stimulus_ids: np.ndarray) -> np.ndarray:
-    return np.hstack([np.asarray(f.align(stimulus_ids), dtype=np.float64) for f in spaces])
-
-
-def _check_responses(responses: Responses, where: str) -> None:
-    if not isinstance(responses, Responses):
-        raise TypeError(f"{where}: 'responses' must be a Responses. Got {type(responses).__name__}.")
-    if responses.data.ndim != 2:
-        raise ValueError(
-            f"{where} needs responses of shape (n_trials, n_units); these have shape {responses.shape}. "
-            "Average over time, or fit time-resolved data with neurodec.ridge.Delayer features."
-        )
 
 
 class EncodingModel(BaseEstimator):
@@ -90,12 +68,16 @@ class EncodingModel(BaseEstimator):
         penalty then treats features on different scales alike.
     random_state : int, optional
         Seed of the folds and of the banded candidates.
+    warn_alpha_edge : bool
+        Warn when units choose the smallest or largest alpha (single-penalty
+        ridge). Units without signal always choose the largest: silence the
+        warning when many such units are expected.
     verbose : bool or int
         Progress bars and info messages.
 
     Attributes
     ----------
-    coef_ : array of shape (n_features, n_units)
+    coef_ : float32 array of shape (n_features, n_units)
         Weights on standardized features (columns of excluded units are NaN).
     intercept_ : array of shape (n_units,)
     best_alphas_ : array of shape (n_units,)
@@ -120,6 +102,8 @@ class EncodingModel(BaseEstimator):
         Number of training samples (stimuli, or trials without averaging).
     subject_, space_ : str
         Subject and space of the training responses.
+    fingerprint_ : str
+        Hash of the training data (see :func:`~neurodec.encoding.fit_or_load_encoding_model`).
 
     Notes
     -----
@@ -129,6 +113,15 @@ class EncodingModel(BaseEstimator):
     (:func:`~neurodec.encoding.estimate_ncsnr`), with NSD's formula for the
     test stimuli's repeat counts. Normalized scores are ``R^2 / NC`` and
     ``r / sqrt(NC)`` (the highest r a perfect model can reach is ``sqrt(NC)``).
+
+    Examples
+    --------
+    >>> responses = neurodec.data.load_nsd(root, 1, roi="nsdgeneral")  # doctest: +SKIP
+    >>> layers = neurodec.backbones.extract_features(net, stimuli, layers=["layer3"])  # doctest: +SKIP
+    >>> model = EncodingModel(alphas=np.logspace(0, 6, 7)).fit(layers["layer3"], responses)  # doctest: +SKIP
+    >>> scores = model.score(layers["layer3"], responses, n_permutations=1000)  # doctest: +SKIP
+    >>> summarize_rois(scores, "prf-visualrois")  # doctest: +SKIP
+    >>> model.save("fits/layer3.npz")  # reuse later with load_encoding_model  # doctest: +SKIP
     """
 
     def __init__(
@@ -143,6 +136,7 @@ class EncodingModel(BaseEstimator):
         n_targets_batch: int | None = None,
         standardize_features: bool = True,
         random_state: int | None = None,
+        warn_alpha_edge: bool = True,
         verbose: bool | int = False,
     ) -> None:
         self.alphas = alphas
@@ -154,6 +148,7 @@ class EncodingModel(BaseEstimator):
         self.n_targets_batch = n_targets_batch
         self.standardize_features = standardize_features
         self.random_state = random_state
+        self.warn_alpha_edge = warn_alpha_edge
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
@@ -180,10 +175,14 @@ class EncodingModel(BaseEstimator):
         return list(splitter.split(np.empty((n_samples, 1)), groups=groups))
 
     def _valid_units(self, Y: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(Y).all(axis=0)
-        spread = np.zeros(Y.shape[1])
-        spread[finite] = np.ptp(Y[:, finite], axis=0)
-        constant = finite & (spread == 0)
+        finite = np.zeros(Y.shape[1], dtype=bool)
+        constant = np.zeros(Y.shape[1], dtype=bool)
+        # Column blocks keep the temporaries small for whole-brain data (10^5 units).
+        for start in range(0, Y.shape[1], _UNITS_BLOCK):
+            block = Y[:, start : start + _UNITS_BLOCK]
+            ok = np.isfinite(block).all(axis=0)
+            finite[start : start + _UNITS_BLOCK] = ok
+            constant[start : start + _UNITS_BLOCK] = ok & (block.max(axis=0) == block.min(axis=0))
         valid = finite & ~constant
         reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
         bad = np.flatnonzero(~valid)
@@ -205,9 +204,11 @@ class EncodingModel(BaseEstimator):
 
         Parameters
         ----------
-        features : Features or list of Features
+        features : Features, list of Features, or mapping name -> Features
             Feature spaces with a row for every training stimulus (matched on
-            stimulus id; missing ids raise an error that names them).
+            stimulus id; missing ids raise an error that names them). A
+            mapping (e.g. the output of ``neurodec.backbones.extract_features``)
+            contributes its values in order.
         responses : Responses
             Of shape (n_trials, n_units), with "train" trials in ``trials["split"]``.
 
@@ -215,14 +216,15 @@ class EncodingModel(BaseEstimator):
         -------
         self : EncodingModel
         """
-        spaces = _as_spaces(features)
-        _check_responses(responses, "EncodingModel.fit")
+        spaces = as_spaces(features)
+        check_responses(responses, "EncodingModel.fit")
         train = responses.split("train")
         if self.average_repeats:
-            train = train.average_repeats()
+            train = repeat_averaged(train)
         ids = train.stimulus_ids
-        X = _design(spaces, ids)
-        Y = np.asarray(train.data, dtype=np.float64)
+        X = design_matrix(spaces, ids)
+        # Responses stay in their dtype (float32 for NSD): whole-cortex data are tens of GB in float64.
+        Y = np.asarray(train.data)
         valid = self._valid_units(Y)
         splits = self._splits(len(Y), pd.factorize(pd.Series(ids).astype(str))[0])
         mean = X.mean(axis=0)
@@ -232,21 +234,23 @@ class EncodingModel(BaseEstimator):
         edges = np.cumsum([0] + [f.n_features for f in spaces])
         slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         alphas = _DEFAULT_ALPHAS if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
-        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y[:, valid])
+        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y if valid.all() else Y[:, valid])
 
         n_units = Y.shape[1]
-        self.coef_ = _expand(ridge.coef_, valid, n_units, axis=1)
-        self.intercept_ = _expand(ridge.intercept_, valid, n_units)
-        self.best_alphas_ = _expand(ridge.best_alphas_, valid, n_units)
-        self.cv_scores_ = _expand(ridge.cv_scores_, valid, n_units, axis=1)
+        # float32 weights: (n_features, n_units) reaches 10^9 values for whole-brain fits.
+        self.coef_ = expand_units(ridge.coef_, valid, n_units, axis=1, dtype=np.float32)
+        self.intercept_ = expand_units(ridge.intercept_, valid, n_units)
+        self.best_alphas_ = expand_units(ridge.best_alphas_, valid, n_units)
+        self.cv_scores_ = expand_units(ridge.cv_scores_, valid, n_units, axis=1)
         if self.banded and len(spaces) > 1:
-            self.best_gammas_ = _expand(ridge.best_gammas_, valid, n_units, axis=1)
+            self.best_gammas_ = expand_units(ridge.best_gammas_, valid, n_units, axis=1)
         self.feature_mean_, self.feature_scale_ = mean, scale
         self.feature_names_ = [f.name for f in spaces]
         self.feature_slices_ = slices
         self.valid_units_ = valid
         self.n_train_ = len(Y)
         self.subject_, self.space_ = responses.subject, responses.space
+        self.fingerprint_ = training_fingerprint(spaces, train)
         logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, len(Y), valid.sum(), n_units)
         return self
 
@@ -261,7 +265,8 @@ class EncodingModel(BaseEstimator):
         from ..ridge import RidgeCV
 
         return RidgeCV(
-            alphas=alphas, cv=splits, device=self.device, n_targets_batch=self.n_targets_batch, verbose=self.verbose
+            alphas=alphas, cv=splits, device=self.device, n_targets_batch=self.n_targets_batch,
+            warn_alpha_edge=self.warn_alpha_edge, verbose=self.verbose,
         )
 
     # -------------------------------------------------------------- predict
@@ -276,13 +281,13 @@ class EncodingModel(BaseEstimator):
 
     def _standardized(self, features: Features | Sequence[Features], stimulus_ids: Any) -> np.ndarray:
         self._check_fitted()
-        spaces = _as_spaces(features)
+        spaces = as_spaces(features)
         got = [(f.name, f.n_features) for f in spaces]
         expected = [(n, s.stop - s.start) for n, s in zip(self.feature_names_, self.feature_slices_)]
         if got != expected:
             raise ValueError(f"The model was fit on feature spaces (name, n_features) {expected}; got {got}.")
         ids = spaces[0].stimulus_ids if stimulus_ids is None else np.asarray(stimulus_ids)
-        return (_design(spaces, ids) - self.feature_mean_) / self.feature_scale_
+        return (design_matrix(spaces, ids) - self.feature_mean_) / self.feature_scale_
 
     def predict(
         self, features: Features | Sequence[Features], *, stimulus_ids: Any = None, split: bool = False
@@ -360,14 +365,14 @@ class EncodingModel(BaseEstimator):
             Scores of excluded units, and of units whose test responses are not
             finite, are NaN.
         """
-        _check_responses(responses, "EncodingModel.score")
+        check_responses(responses, "EncodingModel.score")
         self._check_fitted()
         if responses.n_units != len(self.valid_units_):
             raise ValueError(
                 f"EncodingModel.score: the model was fit on {len(self.valid_units_)} units; "
                 f"these responses have {responses.n_units}."
             )
-        test = responses.split("test").average_repeats()
+        test = repeat_averaged(responses.split("test"))
         Y = np.asarray(test.data, dtype=np.float64)
         prediction = self.predict(features, stimulus_ids=test.stimulus_ids)
         scored = self.valid_units_ & np.isfinite(Y).all(axis=0)
@@ -382,14 +387,14 @@ class EncodingModel(BaseEstimator):
         r[scored] = pearson_r(Y[:, scored], prediction[:, scored])
         r2[scored] = r2_score(Y[:, scored], prediction[:, scored])
         scores = EncodingScores(
-            r=r, r2=r2, noise_ceiling=self._noise_ceiling(responses, test, noise_ceiling), units=responses.units,
+            r=r, r2=r2, noise_ceiling=_given_or_computed(noise_ceiling, responses), units=responses.units,
             name=self.name_, subject=responses.subject, space=responses.space, modality=responses.modality,
             info=responses.info, n_test=len(Y),
         )
         if n_permutations > 0:
             result = permutation_test(
                 Y[:, scored], prediction[:, scored], n_permutations=n_permutations, block_size=block_size,
-                random_state=random_state, verbose=self.verbose,
+                random_state=random_state, device=self.device, verbose=self.verbose,
             )
             scores.p_values = np.full(len(scored), np.nan)
             scores.p_values[scored] = result.p_values
@@ -405,21 +410,6 @@ class EncodingModel(BaseEstimator):
             scores.split_r2[:, scored] = r2_score_split(Y[:, scored] - self.intercept_[scored], contributions)
             scores.space_names = list(self.feature_names_)
         return scores
-
-    def _noise_ceiling(self, responses: Responses, test: Responses, given: np.ndarray | None) -> np.ndarray:
-        counts = test.trials["n_repeats"].to_numpy()
-        if given is not None:
-            given = np.asarray(given, dtype=np.float64)
-            if given.shape != (responses.n_units,):
-                raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {given.shape}.")
-            return given
-        if "ncsnr" in responses.units.columns:
-            return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
-        if counts.max() >= 2:
-            logger.info("No 'ncsnr' unit column: estimating the noise ceiling from the test repeats.")
-            return noise_ceiling_from_ncsnr(estimate_ncsnr(responses.split("test")), counts)
-        logger.info("No 'ncsnr' unit column and no repeated test stimulus: the noise ceiling is unknown (NaN).")
-        return np.full(responses.n_units, np.nan)
 
     # --------------------------------------------------------- weights, disk
     def raw_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -441,13 +431,10 @@ class EncodingModel(BaseEstimator):
         return save_encoding_model(self, path)
 
 
-def _expand(values: np.ndarray, valid: np.ndarray, n_units: int, *, axis: int = 0) -> np.ndarray:
-    """Put the values of the fitted (valid) units back among all units, NaN for the others."""
-    values = np.asarray(values, dtype=np.float64)
-    shape = list(values.shape)
-    shape[axis] = n_units
-    out = np.full(shape, np.nan)
-    index = [slice(None)] * len(shape)
-    index[axis] = valid
-    out[tuple(index)] = values
-    return out
+def _given_or_computed(noise_ceiling: np.ndarray | None, responses: Responses) -> np.ndarray:
+    if noise_ceiling is None:
+        return compute_noise_ceiling(responses)
+    noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64)
+    if noise_ceiling.shape != (responses.n_units,):
+        raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {noise_ceiling.shape}.")
+    return noise_ceiling

@@ -12,9 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.responses import Responses
+from .._logging import get_logger
+from ..data.responses import Responses, noise_ceiling_from_ncsnr
 
-__all__ = ["estimate_ncsnr"]
+__all__ = ["compute_noise_ceiling", "estimate_ncsnr"]
+
+logger = get_logger(__name__)
 
 
 def estimate_ncsnr(responses: Responses, *, by_session: bool = False) -> np.ndarray:
@@ -69,3 +72,37 @@ def estimate_ncsnr(responses: Responses, *, by_session: bool = False) -> np.ndar
         ncsnr = np.sqrt(np.clip(1.0 - noise_var, 0.0, None)) / np.sqrt(noise_var)
     ncsnr[~np.isfinite(noise_var)] = np.nan
     return ncsnr
+
+
+def compute_noise_ceiling(responses: Responses, *, split: str = "test") -> np.ndarray:
+    """Noise ceiling of the repeat-averaged ``split`` of ``responses``, per unit.
+
+    Parameters
+    ----------
+    responses : Responses
+        Single-trial or already repeat-averaged responses (the latter with an
+        ``n_repeats`` trial column, as :meth:`Responses.average_repeats` writes).
+    split : str
+        The split whose repeat-averaged data the ceiling is for.
+
+    Returns
+    -------
+    array of shape (n_units,)
+        ``ncsnr^2 / (ncsnr^2 + mean(1/n))`` over the split's stimuli (NSD's
+        formula with the Algonauts weighting of unequal repeat counts), with
+        ``ncsnr`` from the ``ncsnr`` unit column, else estimated from the
+        split's repeated single trials (:func:`estimate_ncsnr`), else NaN.
+    """
+    trials = responses.split(split)
+    ids = trials.trials["stimulus_id"]
+    if "n_repeats" in trials.trials.columns and ids.is_unique:
+        counts = trials.trials["n_repeats"].to_numpy()
+    else:
+        counts = ids.value_counts(sort=False).to_numpy()
+    if "ncsnr" in responses.units.columns:
+        return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
+    if not ids.is_unique:
+        logger.info("No 'ncsnr' unit column: estimating the noise ceiling from the %s repeats.", split)
+        return noise_ceiling_from_ncsnr(estimate_ncsnr(trials), counts)
+    logger.info("No 'ncsnr' unit column and no repeated %s stimulus: the noise ceiling is unknown (NaN).", split)
+    return np.full(responses.n_units, np.nan)

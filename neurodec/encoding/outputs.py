@@ -25,6 +25,7 @@ import pandas as pd
 from .._io import atomic_path, write_text_atomic
 from .._logging import get_logger
 from .compare import best_layer, compare_models, summarize_rois
+from .partition import VariancePartition
 from .scores import EncodingScores
 
 __all__ = ["write_encoding_outputs"]
@@ -84,7 +85,9 @@ def _map_figure(values: np.ndarray, scores: EncodingScores, title: str):
     from ..viz import map_kind, plot_surface_map, plot_volume_map
 
     if map_kind(scores.units) == "volume":
-        return plot_volume_map(values, scores.units, scores.info, title=title)
+        # A glass brain needs a template space; subject spaces get slices of their own volume.
+        kind = "glass" if "mni" in scores.space.lower() else "stat"
+        return plot_volume_map(values, scores.units, scores.info, title=title, kind=kind)
     return plot_surface_map(values, scores.units, scores.info, title=title)
 
 
@@ -98,6 +101,7 @@ def write_encoding_outputs(
     alpha: float = 0.05,
     figures: bool = True,
     report: bool = True,
+    partitions: Sequence[VariancePartition] = (),
     title: str | None = None,
 ) -> dict[str, list[Path]]:
     """Write score maps, tables, figures and an HTML report for one subject.
@@ -123,6 +127,11 @@ def write_encoding_outputs(
         FDR level for the fraction of significant units in ROI summaries.
     figures, report : bool
         Draw PNG figures; write the HTML report (embeds the figures).
+    partitions : sequence of VariancePartition
+        Variance partitions (of the same units) to write as maps of the unique
+        and shared variance, with a per-ROI table when ``atlas`` is given.
+        Split R^2 of banded models (``EncodingScores.split_r2``) are written
+        as maps of their own.
     title : str, optional
         Report title.
 
@@ -158,8 +167,13 @@ def write_encoding_outputs(
             summary = summarize_rois(item, atlas, metric=metric, alpha=alpha)
             out.table(summary, "rois", model=name, atlas=atlas, stat=metric)
             section.tables[f"{metric} per ROI ({atlas})"] = summary
+        if item.split_r2 is not None and has_space:
+            for band, values in zip(item.space_names or [], item.split_r2):
+                out.map(values, item, model=name, stat="splitr2", band=band)
         out.flush_into(section)
         sections.append(section)
+    for partition in partitions:
+        sections.append(_partition_section(partition, first, atlas, out, has_space))
     if len(named) > 1:
         sections.append(_comparison(named, figure_metric, atlas, alpha, out, has_space))
     if report:
@@ -241,8 +255,31 @@ def _comparison(named, figure_metric, atlas, alpha, out: _Outputs, has_space: bo
         wide = table.pivot(index="model", columns="roi", values="mean").loc[list(named)]
         section.tables[f"Mean {metric} per model and ROI ({atlas})"] = wide.reset_index()
         if out.draw:
-            out.figure(plot_roi_bars(table, title=f"{metric} per ROI"), desc="roibars", stat=metric)
+            out.figure(plot_roi_bars(table, title=f"{metric} per ROI", ylabel=f"mean {metric}"), desc="roibars", stat=metric)
             out.figure(plot_heatmap(wide, label=f"mean {metric}", title=f"{metric} per model and ROI"),
                        desc="modelbyroi", stat=metric)
+    out.flush_into(section)
+    return section
+
+
+def _partition_section(partition: VariancePartition, like: EncodingScores, atlas, out: _Outputs, has_space: bool):
+    from ..viz import ReportSection
+
+    a, b = partition.names
+    section = ReportSection(
+        title=f"Variance partition: {a} vs {b}",
+        text=f"Held-out R2 unique to {a} (R2_joint - R2_{b}), unique to {b}, and shared (R2_{a} + R2_{b} - R2_joint).",
+    )
+    parts = {f"unique{a}": partition.unique_a, f"unique{b}": partition.unique_b, "shared": partition.shared}
+    if has_space:
+        for stat, values in parts.items():
+            out.map(values, like, desc="partition", stat=stat)
+    frame = pd.concat([like.units.reset_index(drop=True), partition.to_frame()], axis=1)
+    out.table(frame, "partition", spaceA=a, spaceB=b)
+    if atlas is not None:
+        labels = like.units[f"roi:{atlas}"].astype("string").fillna("")
+        keep = ~labels.isin(["", "Unknown"]).to_numpy()
+        summary = partition.to_frame()[keep].groupby(labels[keep].to_numpy()).mean().rename_axis("roi").reset_index()
+        section.tables[f"Mean partition per ROI ({atlas})"] = summary
     out.flush_into(section)
     return section

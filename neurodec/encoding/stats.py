@@ -11,6 +11,7 @@ r are those of R^2 too.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,7 @@ def permutation_test(
     block_size: int | None = None,
     random_state: int | np.random.Generator | None = None,
     return_null: bool = False,
+    device: Any = "auto",
     verbose: bool | int = False,
 ) -> PermutationResult:
     """Permutation p-value of the correlation between predicted and true responses.
@@ -84,6 +86,10 @@ def permutation_test(
         Seed of the permutations.
     return_null : bool
         Keep the null distribution (memory n_permutations x n_targets).
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+        Where the permuted correlations are computed (float64). The
+        permutations are drawn on the CPU, so a seed gives the same p-values
+        on every device.
     verbose : bool or int
         Show a progress bar.
 
@@ -97,10 +103,17 @@ def permutation_test(
         raise ValueError(f"The 'n_permutations' parameter must be >= 1. Got {n_permutations}.")
     if block_size is not None and not 1 <= block_size < n:
         raise ValueError(f"The 'block_size' parameter must be in [1, {n - 1}] for {n} samples. Got {block_size}.")
+    import torch
+
+    from .._device import resolve_device
+
     rng = np.random.default_rng(random_state)
     zt, zp = _standardize_columns(y_true), _standardize_columns(y_pred)
     observed = np.clip((zt * zp).sum(axis=0), -1.0, 1.0)
-    exceed = np.zeros(n_targets, dtype=np.int64)
+    dev = resolve_device(device)
+    zt_t, zp_t = torch.as_tensor(zt, device=dev), torch.as_tensor(zp, device=dev)
+    threshold = torch.as_tensor(observed - 1e-12, device=dev)
+    exceed = torch.zeros(n_targets, dtype=torch.int64, device=dev)
     null = np.empty((n_permutations, n_targets)) if return_null else None
     batch = max(1, min(n_permutations, _BATCH_VALUES // max(1, n * n_targets)))
     starts = range(0, n_permutations, batch)
@@ -110,12 +123,12 @@ def permutation_test(
             index = np.argsort(rng.random((stop - start, n)), axis=1)
         else:
             index = np.stack([_block_permutation(rng, n, block_size) for _ in range(stop - start)])
-        r_null = np.einsum("bnt,nt->bt", zt[index], zp)
+        r_null = (zt_t[torch.as_tensor(index, device=dev)] * zp_t).sum(dim=1)
         # Ties with the observed value count as exceedances (conservative).
-        exceed += (r_null >= observed - 1e-12).sum(axis=0)
+        exceed += (r_null >= threshold).sum(dim=0)
         if null is not None:
-            null[start:stop] = r_null
-    p_values = (1.0 + exceed) / (1.0 + n_permutations)
+            null[start:stop] = r_null.cpu().numpy()
+    p_values = (1.0 + exceed.cpu().numpy()) / (1.0 + n_permutations)
     p_values[~np.isfinite(observed)] = np.nan
     return PermutationResult(observed=observed, p_values=p_values, n_permutations=n_permutations, null=null)
 

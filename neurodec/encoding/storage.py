@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,15 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path
+from .._logging import get_logger
+from ..data.features import Features
+from ..data.responses import Responses
+from ._inputs import as_spaces, repeat_averaged, training_fingerprint
 from .model import _FITTED, EncodingModel
 
-__all__ = ["load_encoding_model", "save_encoding_model"]
+__all__ = ["fit_or_load_encoding_model", "load_encoding_model", "save_encoding_model"]
+
+logger = get_logger(__name__)
 
 
 def _is_json(value: Any) -> bool:
@@ -34,14 +41,14 @@ def save_encoding_model(model: EncodingModel, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"EncodingModel.save writes .npz files. Got {path.name!r}.")
-    params = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in model.get_params().items()}
     meta = {
-        "params": {k: v for k, v in params.items() if _is_json(v)},
+        "params": _json_params(model),
         "feature_names": model.feature_names_,
         "feature_slices": [[s.start, s.stop] for s in model.feature_slices_],
         "n_train": model.n_train_,
         "subject": model.subject_,
         "space": model.space_,
+        "fingerprint": model.fingerprint_,
         "excluded_reasons": model.excluded_units_["reason"].tolist(),
     }
     arrays = {name: getattr(model, name) for name in _FITTED}
@@ -73,4 +80,56 @@ def load_encoding_model(path: str | os.PathLike) -> EncodingModel:
     model.feature_names_ = meta["feature_names"]
     model.feature_slices_ = [slice(a, b) for a, b in meta["feature_slices"]]
     model.n_train_, model.subject_, model.space_ = meta["n_train"], meta["subject"], meta["space"]
+    model.fingerprint_ = meta["fingerprint"]
+    return model
+
+
+def _json_params(model: EncodingModel) -> dict[str, Any]:
+    params = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in model.get_params().items()}
+    return {k: v for k, v in params.items() if _is_json(v)}
+
+
+def fit_or_load_encoding_model(
+    path: str | os.PathLike,
+    features: Features | Sequence[Features],
+    responses: Responses,
+    **params: Any,
+) -> EncodingModel:
+    """Reuse the fit saved at ``path`` when it matches, else fit, save and return a new one.
+
+    A saved fit matches when its parameters equal ``params`` and its training
+    fingerprint (feature spaces, training stimuli and a sample of the
+    responses) equals that of ``features`` and ``responses``; otherwise the
+    reason is logged and the model is refit (and ``path`` overwritten, atomically).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.npz`` file of the fit.
+    features, responses
+        As in :meth:`EncodingModel.fit`.
+    **params
+        :class:`EncodingModel` parameters.
+
+    Returns
+    -------
+    EncodingModel
+        Fitted.
+    """
+    model = EncodingModel(**params)
+    path = Path(path)
+    if path.exists():
+        saved = load_encoding_model(path)
+        train = responses.split("train")
+        if model.average_repeats:
+            train = repeat_averaged(train)
+        if _json_params(saved) != _json_params(model):
+            logger.info("Refitting %s: saved with other parameters.", path)
+        elif saved.fingerprint_ != training_fingerprint(as_spaces(features), train):
+            logger.info("Refitting %s: the training data changed.", path)
+        else:
+            logger.info("Reusing the fit saved at %s.", path)
+            return saved
+    model.fit(features, responses)
+    save_encoding_model(model, path)
     return model

@@ -25,6 +25,13 @@ _ATTRIBUTES = {
     "RidgeCVResult": "solvers",
     "KernelRidgeCVResult": "solvers",
     "compute_kernel": "kernels",
+    "BandedRidgeCV": "banded",
+    "r2_score_split": "banded",
+    "solve_banded_ridge_cv": "_banded_solver",
+    "BandedRidgeCVResult": "_banded_solver",
+    "generate_band_weights": "_banded_solver",
+    "Delayer": "delays",
+    "fit_distributed": "distributed",
 }
 
 __all__ = sorted(_ATTRIBUTES)

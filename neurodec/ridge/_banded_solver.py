@@ -9,11 +9,15 @@ and keeps, per target, the best ``(gamma, alpha)``: himalaya's random search
 (``solve_group_ridge_random_search``), with the same candidates and the same
 selection rule.
 
-Speed comes from never touching the samples inside the search: the Gram
-matrix ``X^T X`` and ``X^T Y`` of each training fold are computed once (by
-downdating the full ones with the validation block) and each candidate only
-rescales them, ``D G D`` and ``D X^T Y`` with ``D = diag(sqrt(gamma))``,
-before one float64 eigendecomposition and one GEMM per alpha.
+Each candidate is an ordinary ridge on rescaled features, solved by the core
+solver's plans (:mod:`neurodec.ridge._primal`, :mod:`neurodec.ridge._dual`):
+downdated per-fold Grams, one float64 eigendecomposition per fold, one GEMM
+per alpha. What the candidates share is computed once per target batch:
+``X^T Y`` (a candidate only rescales it, ``D X^T Y`` with
+``D = diag(sqrt(gamma))``) in the primal form; the per-band kernels
+``K_b = X_b X_b^T`` (a candidate's kernel is ``sum_b gamma_b K_b``) in the
+dual form, used when there are fewer training samples than features.
+Targets whose best candidate improves are refit at once from the plan in hand.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from neurodec._device import resolve_device
 from neurodec._logging import progress
+from neurodec.ridge._batching import choose_n_targets_batch, load_targets, run_target_batches
+from neurodec.ridge._dual import DualPlan
+from neurodec.ridge._primal import PrimalPlan
+from neurodec.ridge.solvers import _choose_method
 
 __all__ = ["BandedRidgeCVResult", "generate_band_weights", "solve_banded_ridge_cv"]
 
@@ -49,6 +58,7 @@ class BandedRidgeCVResult:
         ``log(best_gammas / best_alphas)``: the log band scalings, as himalaya reports them.
     cv_scores : array of shape (n_candidates, n_targets)
         Cross-validation score of each candidate at its best alpha, averaged over folds.
+    method : {"primal", "dual"}
     """
 
     coef: np.ndarray
@@ -57,6 +67,7 @@ class BandedRidgeCVResult:
     best_alphas: np.ndarray
     deltas: np.ndarray
     cv_scores: np.ndarray
+    method: str
 
 
 def generate_band_weights(
@@ -108,55 +119,45 @@ def generate_band_weights(
     return gammas
 
 
-def _fold_statistics(X, Y, splits, fit_intercept):
-    """Per-fold centered training Gram (float64) and X^T Y, by downdating the full products."""
-    import torch
+class _Candidates:
+    """Builds each candidate's core plan and its refit, from what all candidates share."""
 
-    X64 = X.double()
-    gram = X64.T @ X64
-    xty = X.T @ Y
-    n_samples = X.shape[0]
-    x_sum, y_sum = X64.sum(0), Y.sum(0)
-    folds = []
-    for train, val in splits:
-        Xv, Yv = X[val], Y[val]
-        n_train = n_samples - len(val)
-        g = gram - Xv.double().T @ Xv.double()
-        b = xty - Xv.T @ Yv
-        x_mean = (x_sum - Xv.double().sum(0)) / n_train
-        y_mean = (y_sum - Yv.sum(0)) / n_train
-        if fit_intercept:
-            g = g - n_train * torch.outer(x_mean, x_mean)
-            b = b - n_train * torch.outer(x_mean.to(X.dtype), y_mean)
-            Xv = Xv - x_mean.to(X.dtype)
-            Yv = Yv - y_mean
-        folds.append((g, b, Xv, Yv))
-    return folds
+    def __init__(self, X, band_of_column, splits, *, method, n_alphas, fit_intercept, dtype):
+        X64 = X.to(torch.float64)
+        self.X, self.band_of_column, self.splits = X, band_of_column, splits
+        self.method, self.n_alphas, self.fit_intercept, self.dtype = method, n_alphas, fit_intercept, dtype
+        self.x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
+        self.xc = (X64 - self.x_mean).to(dtype)
+        if method == "dual":
+            Xc64 = X64 - self.x_mean
+            n_bands = int(band_of_column.max()) + 1
+            self.kernels = [Xc64[:, band_of_column == b] @ Xc64[:, band_of_column == b].T for b in range(n_bands)]
 
+    def shared(self, Yc):
+        """Per target batch: ``X^T Y`` (primal) or nothing (dual)."""
+        return self.xc.T @ Yc if self.method == "primal" else None
 
-def _score_alphas(Yv, Q, A, eigvals, alphas, score):
-    """Validation score per alpha: predictions ``Q diag(1/(s+alpha)) A``, one GEMM per alpha."""
-    import torch
-
-    out = torch.empty(len(alphas), Yv.shape[1], dtype=torch.float64, device=Yv.device)
-    sst = ((Yv - Yv.mean(0)) ** 2).sum(0) if score == "r2" else None
-    for i, alpha in enumerate(alphas.tolist()):
-        shrink = (1.0 / (eigvals + alpha)).to(Q.dtype)
-        sse = ((Yv - (Q * shrink) @ A) ** 2).sum(0).double()
-        if score == "r2":
-            out[i] = torch.where(sst > 0, 1.0 - sse / sst.double(), torch.zeros_like(sse))
-        else:
-            out[i] = -sse / Yv.shape[0]
-    return out
-
-
-def _select(scores, alphas):
-    """Best alpha per target, himalaya's rule: fold mean, ties go to the larger alpha."""
-    import torch
-
-    mean = scores.mean(0) + (torch.log(alphas.double()) * 1e-10)[:, None]
-    best = mean.argmax(0)
-    return best, mean.gather(0, best[None])[0]
+    def solve(self, gamma, Yc, y_mean, xty, alphas, score):
+        """CV scores (n_alphas, n_targets) of one candidate and a refit function for chosen targets."""
+        scale = gamma.sqrt()[self.band_of_column]
+        if self.method == "primal":
+            plan = PrimalPlan(
+                self.X * scale.to(self.X.dtype),
+                self.splits,
+                n_alphas=self.n_alphas,
+                fit_intercept=self.fit_intercept,
+                dtype=self.dtype,
+            )
+            xty_c = scale.to(self.dtype)[:, None] * xty
+            scores = plan.cv_scores(Yc, xty_c, alphas, score)
+            return scores, lambda idx, a: scale.to(self.dtype)[:, None] * plan.refit(xty_c[:, idx], a)
+        K = sum(g * k for g, k in zip(gamma.tolist(), self.kernels))
+        plan = DualPlan(K, self.splits, fit_intercept=self.fit_intercept, dtype=self.dtype)
+        scores = plan.cv_scores(Yc, alphas, score)
+        # weights of the rescaled features are Z^T dual; on the original features, gamma_b X_b^T dual
+        return scores, lambda idx, a: (scale**2).to(self.dtype)[:, None] * (
+            self.xc.T @ plan.refit(Yc[:, idx], y_mean[idx], a)[0]
+        )
 
 
 def solve_banded_ridge_cv(
@@ -166,119 +167,105 @@ def solve_banded_ridge_cv(
     gammas: np.ndarray,
     *,
     alphas: np.ndarray,
-    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str,
     device: Any = "auto",
-    dtype: Any = "float32",
+    dtype: torch.dtype = torch.float32,
     n_targets_batch: int | None = None,
     fit_intercept: bool = True,
     score: str = "r2",
+    method: str = "auto",
     verbose: bool | int = False,
 ) -> BandedRidgeCVResult:
     """Banded ridge with band weights chosen per target among ``gammas``.
 
     Parameters
     ----------
-    X : array of shape (n_samples, n_features)
+    X : array or tensor of shape (n_samples, n_features)
         Features, the bands as contiguous column blocks.
-    Y : array of shape (n_samples, n_targets)
-        Targets.
+    Y : array, tensor, memmap or h5py.Dataset of shape (n_samples, n_targets)
+        Targets, read in column batches.
     band_slices : sequence of slice
         Column block of each band, covering every column once, in order.
     gammas : array of shape (n_candidates, n_bands)
         Candidate band weights (see :func:`generate_band_weights`).
     alphas : array of shape (n_alphas,)
         Ridge penalties tried for every candidate.
-    splits : sequence of (train, val) index arrays
-        Cross-validation folds.
+    splits : sequence of (train, val) index arrays, or "loo"
+        Cross-validation folds, or exact leave-one-out.
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
         Where to compute; "auto" picks CUDA when available.
-    dtype : str or torch.dtype
-        Dtype of the large products; Gram matrices and eigendecompositions are float64.
+    dtype : torch.dtype
+        Dtype of the large products; Grams, kernels and eigendecompositions are float64.
     n_targets_batch : int or None
-        Targets per batch (bounds memory; each batch repeats the eigendecompositions).
+        Targets per batch (each batch repeats the candidates' decompositions);
+        by default the largest that fits the memory budget of the core solver.
     fit_intercept : bool
         Center features and targets (per training fold, then on all samples).
-    score : {"r2", "l2"}
-        Validation score: R^2 per fold, or himalaya's default negative mean squared error.
+    score : {"r2", "pearson"}
+        Validation score maximized per target.
+    method : {"auto", "primal", "dual"}
+        "auto" uses the dual (kernel) form when ``n_train < n_features``.
     verbose : bool or int
-        Progress bar over candidates.
+        Progress bars over target batches and candidates.
 
     Returns
     -------
     BandedRidgeCVResult
     """
-    import torch
-
     dev = resolve_device(device)
-    dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    X = torch.as_tensor(np.asarray(X), dtype=dt, device=dev)
-    Y = torch.as_tensor(np.asarray(Y), dtype=dt, device=dev)
+    X = torch.as_tensor(X).to(dev)  # kept in its own precision for the float64 Grams
     gammas_t = torch.as_tensor(np.asarray(gammas, dtype=np.float64), device=dev)
     alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=dev)
     n_samples, n_features = X.shape
-    n_targets = Y.shape[1]
+    n_targets = int(Y.shape[1])
     band_of_column = torch.empty(n_features, dtype=torch.long, device=dev)
     for b, sl in enumerate(band_slices):
         band_of_column[sl] = b
-    splits = [(torch.as_tensor(tr, device=dev), torch.as_tensor(va, device=dev)) for tr, va in splits]
-    batch = n_targets if n_targets_batch is None else int(n_targets_batch)
-    eps = torch.finfo(dt).eps
-
-    cv_scores = torch.empty(len(gammas_t), n_targets, dtype=torch.float64, device=dev)
-    best_score = torch.full((n_targets,), -math.inf, dtype=torch.float64, device=dev)
-    best_candidate = torch.zeros(n_targets, dtype=torch.long, device=dev)
-    best_alpha_index = torch.zeros(n_targets, dtype=torch.long, device=dev)
-    for start in range(0, n_targets, batch):
-        cols = slice(start, start + batch)
-        folds = _fold_statistics(X, Y[:, cols], splits, fit_intercept)
-        candidates = progress(
-            range(len(gammas_t)), verbose=verbose, desc="banded ridge candidates", total=len(gammas_t)
-        )
-        for c in candidates:
-            scale = gammas_t[c][band_of_column].sqrt()
-            fold_scores = []
-            for g, b, Xv, Yv in folds:
-                eigvals, V = torch.linalg.eigh(scale[:, None] * g * scale[None, :])
-                V_scaled = (scale[:, None] * V).to(dt)
-                fold_scores.append(
-                    _score_alphas(Yv, Xv @ V_scaled, V_scaled.T @ b, eigvals.clamp_min(0), alphas_t, score)
-                )
-            best, cand_scores = _select(torch.stack(fold_scores), alphas_t)
-            cv_scores[c, cols] = cand_scores
-            better = cand_scores > best_score[cols] + eps
-            best_score[cols] = torch.where(better, cand_scores, best_score[cols])
-            best_candidate[cols] = torch.where(better, c, best_candidate[cols])
-            best_alpha_index[cols] = torch.where(better, best, best_alpha_index[cols])
-
-    coef, intercept = _refit(X, Y, band_of_column, gammas_t, alphas_t, best_candidate, best_alpha_index, fit_intercept)
-    best_gammas = gammas_t[best_candidate].T
-    best_alphas = alphas_t[best_alpha_index]
-    return BandedRidgeCVResult(
-        coef=coef.cpu().numpy(),
-        intercept=intercept.cpu().numpy(),
-        best_gammas=best_gammas.cpu().numpy(),
-        best_alphas=best_alphas.cpu().numpy(),
-        deltas=torch.log(best_gammas / best_alphas[None]).cpu().numpy(),
-        cv_scores=cv_scores.cpu().numpy(),
+    method = _choose_method(method, n_features, splits, n_samples)
+    candidates = _Candidates(
+        X, band_of_column, splits, method=method, n_alphas=len(alphas_t), fit_intercept=fit_intercept, dtype=dtype
     )
+    eps = torch.finfo(dtype).eps
+    cv_scores = torch.empty(len(gammas_t), n_targets, dtype=dtype)
+    best_candidate = torch.zeros(n_targets, dtype=torch.long)
+    best_alpha = torch.empty(n_targets, dtype=torch.float64)
+    coef = torch.empty(n_features, n_targets, dtype=dtype)
+    intercept = torch.empty(n_targets, dtype=dtype)
 
+    def process(start: int, stop: int) -> None:
+        Yb = load_targets(Y, start, stop, device=dev, dtype=dtype)
+        y_mean = Yb.mean(0) if fit_intercept else torch.zeros_like(Yb[0])
+        Yc = Yb - y_mean
+        xty = candidates.shared(Yc)
+        best = torch.full((stop - start,), -math.inf, dtype=dtype, device=dev)
+        batch_coef = torch.zeros(n_features, stop - start, dtype=dtype, device=dev)
+        for c in progress(range(len(gammas_t)), verbose=verbose, desc="band weight candidates"):
+            scores, refit = candidates.solve(gammas_t[c], Yc, y_mean, xty, alphas_t, score)
+            cand_best, cand_alpha = scores.max(0)
+            cv_scores[c, start:stop] = cand_best.cpu()
+            better = torch.nonzero(cand_best > best + eps).ravel()
+            if len(better) == 0:
+                continue
+            best[better] = cand_best[better]
+            batch_coef[:, better] = refit(better, alphas_t[cand_alpha[better]])
+            best_candidate[start + better.cpu()] = c
+            best_alpha[start + better.cpu()] = alphas_t[cand_alpha[better]].cpu()
+        coef[:, start:stop] = batch_coef.cpu()
+        intercept[start:stop] = (y_mean - candidates.x_mean.to(dtype) @ batch_coef).cpu()
 
-def _refit(X, Y, band_of_column, gammas, alphas, best_candidate, best_alpha_index, fit_intercept):
-    """Weights on all samples, one eigendecomposition per selected candidate."""
-    import torch
-
-    X64 = X.double()
-    x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
-    y_mean = Y.double().mean(0) if fit_intercept else torch.zeros_like(Y[0], dtype=torch.float64)
-    gram = X64.T @ X64 - X.shape[0] * torch.outer(x_mean, x_mean)
-    coef = torch.zeros(X.shape[1], Y.shape[1], dtype=torch.float64, device=X.device)
-    for c in torch.unique(best_candidate).tolist():
-        targets = torch.nonzero(best_candidate == c).ravel()
-        scale = gammas[c][band_of_column].sqrt()
-        eigvals, V = torch.linalg.eigh(scale[:, None] * gram * scale[None, :])
-        xty = X64.T @ Y[:, targets].double() - X.shape[0] * torch.outer(x_mean, y_mean[targets])
-        projected = (scale[:, None] * V).T @ xty
-        shrink = 1.0 / (eigvals.clamp_min(0)[:, None] + alphas[best_alpha_index[targets]][None, :])
-        coef[:, targets] = scale[:, None] * (V @ (projected * shrink))
-    intercept = y_mean - x_mean @ coef
-    return coef.to(X.dtype), intercept.to(X.dtype)
+    if n_targets_batch is None:
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        # the core plans' temporaries, plus this batch's weights and scores per candidate
+        per_target = itemsize * (3 * n_samples + 7 * n_features + 2 * len(alphas_t) + len(gammas_t) + 8)
+        n_targets_batch = choose_n_targets_batch(n_targets, per_target, device=dev)
+    run_target_batches(n_targets, n_targets_batch, process, device=dev, verbose=verbose)
+    best_gammas = gammas_t.cpu()[best_candidate].T
+    return BandedRidgeCVResult(
+        coef=coef.numpy(),
+        intercept=intercept.numpy(),
+        best_gammas=best_gammas.numpy(),
+        best_alphas=best_alpha.numpy(),
+        deltas=torch.log(best_gammas / best_alpha[None]).numpy(),
+        cv_scores=cv_scores.numpy(),
+        method=method,
+    )

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from neurodec.ridge._banded_solver import generate_band_weights, solve_banded_ridge_cv
+from neurodec.ridge._scoring import SCORES
+from neurodec.ridge._validation import check_alphas, resolve_splits
+from neurodec.ridge.estimators import _DTYPES, _check_Y
 
 __all__ = ["BandedRidgeCV", "r2_score_split"]
 
@@ -54,9 +56,14 @@ def r2_score_split(y_true: Any, y_pred: Any, *, include_correlation: bool = True
     return (2 * y_true * y_pred - overlap).sum(1) / sst
 
 
+def _is_band_list(X: Any) -> bool:
+    """A list of 2-D band arrays (not a nested list of rows)."""
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(getattr(x, "ndim", None) == 2 for x in X)
+
+
 def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     """Stacked features and the column indices of each band, from any accepted ``groups`` form."""
-    if isinstance(X, (list, tuple)):
+    if _is_band_list(X):
         if groups is not None:
             raise ValueError("Pass either X as a list of band arrays or 'groups', not both. Got both.")
         blocks = [check_array(x, dtype=(np.float64, np.float32)) for x in X]
@@ -66,8 +73,8 @@ def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         return np.hstack(blocks), [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:])]
     X = check_array(X, dtype=(np.float64, np.float32))
     n_features = X.shape[1]
-    if groups is None:
-        raise ValueError("BandedRidgeCV needs 'groups' (slices, index arrays or a label per column) when X is one array.")
+    if groups is None:  # one band: an ordinary ridge, as in himalaya
+        return X, [np.arange(n_features)]
     labels = np.asarray(groups) if not isinstance(groups, (list, tuple)) else None
     if labels is not None and labels.ndim == 1 and labels.shape == (n_features,) and labels.dtype.kind in "iu":
         bands = [np.flatnonzero(labels == u) for u in np.unique(labels)]
@@ -97,26 +104,31 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     groups : sequence of slice, sequence of index arrays, int array of shape (n_features,), or None
         The bands: one slice or one array of column indices per band, or a
         band label per column. None when ``X`` is passed as a list of one
-        array per band.
+        array per band (with a single array, None means one band).
     alphas : sequence of float or None
-        Ridge penalties tried for each candidate; None means ``logspace(-2, 6, 9)``.
+        Ridge penalties tried for each candidate; None means ``np.logspace(-2, 8, 11)``.
     n_iter : int or array of shape (n_candidates, n_bands)
         Candidate budget: that many candidates from :func:`generate_band_weights`
         (the first is uniform), or the candidate weights themselves.
     concentration : float or sequence of float
         Dirichlet concentrations of the random candidates, cycled.
-    cv : int or scikit-learn splitter
-        Folds; an int means that many contiguous (unshuffled) folds.
+    cv : int, splitter, iterable of (train, val), "loo" or "gcv"
+        Folds as in :class:`neurodec.ridge.RidgeCV`: an int means that many
+        contiguous (unshuffled) folds; "loo" is exact leave-one-out.
     random_state : int or None
         Seed of the candidate draw.
-    scoring : {"r2", "l2"}
-        Validation score: R^2, or negative mean squared error (himalaya's default).
+    score_func : {"r2", "pearson"}
+        Validation score maximized per target.
+    method : {"auto", "primal", "dual"}
+        "auto" uses the dual (kernel) form, with per-band kernels, when there
+        are fewer training samples than features.
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
         Where to compute; "auto" picks CUDA when available.
-    dtype : str
-        Dtype of the large products ("float32" or "float64"); eigendecompositions are float64.
+    dtype : {"float32", "float64"}
+        Dtype of the large products; Grams and eigendecompositions are float64.
     n_targets_batch : int or None
-        Targets per batch during the search (bounds memory).
+        Targets per batch (bounds memory; each batch repeats the candidates'
+        decompositions); by default from free GPU memory or a RAM budget.
     fit_intercept : bool
         Fit an intercept (features and targets centered per fold and on all samples).
     verbose : bool or int
@@ -135,6 +147,9 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Cross-validation score of each candidate at its best alpha.
     gammas_ : array of shape (n_candidates, n_bands)
         The candidates searched.
+    alphas_ : array of shape (n_alphas,)
+        The alphas searched.
+    method_ : {"primal", "dual"}
     bands_ : list of arrays
         Column indices of each band in ``X``.
     X_offset_ : array of shape (n_features,)
@@ -157,7 +172,8 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         concentration: float | Sequence[float] = (0.1, 1.0),
         cv: Any = 5,
         random_state: int | None = None,
-        scoring: str = "r2",
+        score_func: str = "r2",
+        method: str = "auto",
         device: Any = "auto",
         dtype: str = "float32",
         n_targets_batch: int | None = None,
@@ -170,7 +186,8 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.concentration = concentration
         self.cv = cv
         self.random_state = random_state
-        self.scoring = scoring
+        self.score_func = score_func
+        self.method = method
         self.device = device
         self.dtype = dtype
         self.n_targets_batch = n_targets_batch
@@ -197,50 +214,52 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ----------
         X : array of shape (n_samples, n_features), or list of arrays of shape (n_samples, n_features_b)
             Features; one array per band when ``groups`` is None.
-        y : array of shape (n_samples,) or (n_samples, n_targets)
-            Targets.
+        y : array, memmap or h5py.Dataset of shape (n_samples,) or (n_samples, n_targets)
+            Targets (streamed in column batches).
 
         Returns
         -------
         self : BandedRidgeCV
         """
-        if self.scoring not in ("r2", "l2"):
-            raise ValueError(f"The 'scoring' parameter of BandedRidgeCV must be 'r2' or 'l2'. Got {self.scoring!r}.")
+        if self.score_func not in SCORES:
+            raise ValueError(f"The 'score_func' parameter must be one of {SCORES}. Got {self.score_func!r} instead.")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}. Got {self.dtype!r} instead.")
+        if self.method not in ("auto", "primal", "dual"):
+            raise ValueError(f"The 'method' parameter must be 'auto', 'primal' or 'dual'. Got {self.method!r} instead.")
+        if y is None:
+            raise ValueError("BandedRidgeCV requires y to be passed, but the target y is None.")
         X, bands = _band_columns(self.groups, X)
-        Y = check_array(y, dtype=(np.float64, np.float32), ensure_2d=False)
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}.")
-        alphas = np.logspace(-2, 6, 9) if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
-        if np.any(alphas <= 0):
-            raise ValueError(f"The 'alphas' of BandedRidgeCV must be positive. Got {alphas.tolist()}.")
+        Y, ravel = _check_Y(y, X.shape[0])
         gammas = self._candidates(len(bands))
         order = np.concatenate(bands)
         edges = np.cumsum([0] + [len(b) for b in bands])
-        splits = list(check_cv(self.cv).split(X))
         result = solve_banded_ridge_cv(
             X[:, order],
-            Y.reshape(len(Y), -1),
+            Y,
             [slice(a, b) for a, b in zip(edges[:-1], edges[1:])],
             gammas,
-            alphas=alphas,
-            splits=splits,
+            alphas=check_alphas(self.alphas),
+            splits=resolve_splits(self.cv, X, X.shape[0], None),
             device=self.device,
-            dtype=self.dtype,
+            dtype=_DTYPES[self.dtype],
             n_targets_batch=self.n_targets_batch,
             fit_intercept=self.fit_intercept,
-            score=self.scoring,
+            score=self.score_func,
+            method=self.method,
             verbose=self.verbose,
         )
         coef = np.empty_like(result.coef)
         coef[order] = result.coef
-        squeeze = Y.ndim == 1
-        self.coef_ = coef[:, 0] if squeeze else coef
-        self.intercept_ = result.intercept[0] if squeeze else result.intercept
-        self.deltas_ = result.deltas[:, 0] if squeeze else result.deltas
-        self.best_gammas_ = result.best_gammas[:, 0] if squeeze else result.best_gammas
-        self.best_alphas_ = result.best_alphas[0] if squeeze else result.best_alphas
+        self.coef_ = coef[:, 0] if ravel else coef
+        self.intercept_ = result.intercept[0] if ravel else result.intercept
+        self.deltas_ = result.deltas[:, 0] if ravel else result.deltas
+        self.best_gammas_ = result.best_gammas[:, 0] if ravel else result.best_gammas
+        self.best_alphas_ = result.best_alphas[0] if ravel else result.best_alphas
         self.cv_scores_ = result.cv_scores
         self.gammas_ = gammas
+        self.alphas_ = check_alphas(self.alphas)
+        self.method_ = result.method
         self.bands_ = bands
         self.X_offset_ = X.mean(0) if self.fit_intercept else np.zeros(X.shape[1])
         self.y_offset_ = self.intercept_ + self.X_offset_ @ self.coef_
@@ -296,9 +315,11 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return r2_score_split(Y - self.y_offset_, self._band_contributions(self._check_X(X)))
 
     def _check_X(self, X: Any) -> np.ndarray:
-        X, _ = _band_columns(None if isinstance(X, (list, tuple)) else self.groups, X)
+        X, _ = _band_columns(None if _is_band_list(X) else self.groups, X)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but BandedRidgeCV was fit with {self.n_features_in_}.")
+            raise ValueError(
+                f"X has {X.shape[1]} features, but BandedRidgeCV is expecting {self.n_features_in_} features as input."
+            )
         return X
 
     def _band_contributions(self, X: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ def plot_volume_map(
     kind: str = "stat",
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str = "inferno",
+    cmap: str = "cold_hot",
 ):
     """A volume score map: nilearn's slice view ("stat") or glass brain ("glass").
 
@@ -75,6 +75,8 @@ def plot_volume_map(
         transparent; colour scale up to ``vmax``
         (default: the 99th percentile of finite values).
     cmap : str
+        Colormap; the default diverging "cold_hot" (nilearn) shows negative scores (worse than the
+        mean) in blue and positive in red, on a scale symmetric around 0.
 
     Returns
     -------
@@ -113,7 +115,7 @@ def plot_surface_map(
     title: str = "",
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str = "inferno",
+    cmap: str = "cold_hot",
 ):
     """An fsaverage score map on nilearn's inflated fsaverage5 surfaces, lateral and medial views.
 
@@ -225,9 +227,12 @@ def plot_heatmap(table: pd.DataFrame, *, title: str = "", cmap: str = "viridis",
     im = ax.imshow(values, cmap=cmap, aspect="auto")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right")
     ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
+    low, high = im.get_clim()
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+            # Dark text on the bright end of the colormap, light text on the dark end.
+            bright = high > low and (v - low) / (high - low) > 0.6
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="k" if bright else "w")
     figure.colorbar(im, ax=ax, label=label)
     ax.set_title(title)
     return figure

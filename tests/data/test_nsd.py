@@ -230,3 +230,34 @@ def test_make_nsd_miniature_is_consistent(tmp_path):
         truth = np.concatenate(mini.subjects[subject].betas, axis=-1)[mini.subjects[subject].rois["nsdgeneral"] > 0]
         np.testing.assert_allclose(resp.data, truth.T, atol=1e-5)
         assert (resp.split("test").trials.groupby("stimulus_id").size() == 3).all()
+
+
+def test_hdf5_other_layouts_and_unwritten_chunks(nsd, tmp_path):
+    """Compressed/differently chunked HDF5 (hyperslab path) and never-written chunks read right."""
+    import h5py
+
+    from neurodec.data.nsd_betas import read_beta_header, read_masked_betas
+
+    raw = np.round(nsd["volume"][..., :PER_SESSION] * 300).astype(np.int16)
+    mask = np.zeros(SHAPE, bool)
+    mask[1:4, 2:5, 1:3] = True
+    mask[0, 0, 0] = True
+    expected = raw[mask].T / np.float32(300)
+    for name, kwargs in [("gzip", dict(compression="gzip", chunks=(PER_SESSION, 1, 2, 2))),
+                         ("plain", dict(chunks=(PER_SESSION, 1, 1, 1)))]:
+        path = tmp_path / f"{name}.hdf5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("betas", data=raw.T, **kwargs)
+        beta = read_beta_header(path, "hdf5")
+        out = np.empty((PER_SESSION, mask.sum()), np.float32)
+        read_masked_betas(beta, mask, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
+    path = tmp_path / "sparse.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("betas", shape=raw.T.shape, dtype=np.int16, chunks=(PER_SESSION, 1, 1, 1), fillvalue=0)
+        ds[:, 1, 2, 1] = raw[1, 2, 1]  # only voxel (1, 2, 1) is ever written
+    out = np.empty((PER_SESSION, mask.sum()), np.float32)
+    read_masked_betas(read_beta_header(path, "hdf5"), mask, out)
+    column = np.argwhere(mask).tolist().index([1, 2, 1])
+    np.testing.assert_allclose(out[:, column], raw[1, 2, 1] / np.float32(300), rtol=1e-6)
+    assert not np.delete(out, column, axis=1).any()

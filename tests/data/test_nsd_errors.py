@@ -17,9 +17,20 @@ SPEC = load_spec("nsd")
 FIELDS = dict(subject=1, space="func1pt8mm", beta_version="betas_fithrf_GLMdenoise_RR")
 
 
+def _make(root):
+    return make_nsd_miniature(root, shape=(3, 4, 2), n_sessions=2, trials_per_session=6, n_vertices=4)
+
+
 @pytest.fixture
 def mini(tmp_path):
-    return make_nsd_miniature(tmp_path, shape=(3, 4, 2), n_sessions=2, trials_per_session=6, n_vertices=4)
+    """A fresh miniature that a test may break."""
+    return _make(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def intact(tmp_path_factory):
+    """A miniature no test modifies."""
+    return _make(tmp_path_factory.mktemp("nsd_intact"))
 
 
 def _session(root, session, key="betas_volume_nifti"):
@@ -42,10 +53,10 @@ def _session(root, session, key="betas_volume_nifti"):
         ({"rois": ["floc-bodies"]}, "Unknown NSD ROI 'floc-bodies'"),
     ],
 )
-def test_bad_arguments(mini, kwargs, match):
+def test_bad_arguments(intact, kwargs, match):
     kwargs = {"subject": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
-        load_nsd(mini.root, verbose=False, **kwargs)
+        load_nsd(intact.root, verbose=False, **kwargs)
 
 
 def test_missing_session_file(mini):
@@ -70,7 +81,7 @@ def test_no_beta_files_at_all(mini):
 def test_trial_count_mismatch_against_stimpattern(mini):
     betas = mini.subjects[1].betas[1][..., :5]
     write_nsd_session_betas(mini.root, 1, 2, betas, affine=np.eye(4), formats=("nifti",))
-    with pytest.raises(ValueError, match=r"betas_session02.nii.gz has 5 trials, but the design \(stimpattern\) expects 6"):
+    with pytest.raises(ValueError, match=r"session02.nii.gz has 5 trials, but the design \(stimpattern\) expects 6"):
         load_nsd(mini.root, 1, format="nifti", verbose=False)
 
 
@@ -82,7 +93,7 @@ def test_trial_count_mismatch_against_behaviour_without_stimpattern(mini):
     good = load_nsd(mini.root, 1, sessions=[2], verbose=False)  # offsets from the behaviour file
     np.testing.assert_array_equal(good.trials["trial_index"], np.arange(6, 12))
     write_nsd_session_betas(mini.root, 1, 1, mini.subjects[1].betas[0][..., :4], affine=np.eye(4), formats=("hdf5",))
-    with pytest.raises(ValueError, match=r"betas_session01.hdf5 has 4 trials, but the design \(behaviour file\) expects 6"):
+    with pytest.raises(ValueError, match=r"session01.hdf5 has 4 trials, but the design \(behaviour file\) expects 6"):
         load_nsd(mini.root, 1, verbose=False)
 
 
@@ -147,7 +158,7 @@ def test_behaviour_disagreeing_with_design(mini):
     row = text[1].split("\t")
     row[cols.index("73KID")] = str(int(row[cols.index("73KID")]) + 1)
     path.write_text("\n".join([text[0], "\t".join(row), *text[2:]]) + "\n")
-    with pytest.raises(ValueError, match="73KID column disagrees"):
+    with pytest.raises(ValueError, match=r"behaviour file .*responses.tsv: its 73KID column disagrees"):
         load_nsd(mini.root, 1, verbose=False)
 
 
@@ -159,3 +170,15 @@ def test_missing_design_and_bad_roi_file(mini):
     SPEC.path("design", mini.root).unlink()
     with pytest.raises(FileNotFoundError, match="nsd_expdesign.mat does not exist"):
         load_nsd(mini.root, 1, verbose=False)
+
+
+def test_hemispheres_and_duplicate_sessions(mini):
+    with pytest.raises(ValueError, match=r"must not repeat a session. Got \[1, 1\]"):
+        load_nsd(mini.root, 1, sessions=[1, 1], verbose=False)
+    rh = SPEC.path("betas_surface", mini.root, subject=1, beta_version=FIELDS["beta_version"], hemi="rh", session=1)
+    nib.MGHImage(np.zeros((4, 1, 1, 5), np.float32), np.eye(4)).to_filename(rh)
+    with pytest.raises(ValueError, match=r"rh.betas_session01.mgh has 5 trials; .*lh.betas_session01.mgh has 6"):
+        load_nsd(mini.root, 1, space="fsaverage", verbose=False)
+    rh.unlink()
+    with pytest.raises(FileNotFoundError, match="rh.betas_session01.mgh does not exist"):
+        load_nsd(mini.root, 1, space="fsaverage", sessions=[1], verbose=False)

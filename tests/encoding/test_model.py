@@ -131,3 +131,42 @@ def test_save_and_load_roundtrip(planted, tmp_path):
     assert not list(path.parent.glob(".*tmp*"))
     with pytest.raises(ValueError, match=".npz"):
         model.save(tmp_path / "model.h5")
+
+
+def test_pre_averaged_responses_keep_their_repeat_counts(planted):
+    features, responses, truth, scores = planted
+    averaged = responses.average_repeats()
+    model = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0).fit(features["A"], averaged)
+    again = model.score(features["A"], averaged)
+    np.testing.assert_allclose(again.noise_ceiling, truth["noise_ceiling"])  # 3 test repeats, not 1
+    np.testing.assert_allclose(again.r2, scores["sim/A"].r2, atol=1e-6)
+
+
+def test_noise_ceiling_estimated_from_test_repeats_without_ncsnr(planted):
+    features, responses, truth, scores = planted
+    bare = responses.select_units(np.arange(responses.n_units))
+    bare.units = bare.units.drop(columns="ncsnr")
+    model = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0).fit(features["A"], bare)
+    estimated = model.score(features["A"], bare).noise_ceiling
+    np.testing.assert_allclose(np.median(estimated), truth["noise_ceiling"][0], atol=0.1)
+
+
+def test_fit_or_load_reuses_matching_fits_only(planted, tmp_path, caplog):
+    import logging
+
+    from neurodec.encoding import fit_or_load_encoding_model
+
+    features, responses, _, _ = planted
+    path = tmp_path / "fit.npz"
+    first = fit_or_load_encoding_model(path, features["A"], responses, alphas=ALPHAS, device="cpu")
+    mtime = path.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="neurodec"):
+        again = fit_or_load_encoding_model(path, features["A"], responses, alphas=ALPHAS, device="cpu")
+        assert "Reusing" in caplog.text and path.stat().st_mtime_ns == mtime
+        np.testing.assert_array_equal(again.coef_, first.coef_)
+        other_params = fit_or_load_encoding_model(path, features["A"], responses, alphas=[1.0, 10.0], device="cpu")
+        assert "other parameters" in caplog.text and other_params.best_alphas_.max() <= 10
+        changed = responses.select_units(np.arange(responses.n_units))
+        changed.data = changed.data * 2
+        fit_or_load_encoding_model(path, features["A"], changed, alphas=[1.0, 10.0], device="cpu")
+        assert "training data changed" in caplog.text

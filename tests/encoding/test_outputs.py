@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from encoding_simulation import simulate
-from neurodec.encoding import EncodingScores, write_encoding_outputs
+from neurodec.encoding import EncodingScores, partition_variance, write_encoding_outputs
 
 
 def _scores(responses, r2, name):
@@ -27,7 +27,9 @@ def test_volume_outputs_maps_tables_report(tmp_path, rng):
     r2_b = np.where(areas == "B", 0.3, 0.02)
     r2_a[0] = np.nan  # an excluded voxel
     scores = {"net/layerA": _scores(responses, r2_a, "net/layerA"), "net/layerB": _scores(responses, r2_b, "net/layerB")}
-    written = write_encoding_outputs(scores, tmp_path, atlas="sim", metrics=("r2", "r2_normalized"))
+    partition = partition_variance(np.fmax(r2_a, r2_b) + 0.01, r2_a, r2_b, names=("layerA", "layerB"))
+    written = write_encoding_outputs(scores, tmp_path, atlas="sim", metrics=("r2", "r2_normalized"),
+                                     partitions=[partition])
     base = tmp_path / "derivatives" / "neurodec"
     assert json.loads((base / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     func = base / "sub-01" / "func"
@@ -41,6 +43,9 @@ def test_volume_outputs_maps_tables_report(tmp_path, rng):
     # The best-model map puts layer A (index 0) on area A voxels and layer B (1) on area B voxels.
     best = nib.load(next(p for p in written["maps"] if "bestmodel" in p.name)).get_fdata()[u.i, u.j, u.k]
     assert np.all(best[areas == "B"] == 1) and np.all(best[(areas == "A")][1:] == 0)
+    unique = nib.load(func / "sub-01_space-func1pt8mm_desc-partition_stat-uniquelayerA_statmap.nii.gz")
+    np.testing.assert_allclose(unique.get_fdata()[u.i, u.j, u.k], partition.unique_a, rtol=1e-6, equal_nan=True)
+    assert "Variance partition: layerA vs layerB" in written["report"][0].read_text()
     comparison = pd.read_csv(next(p for p in written["tables"] if "comparison" in p.name))
     best_per_roi = comparison.loc[comparison.groupby("roi")["mean"].idxmax()].set_index("roi")["layer"]
     assert best_per_roi["A"] == "layerA" and best_per_roi["B"] == "layerB"

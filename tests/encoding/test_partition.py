@@ -5,7 +5,7 @@ import pytest
 
 from encoding_simulation import simulate
 from neurodec.data import Features
-from neurodec.encoding import EncodingModel, fit_variance_partition, partition_variance
+from neurodec.encoding import EncodingModel, fit_variance_partition, partition_variance, write_encoding_outputs
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_set_theoretic_partition_recovers_planted_variance(spaces):
         np.testing.assert_allclose(np.median(part.shared[k] / nc[k]), shared, atol=0.12)
 
 
-def test_banded_split_scores_attribute_variance_to_the_right_space(spaces):
+def test_banded_split_scores_attribute_variance_to_the_right_space(spaces, tmp_path):
     from neurodec.ridge.banded import r2_score_split  # noqa: F401  (banded ridge must be installed)
 
     features, responses, truth = simulate(np.random.default_rng(3), n_train=150, signal_sd=2.0)
@@ -56,3 +56,7 @@ def test_banded_split_scores_attribute_variance_to_the_right_space(spaces):
     np.testing.assert_allclose(split.sum(0)[driven], scores.r2[driven], atol=0.05)
     assert model.best_gammas_.shape == (2, responses.n_units)
     assert "split_r2:sim/A" in scores.to_frame().columns
+    written = write_encoding_outputs(scores, tmp_path, figures=False, report=False, metrics=())
+    names = sorted(p.name for p in written["maps"])
+    assert names == ["sub-01_space-func1pt8mm_model-simAsimB_stat-splitr2_band-simA_statmap.nii.gz",
+                     "sub-01_space-func1pt8mm_model-simAsimB_stat-splitr2_band-simB_statmap.nii.gz"]

@@ -69,3 +69,14 @@ def test_encoding_scores_container():
         scores.significant()
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         EncodingScores(r=[0.1], r2=[0.1, 0.2, 0.3], noise_ceiling=[1, 1, 1], units=units)
+
+
+def test_compute_noise_ceiling_sources(rng):
+    from neurodec.encoding import compute_noise_ceiling
+
+    _, responses, truth = simulate(rng, test_repeats=2)
+    np.testing.assert_allclose(compute_noise_ceiling(responses), 1 / (1 + 1 / 2))  # ncsnr column, 2 repeats
+    np.testing.assert_allclose(compute_noise_ceiling(responses.average_repeats()), 1 / (1 + 1 / 2))
+    once = responses.select_trials((responses.trials["repeat"] == 0).to_numpy())
+    once.units = once.units.drop(columns="ncsnr")
+    assert np.isnan(compute_noise_ceiling(once)).all()
