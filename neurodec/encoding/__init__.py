@@ -18,6 +18,7 @@ _EXPORTS = {
     "load_encoding_model": "storage",
     "save_encoding_model": "storage",
     "fit_or_load_encoding_model": "storage",
+    "load_matching_encoding_model": "storage",
     "EncodingScores": "scores",
     "normalize_by_noise_ceiling": "scores",
     "pearson_r": "scores",

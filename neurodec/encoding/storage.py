@@ -89,6 +89,46 @@ def _json_params(model: EncodingModel) -> dict[str, Any]:
     return {k: v for k, v in params.items() if _is_json(v)}
 
 
+def load_matching_encoding_model(
+    path: str | os.PathLike,
+    features: Features | Sequence[Features],
+    responses: Responses,
+    **params: Any,
+) -> EncodingModel | None:
+    """The fit saved at ``path`` if it was made with ``params`` on these data, else None.
+
+    A saved fit matches when its parameters equal ``params`` and its training
+    fingerprint (feature spaces, training stimuli and a sample of the
+    responses) equals that of ``features`` and ``responses``; when it does
+    not, the reason is logged.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.npz`` file of the fit (need not exist).
+    features, responses
+        As in :meth:`EncodingModel.fit`.
+    **params
+        :class:`EncodingModel` parameters.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    model = EncodingModel(**params)
+    saved = load_encoding_model(path)
+    train = responses.split("train")
+    if model.average_repeats:
+        train = repeat_averaged(train)
+    if _json_params(saved) != _json_params(model):
+        logger.info("Refitting %s: saved with other parameters.", path)
+    elif saved.fingerprint_ != training_fingerprint(as_spaces(features), train):
+        logger.info("Refitting %s: the training data changed.", path)
+    else:
+        logger.info("Reusing the fit saved at %s.", path)
+        return saved
+    return None
+
+
 def fit_or_load_encoding_model(
     path: str | os.PathLike,
     features: Features | Sequence[Features],
@@ -97,10 +137,8 @@ def fit_or_load_encoding_model(
 ) -> EncodingModel:
     """Reuse the fit saved at ``path`` when it matches, else fit, save and return a new one.
 
-    A saved fit matches when its parameters equal ``params`` and its training
-    fingerprint (feature spaces, training stimuli and a sample of the
-    responses) equals that of ``features`` and ``responses``; otherwise the
-    reason is logged and the model is refit (and ``path`` overwritten, atomically).
+    See :func:`load_matching_encoding_model` for when a saved fit matches; a
+    new fit overwrites ``path`` atomically.
 
     Parameters
     ----------
@@ -116,20 +154,10 @@ def fit_or_load_encoding_model(
     EncodingModel
         Fitted.
     """
+    saved = load_matching_encoding_model(path, features, responses, **params)
+    if saved is not None:
+        return saved
     model = EncodingModel(**params)
-    path = Path(path)
-    if path.exists():
-        saved = load_encoding_model(path)
-        train = responses.split("train")
-        if model.average_repeats:
-            train = repeat_averaged(train)
-        if _json_params(saved) != _json_params(model):
-            logger.info("Refitting %s: saved with other parameters.", path)
-        elif saved.fingerprint_ != training_fingerprint(as_spaces(features), train):
-            logger.info("Refitting %s: the training data changed.", path)
-        else:
-            logger.info("Reusing the fit saved at %s.", path)
-            return saved
     model.fit(features, responses)
     save_encoding_model(model, path)
     return model

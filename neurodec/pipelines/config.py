@@ -23,8 +23,6 @@ Relative paths are resolved against the config file's folder.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -69,23 +67,6 @@ class EncodingStudyConfig:
     @property
     def output_root(self) -> Path:
         return Path(self.outputs.get("root", "derivatives"))
-
-    def fingerprint(self, *parts: Any) -> str:
-        """A short hash of the given config parts, for reuse checks of finished work."""
-        blob = json.dumps([_plain(p) for p in parts], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _require(section: dict[str, Any], key: str, where: str, source: str) -> Any:

@@ -6,20 +6,18 @@ Wiring only: every step calls the public API a notebook would use
 :func:`neurodec.encoding.write_encoding_outputs`).
 
 Re-running reuses finished work: features come from the resumable feature
-cache, and each fitted model is saved (atomically) with a fingerprint of
-everything it depends on and is reloaded instead of refitted when the
-fingerprint matches. Subjects can be fanned out over a Dask cluster.
+cache, and each fitted model is saved (atomically) with its parameters and a
+fingerprint of its training data, and reloaded instead of refitted when both
+match (:func:`neurodec.encoding.load_matching_encoding_model`). Subjects can be fanned out over a Dask cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from .._io import write_json_atomic
 from .._logging import get_logger
 from .config import BackboneConfig, EncodingStudyConfig
 
@@ -71,34 +69,10 @@ def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_
     )
 
 
-def _fit_or_reuse(params: dict, features: Any, responses: Any, path: Path, fingerprint: str) -> tuple[Any, bool]:
-    """Load the fit saved at ``path`` when its stamp matches ``fingerprint``; else fit and save it.
-
-    The model is written first and its stamp second (both atomically), so an
-    interruption between the two only costs a refit.
-    """
-    from ..encoding import EncodingModel
-    from ..encoding.storage import load_encoding_model
-
-    stamp = path.with_suffix(".json")
-    if path.is_file() and stamp.is_file():
-        try:
-            done = json.loads(stamp.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
-        except json.JSONDecodeError:
-            done = False
-        if done:
-            return load_encoding_model(path), True
-        logger.info("The fit at %s was made with another configuration: refitting.", path)
-    model = EncodingModel(**params).fit(features, responses)
-    model.save(path)
-    write_json_atomic(stamp, {"fingerprint": fingerprint})
-    return model, False
-
-
 def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = True) -> tuple[dict, dict, list]:
     """Run the study for one subject; returns (scores, written outputs, reused model names)."""
     from ..data.registry import load_responses, load_stimuli
-    from ..encoding import write_encoding_outputs
+    from ..encoding import EncodingModel, load_matching_encoding_model, write_encoding_outputs
 
     ds = config.dataset
     responses = load_responses(ds.name, ds.root, subject, verbose=verbose, **ds.options)
@@ -113,10 +87,12 @@ def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = Tr
     for bb in config.backbones:
         for layer, feats in _extract(config, bb, stimuli, train_ids, verbose).items():
             name = f"{bb.name}/{layer}"
-            provenance = {k: v for k, v in feats.meta.items() if k != "reducer"}
-            fingerprint = config.fingerprint(ds, subject, params, provenance, responses.shape)
-            model, was_reused = _fit_or_reuse(params, feats, responses, fits / f"{_safe(name)}.npz", fingerprint)
-            if was_reused:
+            path = fits / f"{_safe(name)}.npz"
+            model = load_matching_encoding_model(path, feats, responses, **params)
+            if model is None:
+                model = EncodingModel(**params).fit(feats, responses)
+                model.save(path)
+            else:
                 reused.append(name)
             scores[name] = dataclasses.replace(model.score(feats, responses), name=name)
     out_cfg = config.outputs
