@@ -1,0 +1,159 @@
+"""Local checkpoints: read a state dict, strip training wrappers, load it strictly.
+
+Released checkpoints come in many wrappers (``{"state_dict": ...}``,
+``{"model": ...}``, DistributedDataParallel's ``module.`` prefix); they are
+unwrapped before a spec's ``checkpoint_filter`` maps them onto the model, and
+loading is strict: any missing key, unexpected key or shape mismatch is an
+error that lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "apply_checkpoint",
+    "file_sha256",
+    "import_object",
+    "read_checkpoint",
+    "unwrap_state_dict",
+]
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "net")
+_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+_N_LISTED = 10
+
+
+def import_object(path: str, *, what: str) -> Any:
+    """Import ``"package.module:attribute"``; errors name ``what`` it was for."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"{what} must look like 'package.module:function'. Got {path!r}.")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"{what} {path!r}: module {module_name!r} has no attribute {attribute!r}.") from None
+
+
+def file_sha256(path: str | os.PathLike, *, chunk_size: int = 1 << 24) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (checkpoints can be GBs)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint file (.safetensors, or a torch pickle .pth/.pt/.bin/.ckpt) onto the CPU.
+
+    Torch pickles are read with ``weights_only=True``: tensors and plain
+    containers only, never arbitrary code.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
+    if path.suffix not in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"Checkpoint file {path} must end with one of {CHECKPOINT_SUFFIXES}. Got {path.suffix!r}.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise ValueError(
+            f"Checkpoint file {path} could not be read as tensors only (torch.load weights_only=True): {exc}. "
+            "Re-save its state dict alone (torch.save(ckpt['state_dict'], path)) or as .safetensors."
+        ) from exc
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, "torch.Tensor"]:
+    """The state dict inside ``checkpoint``: descend wrapper keys, strip ``module.`` prefixes."""
+    import torch
+
+    state = checkpoint
+    while not any(isinstance(v, torch.Tensor) for v in state.values()):
+        inner = next((state[k] for k in _WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
+        if inner is None:
+            raise ValueError(
+                f"Checkpoint holds no tensors at its top level nor under any of {_WRAPPER_KEYS}; "
+                f"its keys are {list(state)[:_N_LISTED]}."
+            )
+        state = inner
+    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _listing(keys: list[str]) -> str:
+    more = f" (+{len(keys) - _N_LISTED} more)" if len(keys) > _N_LISTED else ""
+    return ", ".join(keys[:_N_LISTED]) + more
+
+
+def apply_checkpoint(
+    model: "torch.nn.Module",
+    checkpoint: Mapping[str, Any],
+    *,
+    checkpoint_filter: str | Callable[..., Any] | None = None,
+    source: str = "checkpoint",
+) -> None:
+    """Load ``checkpoint`` into ``model`` strictly.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to fill.
+    checkpoint : mapping
+        A state dict, possibly wrapped (see :func:`unwrap_state_dict`).
+    checkpoint_filter : str or callable, optional
+        ``f(state_dict, model) -> state_dict`` (or its ``"module:function"``
+        path) mapping a released checkpoint onto the model's parameter names.
+    source : str
+        Where the checkpoint came from, for error messages.
+
+    Raises
+    ------
+    ValueError
+        Listing (the first 10 of) missing keys, unexpected keys and shape mismatches.
+    """
+    state = unwrap_state_dict(checkpoint)
+    if checkpoint_filter is not None:
+        if isinstance(checkpoint_filter, str):
+            checkpoint_filter = import_object(checkpoint_filter, what="checkpoint_filter")
+        state = checkpoint_filter(state, model)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_listing(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched)}")
+    if problems:
+        raise ValueError(
+            f"{source} does not match the {type(model).__name__} architecture: " + "; ".join(problems) + "."
+        )
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,301 @@
+"""Layer-wise feature extraction: stimuli -> one :class:`~neurodec.data.Features` per layer.
+
+Forward hooks on the requested modules capture their outputs during one
+forward pass per batch; each output is pooled (see :mod:`.pooling`) inside
+the hook, so full activation maps never outlive their batch. Batches are
+preprocessed from the stimuli's uint8 images by the backbone's own
+preprocessing, and with a cache each layer's rows are written to disk batch
+by batch (see :mod:`.cache`), so memory does not grow with the number of
+stimuli and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._device import resolve_device
+from .._logging import progress
+from ..data.features import Features
+from ..data.stimuli import Stimuli
+from .cache import FeatureCache
+from .loading import OUTPUT, Backbone
+from .pooling import POOLINGS, pool_output
+from .reduction import REDUCTIONS, fit_reducer, transform_rows
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["extract_features"]
+
+
+class _MemorySink:
+    """Rows kept in memory (no cache); same interface as cache.PartialFeatures."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.n_rows = n_rows
+        self.done_rows = 0
+        self.data: np.ndarray | None = None
+        self.reducer: Any = None
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        if self.data is None:
+            self.data = np.empty((self.n_rows, rows.shape[1]), dtype=np.float32)
+        self.data[start : start + len(rows)] = rows
+        self.done_rows = max(self.done_rows, start + len(rows))
+
+    def write_reducer(self, reducer: Any) -> None:
+        self.reducer = reducer
+
+
+def _autocast_dtype(amp: bool | str, device: "torch.device") -> "torch.dtype | None":
+    import torch
+
+    if amp not in ("auto", True, False):
+        raise ValueError(f"The 'amp' parameter must be 'auto', True or False. Got {amp!r}.")
+    if device.type != "cuda":
+        if amp is True:
+            raise ValueError("amp=True needs a CUDA device; automatic mixed precision runs on CUDA only.")
+        return None
+    if amp is False:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _as_stimuli(stimuli: Any) -> Stimuli:
+    if isinstance(stimuli, Stimuli):
+        return stimuli
+    array = np.asarray(stimuli)
+    if array.ndim in (3, 4):
+        return Stimuli.from_array(array)
+    raise ValueError(
+        "The 'stimuli' parameter must be a neurodec.data.Stimuli or an array of images of shape "
+        f"(n_images, height, width[, 3]). Got {type(stimuli).__name__} of shape {getattr(array, 'shape', None)}."
+    )
+
+
+def _channels(model: "torch.nn.Module") -> dict[str, int]:
+    info = getattr(model, "feature_info", None)
+    if info is None or not hasattr(info, "module_name"):
+        return {}
+    return dict(zip(info.module_name(), info.channels()))
+
+
+def _batch(backbone: Backbone, stimuli: Stimuli, ids: Sequence[Hashable]) -> "torch.Tensor":
+    import torch
+
+    tensors = []
+    for stimulus_id in ids:
+        try:
+            tensors.append(backbone.preprocess(stimuli.get_image(stimulus_id)))
+        except ValueError as exc:
+            raise ValueError(f"Stimulus {stimulus_id!r} of {stimuli.name!r}: {exc}") from exc
+    return torch.stack(tensors)
+
+
+def _run_forward(
+    backbone: Backbone, stimuli: Stimuli, sinks: dict[str, Any], *, pooling: str, grid: int, batch_size: int,
+    device: "torch.device", autocast: "torch.dtype | None", verbose: bool | int,
+) -> None:
+    """Fill every sink with its layer's pooled rows, from the first row any of them lacks."""
+    import torch
+
+    ids = list(stimuli.ids)
+    start = min(sink.done_rows for sink in sinks.values())
+    channels = _channels(backbone.model)
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook_for(layer: str) -> Any:
+        def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            pooled = pool_output(output, pooling, grid=grid, layer=layer, channels=channels.get(layer))
+            captured[layer] = pooled.float().cpu()
+
+        return hook
+
+    handles = [
+        (backbone.model if layer == OUTPUT else backbone.model.get_submodule(layer)).register_forward_hook(hook_for(layer))
+        for layer in sinks
+    ]
+    starts = range(start, len(ids), batch_size)
+    try:
+        for b0 in progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch"):
+            x = _batch(backbone, stimuli, ids[b0 : b0 + batch_size]).to(device)
+            captured.clear()
+            with torch.inference_mode(), torch.autocast(
+                device.type, dtype=autocast or torch.float32, enabled=autocast is not None
+            ):
+                backbone.model(x)
+            for layer, sink in sinks.items():
+                if sink.done_rows < b0 + len(x):
+                    sink.write(b0, captured[layer].numpy())
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _check_args(pooling: str, grid: int, batch_size: int, reduction: str | None, n_components: int | None,
+                fit_ids: Any) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r} instead.")
+    if int(grid) < 1 or int(batch_size) < 1:
+        raise ValueError(f"'grid' and 'batch_size' must be positive integers. Got grid={grid}, batch_size={batch_size}.")
+    if reduction is None:
+        return
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"The 'reduction' parameter must be None or one of {REDUCTIONS}. Got {reduction!r}.")
+    if n_components is None:
+        raise ValueError(f"reduction={reduction!r} needs n_components (the output dimensionality).")
+    if fit_ids is None:
+        raise ValueError(
+            f"reduction={reduction!r} needs fit_ids, the training stimulus ids the projection is fitted on, "
+            "so that test stimuli do not shape it; pass fit_ids=stimuli.ids to fit on all deliberately."
+        )
+
+
+def extract_features(
+    backbone: Backbone,
+    stimuli: Stimuli | np.ndarray,
+    *,
+    layers: Sequence[str] | str | None = None,
+    pooling: str = "avg",
+    grid: int = 2,
+    batch_size: int = 32,
+    device: Any = None,
+    amp: bool | str = "auto",
+    reduction: str | None = None,
+    n_components: int | None = None,
+    fit_ids: Sequence[Hashable] | None = None,
+    cache: FeatureCache | str | os.PathLike | None = None,
+    seed: int = 0,
+    verbose: bool | int = True,
+) -> dict[str, Features]:
+    """Extract pooled features of ``stimuli`` at several layers of ``backbone``.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        From :func:`~neurodec.backbones.load`.
+    stimuli : Stimuli or array of shape (n_images, height, width[, 3])
+        Images of any size and of grayscale/RGB/RGBA mode; each is converted
+        to RGB and resized/cropped/normalized by ``backbone.preprocess``.
+    layers : str or sequence of str, optional
+        Module paths (see ``backbone.layer_names()``; "output" is the model's
+        output). Defaults to ``backbone.layers``.
+    pooling : {"avg", "max", "grid", "flatten", "cls"}
+        How each layer's output becomes one vector per image; see
+        :mod:`neurodec.backbones.pooling` for maps, tokens and vectors.
+    grid : int
+        Side of the spatial grid for ``pooling="grid"``.
+    batch_size : int
+        Images per forward pass.
+    device : {"auto", "cpu", "cuda"} or torch.device, optional
+        Where to run; defaults to ``backbone.device`` (the model is moved if it differs).
+    amp : {"auto", True, False}
+        Autocast to bfloat16 (float16 where bf16 is unsupported) on CUDA;
+        "auto" enables it on CUDA only; CPU always runs float32.
+    reduction : {None, "pca", "srp"}
+        Reduce each layer to ``n_components`` dimensions with PCA or a sparse
+        random projection, fitted on the rows of ``fit_ids`` only, applied
+        to all rows. The fitted reducer is ``features.meta["reducer"]``.
+    n_components : int, optional
+        Output dimensionality of the reduction.
+    fit_ids : sequence of hashable, optional
+        Training stimulus ids to fit the reduction on (required with ``reduction``).
+    cache : FeatureCache or path-like, optional
+        Cache folder: finished layers are reused (after validating their
+        key), unfinished ones resume, new rows are written batch by batch.
+        Cached features are returned as read-only HDF5-backed arrays.
+    seed : int
+        random_state of the reduction.
+    verbose : bool or int
+        Show progress bars.
+
+    Returns
+    -------
+    dict of str -> Features
+        One entry per layer, data of shape (n_stimuli, n_features) in the
+        order of ``stimuli.ids``; ``meta`` records backbone, weights, layer,
+        pooling, reduction, preprocessing, precision and the stimulus hash.
+
+    Examples
+    --------
+    >>> bb = load("timm/resnet50", weights="random")  # doctest: +SKIP
+    >>> feats = extract_features(bb, stimuli, layers=["layer3", "layer4"], pooling="avg")  # doctest: +SKIP
+    >>> feats["layer4"].data.shape  # doctest: +SKIP
+    (n_stimuli, 2048)
+    """
+    _check_args(pooling, grid, batch_size, reduction, n_components, fit_ids)
+    stimuli = _as_stimuli(stimuli)
+    layers = backbone.check_layers(list(backbone.layers) if layers is None else layers)
+    dev = backbone.device if device is None else resolve_device(device)
+    if dev != backbone.device:
+        backbone.root.to(dev)
+        backbone.device = dev
+    autocast = _autocast_dtype(amp, dev)
+    ids = list(stimuli.ids)
+    cache = FeatureCache(cache) if cache is not None and not isinstance(cache, FeatureCache) else cache
+    pooled = f"{pooling}{grid}" if pooling == "grid" else pooling
+    base = {
+        "backbone": backbone.name, "weights": backbone.weights, "pooling": pooled,
+        "preprocessing": hashlib.sha256(backbone.preprocess.description.encode()).hexdigest(),
+        "precision": str(autocast or "torch.float32").replace("torch.", ""), "stimuli": stimuli.content_hash(),
+    }
+    reduced = "none"
+    if reduction is not None:
+        fit_digest = hashlib.sha256(repr([str(i) for i in fit_ids]).encode()).hexdigest()[:16]
+        reduced = f"{reduction}:n={n_components};seed={seed};fit={fit_digest}"
+
+    results: dict[str, tuple[Any, Any]] = {}
+    raw_sinks: dict[str, Any] = {}
+    raw_data: dict[str, Any] = {}
+    for layer in layers:
+        key = {**base, "layer": layer, "reduction": "none"}
+        hit = None if cache is None else cache.load({**key, "reduction": reduced}, ids)
+        if hit is not None:
+            results[layer] = hit
+            continue
+        raw = None if cache is None or reduction is None else cache.load(key, ids)
+        if raw is not None:
+            raw_data[layer] = raw[0]
+        else:
+            raw_sinks[layer] = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
+    if raw_sinks:
+        try:
+            _run_forward(backbone, stimuli, raw_sinks, pooling=pooling, grid=int(grid), batch_size=int(batch_size),
+                         device=dev, autocast=autocast, verbose=verbose)
+        finally:
+            if cache is not None:
+                for sink in raw_sinks.values():
+                    if sink.done_rows < sink.n_rows:
+                        sink.close()
+        for layer, sink in raw_sinks.items():
+            if cache is None:
+                raw_data[layer] = sink.data
+            else:
+                sink.finalize()
+                raw_data[layer] = cache.load({**base, "layer": layer, "reduction": "none"}, ids)[0]
+    for layer, data in raw_data.items():
+        if reduction is None:
+            results[layer] = (data, None)
+            continue
+        rows = np.unique(Features(np.empty((len(ids), 0)), ids).rows_for(fit_ids))
+        reducer = fit_reducer(reduction, np.asarray(data[rows], dtype=np.float32), n_components=n_components, seed=seed)
+        key = {**base, "layer": layer, "reduction": reduced}
+        sink = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
+        for start, rows_out in transform_rows(reducer, data):
+            sink.write(start, rows_out)
+        sink.write_reducer(reducer)
+        results[layer] = (sink.data, reducer) if cache is None else (sink.finalize() and cache.load(key, ids))
+
+    out = {}
+    for layer in layers:
+        data, reducer = results[layer]
+        meta = {**base, "layer": layer, "reduction": reduced, "grid": int(grid)}
+        if reducer is not None:
+            meta["reducer"] = reducer
+        out[layer] = Features(data, np.asarray(ids), name=f"{backbone.name}/{layer}", meta=meta)
+    return out
