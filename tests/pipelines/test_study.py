@@ -1,0 +1,44 @@
+"""An encoding study from a config: several subjects, sequentially or on a Dask cluster."""
+
+import numpy as np
+import pytest
+
+from neurodec.data.fixtures.nsd import make_nsd_miniature
+from neurodec.pipelines import config_from_dict, run_encoding_study
+
+
+@pytest.fixture(scope="module")
+def nsd_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nsd")
+    make_nsd_miniature(root, seed=1, n_subjects=2, n_sessions=2, trials_per_session=60, n_shared=6, image_size=32,
+                       formats=("hdf5",), surface=False)
+    return root
+
+
+def _config(nsd_root, out, scheduler=None):
+    return config_from_dict(
+        {
+            "name": "two subjects",
+            "dataset": {"name": "nsd", "root": str(nsd_root), "subjects": [1, 2], "options": {"roi": "nsdgeneral"}},
+            "backbones": [{"name": "timm/resnet18", "weights": "random", "layers": ["layer1"], "pooling": "avg"}],
+            "model": {"alphas": [1.0, 100.0, 10000.0], "cv": 3},
+            "outputs": {"root": str(out), "figures": False, "report": True, "atlas": "prf-visualrois"},
+            "scheduler": scheduler,
+            "device": "cpu",
+        },
+        source="test",
+    )
+
+
+def test_study_on_a_local_dask_cluster_equals_sequential(nsd_root, tmp_path):
+    sequential = run_encoding_study(_config(nsd_root, tmp_path / "seq"), verbose=False)
+    distributed = run_encoding_study(_config(nsd_root, tmp_path / "dask", scheduler="local"), verbose=False)
+    assert sorted(sequential.scores) == sorted(distributed.scores) == [1, 2]
+    for subject in (1, 2):
+        a = sequential.scores[subject]["timm/resnet18/layer1"]
+        b = distributed.scores[subject]["timm/resnet18/layer1"]
+        np.testing.assert_allclose(a.r2, b.r2, rtol=1e-5, atol=1e-6)
+        assert distributed.outputs[subject]["report"][0].is_file()
+    # Both subjects' outputs sit side by side in one derivatives folder.
+    subjects = sorted(p.name for p in (tmp_path / "dask" / "derivatives" / "neurodec").glob("sub-*"))
+    assert subjects == ["sub-01", "sub-02"]
