@@ -53,28 +53,39 @@ def hooked_outputs(model: torch.nn.Module, layers, x: torch.Tensor) -> dict[str,
     return outputs
 
 
-def check_release_round_trip(name: str, tmp_path, x: torch.Tensor, *, nesting: str | None, **build) -> None:  # type: ignore[no-untyped-def]
+def check_checkpoint_round_trip(name: str, tmp_path, x: torch.Tensor, *, nesting: str, **build) -> None:  # type: ignore[no-untyped-def]
     """Save a model, load it into a fresh one through the spec's filter, compare outputs.
 
-    With ``nesting`` the file is written as the authors' training script writes
-    it (weights under ``nesting``, names prefixed by ``"module."``); without,
-    it is a plain ``state_dict``.
+    Two files are written: a plain ``state_dict``, and one laid out as the
+    authors' training script writes it (weights under ``nesting``, names
+    prefixed by ``"module."`` as under DistributedDataParallel). Each is loaded
+    strictly into a model whose weights differ from the source's.
     """
     spec = get_backbone_spec(name)
     builder = resolve(spec.model_id)
+    checkpoint_filter = resolve(spec.checkpoint_filter)
     torch.manual_seed(0)
     source = randomize_buffers(builder(**build))
-    path = tmp_path / f"{name}.pth"
-    if nesting is None:
-        torch.save(source.state_dict(), path)
-    else:
-        released = {f"module.{k}": v for k, v in source.state_dict().items()}
-        torch.save({nesting: released, "epoch": 299, "optimizer": {}}, path)
-
-    torch.manual_seed(1)
-    target = builder(**build).eval()
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    state = resolve(spec.checkpoint_filter)(checkpoint, target)
-    target.load_state_dict(state, strict=True)
+    plain, released = tmp_path / "plain.pth", tmp_path / "released.pth"
+    torch.save(source.state_dict(), plain)
+    wrapped = {f"module.{k}": v for k, v in source.state_dict().items()}
+    torch.save({nesting: wrapped, "epoch": 299, "optimizer": {}}, released)
     with torch.no_grad():
-        torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+        expected = source(x)
+        target = builder(**build)
+        for seed, path in enumerate((plain, released), start=1):
+            randomize_buffers(target, seed=seed)
+            assert not torch.allclose(target(x), expected)
+            state = checkpoint_filter(torch.load(path, map_location="cpu", weights_only=True), target)
+            target.load_state_dict(state, strict=True)
+            torch.testing.assert_close(target(x), expected, rtol=0, atol=0)
+
+
+def check_spec_layers(name: str) -> None:
+    """The spec's builder builds (on the meta device) a model that has every default layer."""
+    spec = get_backbone_spec(name)
+    with torch.device("meta"):
+        model = resolve(spec.model_id)()
+    for layer in spec.layers:
+        model.get_submodule(layer)
+    assert callable(getattr(model, "forward_features", None))

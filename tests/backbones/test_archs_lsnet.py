@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _archsb_checks import check_release_round_trip, hooked_outputs, n_parameters, resolve
+from _archsb_checks import check_checkpoint_round_trip, check_spec_layers, hooked_outputs, n_parameters, resolve
 
 from neurodec.backbones import get_backbone_spec, list_backbones
 from neurodec.backbones.archs import lsnet
@@ -72,14 +72,10 @@ def test_parameter_counts_match_the_release() -> None:
     assert n_parameters(lsnet.lsnet_b) == pytest.approx(23.2e6, rel=0.01)
 
 
-def test_state_dict_round_trip(tmp_path) -> None:
-    check_release_round_trip("lsnet_t", tmp_path, torch.randn(2, 3, 64, 64), nesting=None, img_size=64)
-
-
+# The release's main.py (DeiT-style) saves {"model": state_dict, "optimizer": ..., "epoch": ...}.
 @pytest.mark.parametrize("name", ["lsnet_t", "lsnet_t_distill"])
-def test_release_checkpoint_loads_through_filter(name: str, tmp_path) -> None:
-    # DeiT-style main.py saves {"model": state_dict, "optimizer": ..., "epoch": ...}.
-    check_release_round_trip(name, tmp_path, torch.randn(2, 3, 64, 64), nesting="model", img_size=64)
+def test_checkpoint_round_trip(name: str, tmp_path) -> None:
+    check_checkpoint_round_trip(name, tmp_path, torch.randn(2, 3, 64, 64), nesting="model", img_size=64)
 
 
 def test_filter_rejects_foreign_checkpoint() -> None:
@@ -97,3 +93,8 @@ def test_registered_specs() -> None:
     assert spec.crop_pct == 0.9 and spec.input_size == 224
     assert resolve(spec.checkpoint_filter) is release_state_dict
     assert "2503.23135" in spec.citation
+
+
+@pytest.mark.parametrize("name", list_backbones("lsnet*"))
+def test_every_variant_builds_with_its_spec_layers(name: str) -> None:
+    check_spec_layers(name)
