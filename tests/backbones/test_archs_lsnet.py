@@ -98,3 +98,10 @@ def test_registered_specs() -> None:
 @pytest.mark.parametrize("name", list_backbones("lsnet*"))
 def test_every_variant_builds_with_its_spec_layers(name: str) -> None:
     check_spec_layers(name)
+
+
+def test_small_kernel_aggregate_gradients() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 4, 3, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(1, 2, 9, 3, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(small_kernel_aggregate, (x, weight))

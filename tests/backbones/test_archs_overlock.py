@@ -8,7 +8,7 @@ from _archsb_checks import check_checkpoint_round_trip, check_spec_layers, hooke
 
 from neurodec.backbones import get_backbone_spec, list_backbones
 from neurodec.backbones.archs import overlock
-from neurodec.backbones.archs._dynamic_conv import neighborhood_aggregate, neighborhood_rpb_index
+from neurodec.backbones.archs._dynamic_conv import neighborhood_aggregate, neighborhood_rpb_index, small_kernel_aggregate
 from neurodec.backbones.archs._release import release_state_dict
 
 
@@ -122,3 +122,23 @@ def test_registered_specs() -> None:
 @pytest.mark.parametrize("name", list_backbones("overlock*"))
 def test_every_variant_builds_with_its_spec_layers(name: str) -> None:
     check_spec_layers(name)
+
+
+def test_neighborhood_aggregate_gradients() -> None:
+    gen = torch.Generator().manual_seed(1)
+    attn = torch.randn(1, 2, 4, 3, 9, generator=gen, dtype=torch.float64, requires_grad=True)
+    value = torch.randn(1, 2, 4, 3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, v: neighborhood_aggregate(a, v, 3), (attn, value))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_dynamic_ops_agree_on_cpu_and_gpu() -> None:
+    gen = torch.Generator().manual_seed(2)
+    attn, value = torch.randn(2, 4, 9, 8, 25, generator=gen), torch.randn(2, 4, 9, 8, 6, generator=gen)
+    x, weight = torch.randn(2, 8, 9, 8, generator=gen), torch.randn(2, 4, 9, 9, 8, generator=gen)
+    cuda = torch.device("cuda")
+    torch.testing.assert_close(
+        neighborhood_aggregate(attn.to(cuda), value.to(cuda), 5).cpu(), neighborhood_aggregate(attn, value, 5)
+    )
+    torch.testing.assert_close(small_kernel_aggregate(x.to(cuda), weight.to(cuda)).cpu(), small_kernel_aggregate(x, weight))

@@ -44,9 +44,10 @@ def small_kernel_aggregate(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     pad = (k - 1) // 2
     xp = F.pad(x, (pad, k - 1 - pad, pad, k - 1 - pad)).view(n, c // groups, groups, h + k - 1, w + k - 1)
     out = x.new_zeros(n, c // groups, groups, h, w)
+    # k*k shifted views accumulated in place: no k*k-fold copy of x as F.unfold would make.
     for i in range(k):
         for j in range(k):
-            out = out + xp[..., i : i + h, j : j + w] * weight[:, None, :, i * k + j]
+            out.addcmul_(xp[..., i : i + h, j : j + w], weight[:, None, :, i * k + j])
     return out.view(n, c, h, w)
 
 
@@ -85,10 +86,10 @@ def neighborhood_aggregate(attn: torch.Tensor, value: torch.Tensor, kernel_size:
     offsets = torch.arange(k, device=value.device)
     rows = _window_starts(h, k, value.device)[:, None] + offsets  # (h, k)
     cols = _window_starts(w, k, value.device)[:, None] + offsets  # (w, k)
-    # (b, g, h, k, w, k, c): the neighbourhood of every pixel, gathered without padding.
-    windows = value[:, :, rows[:, :, None, None], cols[None, None, :, :]]
-    weights = attn.view(b, g, h, w, k, k)
-    return torch.einsum("bghiwjc,bghwij->bghwc", windows, weights)
+    # Flat index of every pixel's k*k neighbours, row-major: (h * w, k * k).
+    neighbours = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(h * w, k * k)
+    windows = value.reshape(b, g, h * w, c)[:, :, neighbours]  # (b, g, h * w, k * k, c)
+    return (attn.reshape(b, g, h * w, 1, k * k) @ windows).reshape(b, g, h, w, c)
 
 
 def neighborhood_rpb_index(length: int, kernel_size: int, *, device: torch.device | None = None) -> torch.Tensor:
