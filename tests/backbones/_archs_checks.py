@@ -61,13 +61,26 @@ def assert_state_dict_round_trip(builder: Callable[..., nn.Module], x: torch.Ten
         torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
 
 
-def assert_loads_release(name: str, released: dict, model: nn.Module, x: torch.Tensor, expected: torch.Tensor) -> None:
-    """A checkpoint in the authors' format loads strictly through the spec's filter."""
-    spec = get_backbone_spec(name)
-    state_dict = resolve(spec.checkpoint_filter)(released, model)
-    model.load_state_dict(state_dict, strict=True)
+def assert_loads_release(
+    name: str, builder: Callable[..., nn.Module], wrap: Callable[[dict], object], x: torch.Tensor
+) -> None:
+    """Weights saved in the authors' format load strictly through the spec's filter.
+
+    ``wrap`` turns a state dict into what the authors' checkpoint file holds
+    (e.g. ``{"model": state_dict, "epoch": ...}``). The weights also load when
+    every name carries the ``module.`` prefix of DistributedDataParallel.
+    """
+    torch.manual_seed(0)
+    source = randomize_(builder())
     with torch.no_grad():
-        torch.testing.assert_close(model.eval()(x), expected)
+        expected = source(x)
+    state = source.state_dict()
+    checkpoint_filter = resolve(get_backbone_spec(name).checkpoint_filter)
+    for released in (wrap(state), wrap({f"module.{k}": v for k, v in state.items()})):
+        model = builder()
+        model.load_state_dict(checkpoint_filter(released, model), strict=True)
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval()(x), expected)
 
 
 def stage_outputs(model: nn.Module, layers: tuple[str, ...], x: torch.Tensor) -> list[torch.Tensor]:
