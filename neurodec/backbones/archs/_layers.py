@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["drop_path", "layer_norm_2d", "timm_layers", "unwrap_checkpoint"]
+__all__ = ["drop_path", "init_weights_", "layer_norm_2d", "timm_layers", "unwrap_checkpoint"]
 
 # Keys under which training scripts nest the weights in a saved checkpoint, in the
 # order the authors' own loaders look for them (ConvNeXt/HorNet and Swin/RepMLP
@@ -42,6 +42,18 @@ def drop_path(rate: float) -> nn.Module:
 def layer_norm_2d(num_channels: int, *, eps: float = 1e-6) -> nn.Module:
     """LayerNorm over the channels of an ``(N, C, H, W)`` map (params ``weight``, ``bias``)."""
     return timm_layers().LayerNorm2d(num_channels, eps=eps)
+
+
+def init_weights_(model: nn.Module, *, std: float = 0.02, truncated: bool = True) -> None:
+    """Draw every convolution and linear kernel from N(0, std) (truncated at 2 std) and zero the biases."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if truncated:
+                nn.init.trunc_normal_(module.weight, std=std)
+            else:
+                nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def unwrap_checkpoint(state_dict: Mapping[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import BackboneSpec, register_backbone
-from ._layers import drop_path, layer_norm_2d
+from ._layers import drop_path, init_weights_, layer_norm_2d
 
 __all__ = [
     "GlobalLocalFilter",
@@ -254,7 +254,7 @@ class HorNet(nn.Module):
             self.stages.append(nn.Sequential(*blocks))
         self.norm = nn.LayerNorm(self.num_features, eps=1e-6)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        init_weights_(self, truncated=True)
         if isinstance(self.head, nn.Linear):
             self.head.weight.data.mul_(head_init_scale)
             self.head.bias.data.mul_(head_init_scale)
@@ -271,13 +271,6 @@ class HorNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 def _hornet(base_dim: int, filter_sizes: Sequence[tuple[int, int] | None], **kwargs: Any) -> HorNet:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, register_backbone
-from ._layers import drop_path, timm_layers
+from ._layers import drop_path, init_weights_, timm_layers
 from ._moat_tf import convert_tf_checkpoint
 
 __all__ = [
@@ -322,7 +322,7 @@ class MOAT(nn.Module):
             self.stages.append(nn.Sequential(*blocks))
         self.final_layer_norm = nn.LayerNorm(self.num_features, eps=_LN_EPS)
         self.logits_head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        init_weights_(self, truncated=False)  # deeplab2 draws kernels from an untruncated N(0, 0.02)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last stage's map, tensor of shape ``(n_samples, num_features, H / 32, W / 32)``."""
@@ -337,14 +337,6 @@ class MOAT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    # The authors initialize every kernel with N(0, 0.02) and every bias with 0.
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 def moat_0(**kwargs: Any) -> MOAT:
