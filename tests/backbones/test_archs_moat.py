@@ -42,7 +42,8 @@ def test_stages_have_paper_widths_and_strides():
     outputs = stage_outputs(model, ("stem", *spec.layers), x)
     shapes = [tuple(o.shape) for o in outputs]
     assert shapes == [(2, 32, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8), (2, 128, 4, 4), (2, 256, 2, 2)]
-    assert [type(stage[0]).__name__ for stage in model.stages] == ["MBConvBlock", "MBConvBlock", "MOATBlock", "MOATBlock"]
+    kinds = [type(stage[0]).__name__ for stage in model.stages]
+    assert kinds == ["MBConvBlock", "MBConvBlock", "MOATBlock", "MOATBlock"]
     with torch.no_grad():
         assert model(x).shape == (2, 7)
 

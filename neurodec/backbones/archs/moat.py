@@ -183,7 +183,9 @@ class RelativeAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, height, width, channels = x.shape
         x = x.reshape(n, height * width, channels)
-        q, k, v = (proj(x).reshape(n, -1, self.num_heads, self.head_size).transpose(1, 2) for proj in (self.q, self.k, self.v))
+        q, k, v = (
+            proj(x).reshape(n, -1, self.num_heads, self.head_size).transpose(1, 2) for proj in (self.q, self.k, self.v)
+        )
         bias = None
         if self.relative_position_embedding is not None:
             bias = self._position_bias(height, width).to(q.dtype)

@@ -144,7 +144,8 @@ class RepMLPBlock(nn.Module):
         h_parts, w_parts = height // self.h, width // self.w
         gate = self.gp(x)
         parts = x.reshape(n, c, h_parts, self.h, w_parts, self.w).permute(0, 2, 4, 1, 3, 5)
-        out = self.fc3_bn(self.fc3(parts.reshape(-1, self.S * self.h * self.w, 1, 1)).reshape(-1, self.S, self.h, self.w))
+        out = self.fc3(parts.reshape(-1, self.S * self.h * self.w, 1, 1))
+        out = self.fc3_bn(out.reshape(-1, self.S, self.h, self.w))
         if not self.deploy:
             conv_in = parts.reshape(-1, self.S, self.h, self.w)
             for k in self.reparam_conv_k:
