@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from neurodec.backbones import get_backbone_spec
+from neurodec.backbones.archs import hornet, moat, repmlp
+from neurodec.backbones.archs._moat_tf import _tf_variable
+
+REFERENCES = Path(__file__).parent / "data" / "arch_references.json"
+
+
+def small_hornet() -> nn.Module:
+    """A narrow, shallow HorNet with 7x7 and global-filter stages: fast to build and run."""
+    return hornet.HorNet((1, 1, 2, 1), 8, filter_sizes=(None, None, (4, 3), (2, 2)), num_classes=5)
+
+
+def small_repmlpnet(**kwargs: object) -> nn.Module:
+    """Four stages, several partitions per map and share sets of several channels, on 64 px input."""
+    return repmlp.RepMLPNet(
+        (1, 1, 2, 1), (8, 16, 32, 64), hs=(8, 4, 2, 2), ws=(8, 4, 2, 2), sharesets_nums=(1, 4, 8, 16),
+        num_classes=5, **kwargs,
+    )  # fmt: skip
+
+
+def small_moat() -> nn.Module:
+    """A shallow MOAT with both block types, position embeddings and an MBConv shortcut convolution."""
+    return moat.MOAT((8, 8), (1, 1, 2, 1), (16, 32, 64, 64), num_classes=5)
+
+
+def reference_input(size: int) -> torch.Tensor:
+    """The input of the stored reference outputs, tensor of shape (2, 3, size, size)."""
+    return torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
 def resolve(target: str) -> Callable:
@@ -44,6 +73,29 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    return model.eval()
+
+
+def fill_deterministic_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Set every floating entry of the state dict from a seeded generator, in sorted-name order.
+
+    Two models with the same parameter names and shapes (ours and the authors')
+    receive identical weights, which is how the reference outputs in
+    ``data/arch_references.json`` were produced from the authors' code.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            if not tensor.is_floating_point():
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "running_var" or (tensor.dim() == 1 and leaf in ("weight", "gamma1", "gamma2")):
+                value = torch.rand(tensor.shape, generator=gen) + 0.5
+            elif tensor.dim() == 1:
+                value = torch.randn(tensor.shape, generator=gen) * 0.1
+            else:  # 1 / sqrt(fan in): signals neither vanish nor explode through the stages
+                value = torch.randn(tensor.shape, generator=gen) * (tensor[0].numel() ** -0.5)
+            tensor.copy_(value)
     return model.eval()
 
 
@@ -95,3 +147,37 @@ def stage_outputs(model: nn.Module, layers: tuple[str, ...], x: torch.Tensor) ->
         for handle in handles:
             handle.remove()
     return outputs
+
+
+def to_tf_variables(model: nn.Module) -> dict[str, np.ndarray]:
+    """``model``'s weights under deeplab2's TensorFlow names and layouts (the converter's inverse)."""
+    modules = dict(model.named_modules())
+    tf_vars = {}
+    for key, value in model.state_dict().items():
+        path, _, leaf = key.rpartition(".")
+        module, name = modules[path], _tf_variable(key, modules[path])
+        if name is None:
+            continue
+        if isinstance(module, nn.Conv2d) and leaf == "weight":
+            value = value.permute(2, 3, 0, 1) if module.groups > 1 else value.permute(2, 3, 1, 0)
+        elif path.endswith(("attention.q", "attention.k", "attention.v", "attention.o")):
+            attention = modules[path.rpartition(".")[0]]
+            heads = (attention.num_heads, attention.head_size)
+            if path.endswith("attention.o"):
+                value = value.t().reshape(*heads, -1) if leaf == "weight" else value
+            else:
+                value = value.t().reshape(-1, *heads) if leaf == "weight" else value.reshape(heads)
+        elif isinstance(module, nn.Linear) and leaf == "weight":  # the classifier, a 1x1 Conv2D in TF
+            value = value.t()[None, None]
+        tf_vars[name] = value.numpy().copy()
+    return tf_vars
+
+
+def reference_logits(arch: str, key: str) -> torch.Tensor:
+    """Logits the authors' code computed for a small configuration (see ``_make_arch_references.py``).
+
+    The two samples' logits differ clearly, so agreement tests see the input.
+    """
+    logits = torch.tensor(json.loads(REFERENCES.read_text())[arch][key])
+    assert (logits[0] - logits[1]).abs().max() > 0.05 * logits.abs().max(), "reference insensitive to the input"
+    return logits

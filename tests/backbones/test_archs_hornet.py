@@ -8,7 +8,11 @@ from _archs_checks import (
     assert_loads_release,
     assert_state_dict_round_trip,
     count_params,
+    fill_deterministic_,
+    reference_input,
+    reference_logits,
     resolve,
+    small_hornet,
     stage_outputs,
 )
 
@@ -78,13 +82,17 @@ def test_global_filter_halves_are_interleaved():
     assert torch.all(captured[0][:, 0::2] == 0) and torch.all(captured[0][:, 1::2] != 0)
 
 
-def _small_gf():
-    """A narrow, shallow HorNet with 7x7 and global-filter stages: fast to build and run."""
-    return hornet.HorNet((1, 1, 2, 1), 16, filter_sizes=(None, None, (4, 3), (2, 2)), num_classes=5)
+def test_matches_authors_code():
+    """Same weights, same logits as the authors' hornet.py, at the filters' size (64) and resampled (96)."""
+    model = fill_deterministic_(small_hornet())
+    for size in ("64", "96"):
+        with torch.no_grad():
+            logits = model(reference_input(int(size)))
+        torch.testing.assert_close(logits, reference_logits("hornet", size), rtol=1e-4, atol=1e-5)
 
 
 def test_state_dict_round_trip(tmp_path):
-    assert_state_dict_round_trip(_small_gf, torch.randn(1, 3, 64, 64), tmp_path)
+    assert_state_dict_round_trip(small_hornet, torch.randn(1, 3, 64, 64), tmp_path)
 
 
 def test_authors_parameter_names():
@@ -111,13 +119,13 @@ def test_authors_parameter_names():
 
 def test_loads_checkpoint_in_authors_format():
     wrap = lambda state: {"model": state, "epoch": 299}  # noqa: E731
-    assert_loads_release("hornet_tiny_gf", _small_gf, wrap, torch.randn(1, 3, 64, 64))
+    assert_loads_release("hornet_tiny_gf", small_hornet, wrap, torch.randn(1, 3, 64, 64))
 
 
 def test_filter_rejects_a_foreign_checkpoint():
     spec = get_backbone_spec("hornet_tiny_7x7")
     with pytest.raises(ValueError, match="match none of HorNet's parameters"):
-        resolve(spec.checkpoint_filter)({"model": {"fc.weight": torch.zeros(1)}}, _small_gf())
+        resolve(spec.checkpoint_filter)({"model": {"fc.weight": torch.zeros(1)}}, small_hornet())
 
 
 def test_registry_specs():

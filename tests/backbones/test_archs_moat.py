@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _archs_checks import assert_state_dict_round_trip, count_params, randomize_, resolve, stage_outputs
+from _archs_checks import (
+    assert_state_dict_round_trip,
+    count_params,
+    fill_deterministic_,
+    randomize_,
+    reference_input,
+    reference_logits,
+    resolve,
+    small_moat,
+    stage_outputs,
+    to_tf_variables,
+)
 
 from neurodec.backbones import get_backbone_spec, list_backbones
 from neurodec.backbones.archs import moat
-from neurodec.backbones.archs._moat_tf import _tf_variable
 
 # Exact parameter counts (with a 1000-class head) asserted by the authors' tests,
 # deeplab2 model/pixel_encoder/moat_test.py: (with, without position embedding).
@@ -88,6 +98,16 @@ def test_windowed_attention_tiles_the_map():
             block(x)
 
 
+def test_matches_authors_tensorflow_code():
+    """Same weights (converted from deeplab2's names and layouts), same logits as TensorFlow."""
+    model = small_moat()
+    converted = moat.convert_tf_checkpoint(to_tf_variables(fill_deterministic_(small_moat())), model)
+    model.load_state_dict(converted, strict=True)
+    with torch.no_grad():
+        logits = model.eval()(reference_input(64))
+    torch.testing.assert_close(logits, reference_logits("moat", "64"), rtol=1e-4, atol=1e-5)
+
+
 def test_batch_norm_uses_keras_epsilon():
     model = moat.tiny_moat_0()
     assert {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
@@ -97,38 +117,13 @@ def test_state_dict_round_trip(tmp_path):
     assert_state_dict_round_trip(lambda: moat.tiny_moat_0(num_classes=5), torch.randn(1, 3, 64, 64), tmp_path)
 
 
-def _to_tf(model):
-    """Write ``model``'s weights as deeplab2 names them, in TensorFlow layouts (the inverse mapping)."""
-    modules = dict(model.named_modules())
-    tf_vars = {}
-    for key, value in model.state_dict().items():
-        path, _, leaf = key.rpartition(".")
-        name = _tf_variable(key, modules[path])
-        if name is None:
-            continue
-        module = modules[path]
-        if isinstance(module, torch.nn.Conv2d) and leaf == "weight":
-            value = value.permute(2, 3, 0, 1) if module.groups > 1 else value.permute(2, 3, 1, 0)
-        elif isinstance(module, torch.nn.Linear) and leaf == "weight":
-            if path.endswith("attention.o"):
-                value = value.t().reshape(module.in_features // 32, 32, -1)
-            elif path.endswith(("attention.q", "attention.k", "attention.v")):
-                value = value.t().reshape(-1, module.out_features // 32, 32)
-            else:
-                value = value.t().reshape(1, 1, *value.t().shape)
-        elif path.endswith(("attention.q", "attention.k", "attention.v")):
-            value = value.reshape(-1, 32)
-        tf_vars[name] = value.numpy().copy()
-    return tf_vars
-
-
 def test_converts_tensorflow_checkpoint():
     torch.manual_seed(0)
     source = randomize_(moat.tiny_moat_0(num_classes=5))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = source(x)
-    tf_vars = _to_tf(source)
+    tf_vars = to_tf_variables(source)
     # Names and shapes as deeplab2's Keras layers create them.
     for name, shape in {
         "moat/stem/conv_0/kernel": (3, 3, 3, 32),

@@ -10,7 +10,11 @@ from _archs_checks import (
     assert_loads_release,
     assert_state_dict_round_trip,
     count_params,
+    fill_deterministic_,
     randomize_,
+    reference_input,
+    reference_logits,
+    small_repmlpnet,
     stage_outputs,
 )
 
@@ -26,14 +30,6 @@ PUBLISHED = {
     "repmlpnet_d256": 86.9,
     "repmlpnet_l256": 117.7,
 }
-
-
-def _small(**kwargs):
-    """Four stages, several partitions per map and share sets of several channels, on 64 px input."""
-    return repmlp.RepMLPNet(
-        (1, 1, 2, 1), (8, 16, 32, 64), hs=(8, 4, 2, 2), ws=(8, 4, 2, 2), sharesets_nums=(1, 4, 8, 16),
-        num_classes=5, **kwargs,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -57,7 +53,7 @@ def test_t224_stages_have_paper_widths_and_strides():
 @pytest.mark.parametrize("reparam_conv_k", [(1, 3), (3, 5), ()])
 def test_locality_injection_preserves_outputs(reparam_conv_k):
     torch.manual_seed(0)
-    model = randomize_(_small(reparam_conv_k=reparam_conv_k), seed=3)
+    model = randomize_(small_repmlpnet(reparam_conv_k=reparam_conv_k), seed=3)
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         before = model(x)
@@ -74,13 +70,22 @@ def test_locality_injection_preserves_outputs(reparam_conv_k):
     assert "stages.0.0.repmlp_block.fc3.bias" in names
 
 
+def test_matches_authors_code_before_and_after_locality_injection():
+    model = fill_deterministic_(small_repmlpnet())
+    x = reference_input(64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference_logits("repmlpnet", "train"), rtol=1e-4, atol=1e-5)
+        model.locality_injection()
+        torch.testing.assert_close(model(x), reference_logits("repmlpnet", "deploy"), rtol=1e-4, atol=1e-5)
+
+
 def test_merged_weights_load_into_deploy_model():
     torch.manual_seed(0)
-    model = randomize_(_small(), seed=1)
+    model = randomize_(small_repmlpnet(), seed=1)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
-    deploy = _small(deploy=True).eval()
+    deploy = small_repmlpnet(deploy=True).eval()
     deploy.load_state_dict(model.locality_injection().state_dict(), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(deploy(x), expected, rtol=1e-4, atol=1e-4)
@@ -103,7 +108,7 @@ def test_equivalent_fc_of_a_single_conv_branch_is_the_convolution():
 
 
 def test_state_dict_round_trip(tmp_path):
-    assert_state_dict_round_trip(_small, torch.randn(1, 3, 64, 64), tmp_path)
+    assert_state_dict_round_trip(small_repmlpnet, torch.randn(1, 3, 64, 64), tmp_path)
 
 
 def test_authors_parameter_names():
@@ -133,9 +138,9 @@ def test_authors_parameter_names():
 
 def test_loads_checkpoint_in_authors_format():
     wrap = lambda state: {"model": state, "max_accuracy": 80.8}  # noqa: E731
-    assert_loads_release("repmlpnet_t224", _small, wrap, torch.randn(1, 3, 64, 64))
+    assert_loads_release("repmlpnet_t224", small_repmlpnet, wrap, torch.randn(1, 3, 64, 64))
     # The README's weights are plain name -> tensor dicts.
-    assert_loads_release("repmlpnet_t224", _small, dict, torch.randn(1, 3, 64, 64))
+    assert_loads_release("repmlpnet_t224", small_repmlpnet, dict, torch.randn(1, 3, 64, 64))
 
 
 def test_registry_specs():
