@@ -29,6 +29,7 @@ from torch import nn
 from ..registry import BackboneSpec, register_backbone
 
 __all__ = [
+    "FFNBlock",
     "GlobalPerceptron",
     "RepMLPBlock",
     "RepMLPNet",
