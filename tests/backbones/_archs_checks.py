@@ -47,6 +47,18 @@ def resolve(target: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
+def assert_specs_build(names: list[str]) -> None:
+    """Every spec's ``model_id`` builds a model (on the meta device) that has the spec's layers."""
+    for name in names:
+        spec = get_backbone_spec(name)
+        assert spec.name == name and spec.source == "neurodec"
+        with torch.device("meta"):
+            model = resolve(spec.model_id)()
+        modules = dict(model.named_modules())
+        assert all(layer in modules for layer in spec.layers), name
+        assert callable(resolve(spec.checkpoint_filter)) and spec.citation and spec.license
+
+
 def count_params(builder: Callable[..., nn.Module], **kwargs: object) -> int:
     """Number of parameters of ``builder(**kwargs)``, built on the meta device (no memory)."""
     with torch.device("meta"):

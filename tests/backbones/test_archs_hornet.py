@@ -6,6 +6,7 @@ import pytest
 import torch
 from _archs_checks import (
     assert_loads_release,
+    assert_specs_build,
     assert_state_dict_round_trip,
     count_params,
     fill_deterministic_,
@@ -130,6 +131,7 @@ def test_filter_rejects_a_foreign_checkpoint():
 
 def test_registry_specs():
     assert set(PUBLISHED) <= set(list_backbones("hornet_*"))
+    assert_specs_build(list_backbones("hornet_*"))
     spec = get_backbone_spec("hornet_tiny_7x7")
     assert spec.source == "neurodec"
     assert spec.model_id == "neurodec.backbones.archs.hornet:hornet_tiny_7x7"

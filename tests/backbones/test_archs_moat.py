@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from _archs_checks import (
+    assert_specs_build,
     assert_state_dict_round_trip,
     count_params,
     fill_deterministic_,
@@ -161,6 +162,7 @@ def test_converts_tensorflow_checkpoint():
 
 def test_registry_specs():
     assert set(PUBLISHED) <= set(list_backbones("*moat_*"))
+    assert_specs_build(list_backbones("*moat_*"))
     spec = get_backbone_spec("moat_2")
     assert spec.model_id == "neurodec.backbones.archs.moat:moat_2"
     assert spec.input_size == 384 and spec.mean == (0.5, 0.5, 0.5)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from _archs_checks import (
     assert_loads_release,
+    assert_specs_build,
     assert_state_dict_round_trip,
     count_params,
     fill_deterministic_,
@@ -145,6 +146,7 @@ def test_loads_checkpoint_in_authors_format():
 
 def test_registry_specs():
     assert set(PUBLISHED) <= set(list_backbones("repmlpnet_*"))
+    assert_specs_build(list_backbones("repmlpnet_*"))
     spec = get_backbone_spec("repmlpnet_b256")
     assert spec.model_id == "neurodec.backbones.archs.repmlp:repmlpnet_b256"
     assert spec.input_size == 256 and spec.crop_pct == 1.0
