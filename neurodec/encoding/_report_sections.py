@@ -133,15 +133,13 @@ def comparison_section(named, metric: str, atlases: Sequence[str], alpha: float,
     table = combined_comparison(named, atlases, metric=metric, alpha=alpha)
     out.table(table, "rois", desc="comparison", atlas=atlases[0] if len(atlases) == 1 else None, stat=metric)
     labels = list(dict.fromkeys(table["label"]))
-    wide = table.pivot(index="model", columns="label", values="mean").loc[list(named), labels]
+    wide = table.pivot(index="model", columns="label", values="mean").loc[list(named), labels].rename_axis(columns=None)
     section.tables[f"Mean {metric} per model and ROI ({', '.join(atlases)})"] = wide.reset_index()
     if out.draw:
         short, backbone = short_names(list(named))
-        for atlas in atlases:
-            rows = table[table["atlas"] == atlas].assign(roi=lambda t: t["label"])
-            rows["model"] = rows["model"].map(dict(zip(named, short)))
-            out.figure(plot_roi_bars(rows, title=f"Mean {metric} per ROI ({atlas})", ylabel=f"mean {metric}",
-                                     legend_title=backbone), desc="roibars", atlas=atlas, stat=metric)
+        rows = table.assign(roi=table["label"], model=table["model"].map(dict(zip(named, short))))
+        out.figure(plot_roi_bars(rows, title=f"Mean {metric} per ROI", ylabel=f"mean {metric}", legend_title=backbone,
+                                 group="atlas"), desc="roibars", stat=metric)
         wide.index = short
         out.figure(
             plot_heatmap(wide, label=f"mean {metric}", title=f"Mean {metric} per model and ROI ({', '.join(atlases)})",

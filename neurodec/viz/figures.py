@@ -256,7 +256,13 @@ def _is_power_of_4(n: int) -> bool:
 
 
 def plot_roi_bars(
-    summary: pd.DataFrame, *, value: str = "mean", title: str = "", ylabel: str | None = None, legend_title: str = ""
+    summary: pd.DataFrame,
+    *,
+    value: str = "mean",
+    title: str = "",
+    ylabel: str | None = None,
+    legend_title: str = "",
+    group: str | None = None,
 ):
     """Bar plot of an ROI summary: one group of bars per ROI, one bar per model.
 
@@ -272,6 +278,9 @@ def plot_roi_bars(
     value : str
         Column to plot.
     title, ylabel, legend_title : str
+    group : str, optional
+        Column splitting the ROIs into panels that share the y axis (e.g.
+        "atlas"), each as wide as its number of ROIs and titled with its value.
 
     Returns
     -------
@@ -279,28 +288,36 @@ def plot_roi_bars(
     """
     from matplotlib import colormaps
 
-    missing = [c for c in ("roi", "model", value) if c not in summary.columns]
+    missing = [c for c in ("roi", "model", value) + ((group,) if group else ()) if c not in summary.columns]
     if missing:
         raise ValueError(f"The ROI summary lacks column(s) {missing}; got columns {list(summary.columns)}.")
-    table = summary.pivot_table(index="roi", columns="model", values=value, sort=False)
-    n_rois, n_models = table.shape
-    legend = _label_inches(table.columns) + 0.8 if n_models > 1 else 0.0
-    width = max(5.0, 1.2 + n_rois * (0.22 * n_models + 0.35) + legend)
-    rotate = _label_inches(table.index) > 0.5
-    figure = _new_figure((width, 3.2 + (_label_inches(table.index) * 0.7 if rotate else 0.2)))
-    ax = figure.subplots()
+    groups = list(summary.groupby(group, sort=False)) if group else [("", summary)]
+    tables = [(name, rows.pivot_table(index="roi", columns="model", values=value, sort=False)) for name, rows in groups]
+    models = list(dict.fromkeys(summary["model"]))
+    rois = [roi for _, table in tables for roi in table.index]
+    n_models = len(models)
+    legend = _label_inches(models) + 0.8 if n_models > 1 else 0.0
+    width = max(5.0, 1.2 + len(rois) * (0.22 * n_models + 0.35) + 0.3 * len(tables) + legend)
+    rotate = _label_inches(rois) > 0.5
+    figure = _new_figure((width, 3.2 + (_label_inches(rois) * 0.7 if rotate else 0.2) + (0.3 if group else 0)))
+    axes = figure.subplots(1, len(tables), sharey=True, squeeze=False,
+                           gridspec_kw={"width_ratios": [len(table) + 0.2 for _, table in tables]})[0]
     bar = 0.8 / n_models
-    x = np.arange(n_rois)
     colors = colormaps["viridis"](np.linspace(0.0, 0.85, n_models)) if n_models > 1 else ["tab:blue"]
-    for n, model in enumerate(table.columns):
-        offset = (n - (n_models - 1) / 2) * bar
-        ax.bar(x + offset, table[model].to_numpy(), bar, label=str(model), color=colors[n])
-    ax.set_xticks(x, [str(roi) for roi in table.index], rotation=45 if rotate else 0, ha="right" if rotate else "center")
-    ax.set_xlim(-0.6, n_rois - 0.4)
-    ax.axhline(0, color="k", linewidth=0.8)
-    ax.set_ylabel(ylabel or value)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title(_wrapped(title, width - legend))
+    for ax, (name, table) in zip(axes, tables):
+        x = np.arange(len(table))
+        for n, model in enumerate(models):
+            heights = table[model].to_numpy() if model in table.columns else np.full(len(table), np.nan)
+            offset = (n - (n_models - 1) / 2) * bar
+            ax.bar(x + offset, heights, bar, label=str(model) if ax is axes[0] else None, color=colors[n])
+        ax.set_xticks(x, [str(roi) for roi in table.index], rotation=45 if rotate else 0,
+                      ha="right" if rotate else "center")
+        ax.set_xlim(-0.6, len(table) - 0.4)
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(str(name), fontsize=9)
+    axes[0].set_ylabel(ylabel or value)
+    figure.suptitle(_wrapped(title, width - legend), fontsize=11)
     if n_models > 1:
         figure.legend(loc="outside right upper", fontsize="small", frameon=False, title=legend_title or None,
                       title_fontsize="small")

@@ -107,8 +107,7 @@ def test_several_atlases_one_table_each_and_one_combined_comparison(tmp_path, rn
     row = combined[(combined["label"] == "C") & (combined["model"] == "net/layerA")]
     assert row["mean"].item() == pytest.approx(expected)
     figures = sorted(p.name for p in written["figures"])
-    assert "sub-01_desc-roibars_atlas-other_stat-r2normalized_figure.png" in figures
-    assert "sub-01_desc-roibars_atlas-sim_stat-r2normalized_figure.png" in figures
+    assert "sub-01_desc-roibars_stat-r2normalized_figure.png" in figures  # one panel per atlas
     assert "sub-01_desc-bestmodel_stat-r2normalized_figure.png" in figures
     html = written["report"][0].read_text()
     # The report opens with the summary: facts, then the best model of every ROI of every atlas.

@@ -97,3 +97,9 @@ def test_heatmap_and_bars_grow_with_the_table():
     few, many = plot_roi_bars(summary(2), title="t"), plot_roi_bars(summary(15), title="A long title " * 8)
     assert many.get_size_inches()[0] > few.get_size_inches()[0] + 8
     assert _inside_figure(few) and _inside_figure(many)
+    grouped = summary(3).assign(atlas=np.tile(["floc-faces", "floc-faces", "prf-visualrois"], 3))
+    figure = plot_roi_bars(grouped, group="atlas", title="per atlas")
+    assert [ax.get_title() for ax in figure.axes] == ["floc-faces", "prf-visualrois"]
+    assert [len(ax.patches) for ax in figure.axes] == [6, 3]
+    assert figure.axes[1].patches[2].get_height() == pytest.approx(grouped["mean"].iloc[8])
+    assert _inside_figure(figure)
