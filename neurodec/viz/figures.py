@@ -198,7 +198,7 @@ def plot_surface_map(
     title: str = "",
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str = "RdBu_r",
+    cmap: str = "cold_hot",
 ):
     """An fsaverage score map on nilearn's inflated fsaverage5 surfaces, lateral and medial views.
 
@@ -208,8 +208,11 @@ def plot_surface_map(
     units, info
         Hemisphere/vertex of each unit and ``info["n_vertices"]`` (see
         :func:`neurodec.viz.surface_from_units`).
-    title, threshold, vmax, cmap
+    title, threshold, vmax
         As in :func:`plot_volume_map`.
+    cmap : str
+        Colormap; nilearn's "cold_hot" keeps values near 0 dark, apart from
+        the grey sulcal background that shows where values are below ``threshold``.
 
     Returns
     -------
@@ -237,8 +240,10 @@ def plot_surface_map(
     sulc = datasets.load_fsaverage_data(mesh="fsaverage5", data_type="sulcal")
     vmax = _color_limit(values, vmax)
     threshold = 1e-6 if threshold is None else threshold
-    figure = _new_figure((4 * len(hemis), 6), layout=None)
+    figure = _new_figure((4 * len(hemis), 5), layout=None)
     axes = figure.subplots(2, len(hemis), subplot_kw={"projection": "3d"}, squeeze=False)
+    # 3-D axes keep wide margins around the mesh by default; the brains get the room instead.
+    figure.subplots_adjust(left=0.0, right=0.92, bottom=0.0, top=0.9, wspace=0.0, hspace=0.0)
     for col, (hemi, data) in enumerate(hemis.items()):
         side = "left" if hemi == "lh" else "right"
         stat = np.nan_to_num(data[:_FSAVERAGE5_VERTICES], nan=0.0)
