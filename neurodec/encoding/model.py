@@ -69,9 +69,10 @@ class EncodingModel(BaseEstimator):
     random_state : int, optional
         Seed of the folds and of the banded candidates.
     warn_alpha_edge : bool
-        Warn when units choose the smallest or largest alpha (single-penalty
-        ridge). Units without signal always choose the largest: silence the
-        warning when many such units are expected.
+        Warn when units that are predicted (best cross-validated R^2 > 0)
+        choose the smallest or largest alpha of the grid (single-penalty
+        ridge), with a widened grid to try. Units without signal always
+        choose the largest alpha and are not counted.
     verbose : bool or int
         Progress bars and info messages.
 
@@ -251,6 +252,8 @@ class EncodingModel(BaseEstimator):
         self.n_train_ = len(Y)
         self.subject_, self.space_ = responses.subject, responses.space
         self.fingerprint_ = training_fingerprint(spaces, train)
+        if self.warn_alpha_edge and not (self.banded and len(spaces) > 1):
+            _warn_alpha_edge(self.best_alphas_, self.cv_scores_, alphas)
         logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, len(Y), valid.sum(), n_units)
         return self
 
@@ -266,7 +269,7 @@ class EncodingModel(BaseEstimator):
 
         return RidgeCV(
             alphas=alphas, cv=splits, device=self.device, n_targets_batch=self.n_targets_batch,
-            warn_alpha_edge=self.warn_alpha_edge, verbose=self.verbose,
+            warn_alpha_edge=False, verbose=self.verbose,
         )
 
     # -------------------------------------------------------------- predict
@@ -429,6 +432,34 @@ class EncodingModel(BaseEstimator):
         from .storage import save_encoding_model
 
         return save_encoding_model(self, path)
+
+
+def _warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.ndarray) -> None:
+    """Warn when predicted units (best CV R^2 > 0) sit at an end of the alpha grid.
+
+    A unit without signal is best served by the strongest penalty (a constant
+    prediction), so it lands on the largest alpha whatever the grid; only
+    units the model predicts tell whether the grid is too narrow.
+    """
+    if len(alphas) < 2:
+        return
+    fitted = np.isfinite(best_alphas)
+    predicted = np.zeros(len(best_alphas), dtype=bool)
+    predicted[fitted] = np.nanmax(cv_scores[:, fitted], axis=0) > 0
+    low = predicted & np.isclose(best_alphas, alphas.min())
+    high = predicted & np.isclose(best_alphas, alphas.max())
+    if not (low.any() or high.any()):
+        return
+    log_min, log_max = np.log10(alphas.min()) - 2 * low.any(), np.log10(alphas.max()) + 2 * high.any()
+    grid = f"np.logspace({log_min:g}, {log_max:g}, {int(round(2 * (log_max - log_min))) + 1})"
+    warnings.warn(
+        f"EncodingModel.fit: {int(low.sum() + high.sum())} of the {int(predicted.sum())} units with a positive "
+        f"cross-validated R^2 chose an alpha at the edge of the grid ({int(low.sum())} the smallest, "
+        f"{alphas.min():g}; {int(high.sum())} the largest, {alphas.max():g}); their penalty may be off. "
+        f"Widen the grid, e.g. alphas={grid}, or pass warn_alpha_edge=False.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _given_or_computed(noise_ceiling: np.ndarray | None, responses: Responses) -> np.ndarray:

@@ -4,11 +4,17 @@ Outputs go to a BIDS-derivatives folder, ``<root>/derivatives/neurodec/sub-<labe
 
 - ``func/`` (or ``meg/``, ``ieeg/``): score maps in the subject's space
   (NIfTI for volume data, one MGH per hemisphere for surface data), a
-  per-unit score table and per-ROI summaries (CSV) for every model, and,
-  with several models, the comparison table and a best-model-per-unit map;
-- ``figures/``: PNG figures (maps, ROI bars, model-by-ROI heatmap);
+  per-unit score table and per-ROI summaries (CSV, one per ROI atlas) for
+  every model, and, with several models, a best-model-per-unit map and one
+  model-by-ROI comparison table over the ROIs of all atlases;
+- ``figures/``: PNG figures (maps, best-model map, ROI bars per atlas,
+  model-by-ROI heatmap);
 - ``sub-<label>_desc-encoding_report.html``: one self-contained report
-  that embeds the figures and tables and links every file above.
+  that opens with a summary (subject, space, units, models, best model per
+  ROI), embeds the figures and tables and links every file above.
+
+Surface maps are drawn on nilearn's fsaverage5 meshes; pycortex flatmaps are
+not made (pycortex is not a dependency).
 
 Every file is written atomically.
 """
@@ -24,7 +30,8 @@ import pandas as pd
 
 from .._io import atomic_path, write_text_atomic
 from .._logging import get_logger
-from .compare import best_layer, compare_models, summarize_rois
+from ._report_sections import comparison_section, partition_section, summary_section
+from .compare import summarize_rois
 from .partition import VariancePartition
 from .scores import EncodingScores
 
@@ -91,11 +98,20 @@ def _map_figure(values: np.ndarray, scores: EncodingScores, title: str):
     return plot_surface_map(values, scores.units, scores.info, title=title)
 
 
+def _atlases(atlas: str | Sequence[str] | None) -> tuple[str, ...]:
+    if atlas is None:
+        return ()
+    atlases = (atlas,) if isinstance(atlas, str) else tuple(atlas)
+    if not all(isinstance(a, str) and a for a in atlases) or len(set(atlases)) != len(atlases):
+        raise ValueError(f"'atlas' must be an ROI atlas name or a list of distinct names. Got {atlas!r} instead.")
+    return atlases
+
+
 def write_encoding_outputs(
     scores: EncodingScores | Mapping[str, EncodingScores] | Sequence[EncodingScores],
     root: str | os.PathLike,
     *,
-    atlas: str | None = None,
+    atlas: str | Sequence[str] | None = None,
     metrics: Sequence[str] = ("r", "r2", "r2_normalized"),
     figure_metric: str = "r2_normalized",
     alpha: float = 0.05,
@@ -113,9 +129,12 @@ def write_encoding_outputs(
         backbones named "backbone/layer"); all must cover the same units.
     root : path-like
         Study folder; outputs go under ``<root>/derivatives/neurodec``.
-    atlas : str, optional
-        ROI atlas (``roi:<atlas>`` unit column) for ROI summaries and the
-        model comparison; None skips them.
+    atlas : str or sequence of str, optional
+        ROI atlases (``roi:<atlas>`` unit columns), e.g.
+        ``["prf-visualrois", "floc-faces", "floc-places"]``: one ROI summary
+        per model and atlas, and one model comparison over the ROIs of all
+        atlases (a label that occurs in several atlases is written
+        "atlas:label"). None skips ROI summaries.
     metrics : sequence of str
         Scores written as maps (see :meth:`EncodingScores.metric`); metrics
         that are unavailable (no noise ceiling, no permutations) or all-NaN are
@@ -129,7 +148,7 @@ def write_encoding_outputs(
         Draw PNG figures; write the HTML report (embeds the figures).
     partitions : sequence of VariancePartition
         Variance partitions (of the same units) to write as maps of the unique
-        and shared variance, with a per-ROI table when ``atlas`` is given.
+        and shared variance, with per-ROI tables for the atlases.
         Split R^2 of banded models (``EncodingScores.split_r2``) are written
         as maps of their own.
     title : str, optional
@@ -140,7 +159,7 @@ def write_encoding_outputs(
     dict
         "maps", "tables", "figures", "report" -> list of written paths.
     """
-    from ..viz import ReportSection, bids_filename, derivatives_folder, write_html_report
+    from ..viz import bids_filename, derivatives_folder, write_html_report
 
     if isinstance(scores, EncodingScores):
         named = {scores.name: scores}
@@ -148,40 +167,52 @@ def write_encoding_outputs(
         named = dict(scores) if isinstance(scores, Mapping) else {s.name: s for s in scores}
     if not named:
         raise ValueError("'scores' is empty; pass at least one EncodingScores.")
+    atlases = _atlases(atlas)
     first = next(iter(named.values()))
     folder = derivatives_folder(root, first.subject, datatype=_DATATYPES.get(first.modality, first.modality))
     has_space = _has_space(first.units)
     out = _Outputs(first.subject, folder, draw=figures and has_space)
-    sections = []
-    for name, item in named.items():
-        metric = _plotted_metric(item, figure_metric)
-        section = ReportSection(title=f"Model {name}", text=_describe(item))
-        out.table(item.to_frame(), "scores", space=item.space or None, model=name)
-        for map_metric in metrics if has_space else ():
-            values = _available(item, map_metric)
-            if values is not None:
-                out.map(values, item, model=name, stat=map_metric)
-        if out.draw:
-            out.figure(_map_figure(item.metric(metric), item, f"{name}: {metric}"), model=name, stat=metric)
-        if atlas is not None:
-            summary = summarize_rois(item, atlas, metric=metric, alpha=alpha)
-            out.table(summary, "rois", model=name, atlas=atlas, stat=metric)
-            section.tables[f"{metric} per ROI ({atlas})"] = summary
-        if item.split_r2 is not None and has_space:
-            for band, values in zip(item.space_names or [], item.split_r2):
-                out.map(values, item, model=name, stat="splitr2", band=band)
-        out.flush_into(section)
-        sections.append(section)
-    for partition in partitions:
-        sections.append(_partition_section(partition, first, atlas, out, has_space))
+    model_sections = [_model_section(name, item, atlases, metrics, figure_metric, alpha, out, has_space)
+                      for name, item in named.items()]
+    sections, comparison = [], None
+    metric = figure_metric if all(_available(s, figure_metric) is not None for s in named.values()) else "r2"
     if len(named) > 1:
-        sections.append(_comparison(named, figure_metric, atlas, alpha, out, has_space))
+        section, comparison = comparison_section(named, metric, atlases, alpha, out, has_space)
+        sections.append(section)
+    sections += [partition_section(p, first, atlases, out, has_space) for p in partitions]
+    key_files = [p for p in out.written["maps"] + out.written["tables"] if "desc-bestmodel" in p.name
+                 or "desc-comparison" in p.name]
+    sections = [summary_section(named, metric, comparison, key_files)] + sections + model_sections
     if report:
         path = folder.parent / bids_filename(first.subject, "report", ".html", desc="encoding")
         out.written["report"].append(
             write_html_report(path, sections, title=title or f"Encoding models, {first.subject}")
         )
     return out.written
+
+
+def _model_section(name, item: EncodingScores, atlases, metrics, figure_metric, alpha, out: "_Outputs", has_space):
+    """One model's maps, per-unit table and per-atlas ROI summaries."""
+    from ..viz import ReportSection
+
+    metric = _plotted_metric(item, figure_metric)
+    section = ReportSection(title=f"Model {name}", text=_describe(item), collapsed=True)
+    out.table(item.to_frame(), "scores", space=item.space or None, model=name)
+    for map_metric in metrics if has_space else ():
+        values = _available(item, map_metric)
+        if values is not None:
+            out.map(values, item, model=name, stat=map_metric)
+    if out.draw:
+        out.figure(_map_figure(item.metric(metric), item, f"{name}: {metric}"), model=name, stat=metric)
+    for atlas in atlases:
+        summary = summarize_rois(item, atlas, metric=metric, alpha=alpha)
+        out.table(summary, "rois", model=name, atlas=atlas, stat=metric)
+        section.tables[f"{metric} per ROI ({atlas})"] = summary
+    if item.split_r2 is not None and has_space:
+        for band, values in zip(item.space_names or [], item.split_r2):
+            out.map(values, item, model=name, stat="splitr2", band=band)
+    out.flush_into(section)
+    return section
 
 
 def _has_space(units: pd.DataFrame) -> bool:
@@ -231,55 +262,3 @@ class _Outputs:
         section.files += self.pending_files
         section.figures += self.pending_figures
         self.pending_files, self.pending_figures = [], []
-
-
-def _comparison(named, figure_metric, atlas, alpha, out: _Outputs, has_space: bool):
-    from ..viz import ReportSection, plot_heatmap, plot_roi_bars
-
-    first = next(iter(named.values()))
-    metric = figure_metric if all(_available(s, figure_metric) is not None for s in named.values()) else "r2"
-    section = ReportSection(
-        title="Model comparison",
-        text=f"Best model per unit by {metric}: the best-model map holds the model's 0-based position in the "
-        "models table.",
-    )
-    index, _ = best_layer(named, metric=metric)
-    legend = pd.DataFrame({"index": range(len(named)), "model": list(named)})
-    out.table(legend, "models", desc="bestmodel")
-    section.tables["Models"] = legend
-    if has_space:
-        out.map(np.where(index >= 0, index, np.nan), first, desc="bestmodel", stat=metric)
-    if atlas is not None:
-        table = compare_models(named, atlas, metric=metric, alpha=alpha)
-        out.table(table, "rois", desc="comparison", atlas=atlas, stat=metric)
-        wide = table.pivot(index="model", columns="roi", values="mean").loc[list(named)]
-        section.tables[f"Mean {metric} per model and ROI ({atlas})"] = wide.reset_index()
-        if out.draw:
-            out.figure(plot_roi_bars(table, title=f"{metric} per ROI", ylabel=f"mean {metric}"), desc="roibars", stat=metric)
-            out.figure(plot_heatmap(wide, label=f"mean {metric}", title=f"{metric} per model and ROI"),
-                       desc="modelbyroi", stat=metric)
-    out.flush_into(section)
-    return section
-
-
-def _partition_section(partition: VariancePartition, like: EncodingScores, atlas, out: _Outputs, has_space: bool):
-    from ..viz import ReportSection
-
-    a, b = partition.names
-    section = ReportSection(
-        title=f"Variance partition: {a} vs {b}",
-        text=f"Held-out R2 unique to {a} (R2_joint - R2_{b}), unique to {b}, and shared (R2_{a} + R2_{b} - R2_joint).",
-    )
-    parts = {f"unique{a}": partition.unique_a, f"unique{b}": partition.unique_b, "shared": partition.shared}
-    if has_space:
-        for stat, values in parts.items():
-            out.map(values, like, desc="partition", stat=stat)
-    frame = pd.concat([like.units.reset_index(drop=True), partition.to_frame()], axis=1)
-    out.table(frame, "partition", spaceA=a, spaceB=b)
-    if atlas is not None:
-        labels = like.units[f"roi:{atlas}"].astype("string").fillna("")
-        keep = ~labels.isin(["", "Unknown"]).to_numpy()
-        summary = partition.to_frame()[keep].groupby(labels[keep].to_numpy()).mean().rename_axis("roi").reset_index()
-        section.tables[f"Mean partition per ROI ({atlas})"] = summary
-    out.flush_into(section)
-    return section

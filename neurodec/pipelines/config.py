@@ -14,10 +14,12 @@ Example (``pipelines/encoding_nsd.yaml``)::
         layers: [layer1, layer2, layer3, layer4]
         pooling: avg
     model: {alphas: [1.0e+1, 1.0e+2, 1.0e+3, 1.0e+4, 1.0e+5], cv: 5}
-    outputs: {root: derivatives, figures: true, report: true}
+    outputs: {root: derivatives, atlas: [prf-visualrois, floc-faces, floc-places], figures: true, report: true}
     scheduler: null   # or "local", or a Dask scheduler address "tcp://host:8786"
 
-Relative paths are resolved against the config file's folder.
+Relative paths are resolved against the config file's folder. ``outputs.atlas``
+(or ``outputs.atlases``) names one ROI atlas or a list of them; it is stored as
+a list under ``outputs["atlas"]``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,21 @@ def _known_keys(section: dict[str, Any], allowed: set[str], where: str, source: 
         raise ValueError(f"{source}: unknown key(s) {unknown} in the {where} section; allowed: {sorted(allowed)}.")
 
 
+def _atlas_list(outputs: dict[str, Any], source: str) -> list[str] | None:
+    if "atlas" in outputs and "atlases" in outputs:
+        raise ValueError(f"{source}: the outputs section has both 'atlas' and 'atlases'; give the list under one of them.")
+    atlases = outputs.pop("atlases", outputs.get("atlas"))
+    if atlases is None:
+        return None
+    atlases = [atlases] if isinstance(atlases, str) else atlases
+    if not isinstance(atlases, (list, tuple)) or not atlases or not all(isinstance(a, str) and a for a in atlases):
+        raise ValueError(
+            f"{source}: outputs 'atlas' must be an ROI atlas name or a list of names, e.g. "
+            f"[prf-visualrois, floc-faces]. Got {atlases!r} instead."
+        )
+    return list(atlases)
+
+
 def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None, source: str = "config") -> EncodingStudyConfig:
     """Build and validate a config from a parsed YAML mapping."""
     if not isinstance(raw, dict):
@@ -123,6 +140,7 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None, sourc
         raise ValueError(f"{source}: the 'backbones' section must list at least one backbone.")
     outputs = dict(raw.get("outputs") or {})
     outputs["root"] = resolve(outputs.get("root", "derivatives"))
+    outputs["atlas"] = _atlas_list(outputs, source)
     return EncodingStudyConfig(
         name=str(raw.get("name", "encoding")),
         dataset=dataset,

@@ -68,7 +68,12 @@ def _demo_config(root: Path, seed: int, device: str) -> dict[str, Any]:
             }
         ],
         "model": {"alphas": np.logspace(-1, 6, 15).tolist(), "cv": 5},
-        "outputs": {"root": str(root), "atlas": "floc-faces", "figures": True, "report": True},
+        "outputs": {
+            "root": str(root),
+            "atlas": ["prf-visualrois", "floc-faces", "floc-places"],
+            "figures": True,
+            "report": True,
+        },
         "device": device,
         "seed": seed,
     }
@@ -235,7 +240,8 @@ def run_demo(
     if not marker.is_file():
         logger.info("Writing the simulated NSD-format dataset under %s", root / "nsd")
         make_demo_dataset(root, seed=seed, device=device, verbose=verbose, **dataset_size)
-    truth = pd.read_csv(marker)
+    # Noise voxels have no driving layer: keep their "" rather than reading it back as NaN.
+    truth = pd.read_csv(marker, keep_default_na=False)
     config = config_from_dict(_demo_config(root, seed, device), base_dir=root, source="demo")
     write_json_atomic(root / "demo_config.json", _demo_config(root, seed, device))
     study = run_encoding_study(config, verbose=verbose)

@@ -8,7 +8,8 @@ PNG bytes for files or HTML reports.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,17 @@ def _color_limit(values: np.ndarray, vmax: float | None) -> float:
     return float(np.percentile(finite, 99)) if finite.size and finite.max() > 0 else 1.0
 
 
+def _wrapped(title: str, width_in: float, *, fontsize: float = 11.0) -> str:
+    """``title`` broken into lines that fit a figure ``width_in`` inches wide."""
+    # A character of the default sans-serif font is about 0.55 em wide.
+    return textwrap.fill(title, width=max(16, int(width_in * 72 / (0.55 * fontsize))), break_on_hyphens=False)
+
+
+def _label_inches(labels: Sequence[object], *, fontsize: float = 9.0) -> float:
+    """Approximate width in inches of the longest of ``labels`` in a font of ``fontsize`` points."""
+    return max((len(str(label)) for label in labels), default=0) * 0.55 * fontsize / 72
+
+
 def figure_to_png(figure, *, dpi: int = 100) -> bytes:
     """PNG bytes of a matplotlib figure."""
     buffer = io.BytesIO()
@@ -54,56 +66,127 @@ def plot_volume_map(
     *,
     title: str = "",
     kind: str = "stat",
+    categories: Sequence[str] | None = None,
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str = "cold_hot",
+    cmap: str = "RdBu_r",
+    max_slices: int = 12,
 ):
-    """A volume score map: nilearn's slice view ("stat") or glass brain ("glass").
+    """A volume map: a mosaic of axial slices ("stat") or nilearn's glass brain ("glass").
 
     Parameters
     ----------
     values : array of shape (n_units,)
+        One value per unit; NaN where a unit has no value (e.g. no noise
+        ceiling for a normalized score).
     units, info
         Voxel indices and space (see :func:`neurodec.viz.volume_from_units`).
     title : str
     kind : {"stat", "glass"}
-        "stat": axial slices of the map in its own space without a
-        background (subject spaces have no template to put under it);
-        "glass": a maximum-intensity glass brain, meaningful for maps in MNI space.
-    threshold, vmax : float, optional
-        Values below ``threshold`` (default: any nonzero value is shown) are
-        transparent; colour scale up to ``vmax``
-        (default: the 99th percentile of finite values).
+        "stat": axial slices (RAS orientation, left on the left) of the box
+        holding the units, with no template under them (subject spaces have
+        none). Units are drawn in the colormap, units whose value is NaN in
+        light grey, and everything outside the units in white, so unknown
+        values stand apart from zero. "glass": a maximum-intensity glass
+        brain, meaningful for maps in MNI space.
+    categories : sequence of str, optional
+        Draw a categorical map instead: ``values`` hold 0-based indices into
+        ``categories`` (e.g. the best layer of every voxel), shown in distinct
+        colours with a legend. Only with ``kind="stat"``.
+    threshold : float, optional
+        Glass brain only: values below it are transparent (default: any nonzero value).
+    vmax : float, optional
+        Colour scale from ``-vmax`` to ``vmax`` (default: the 99th percentile
+        of the absolute finite values).
     cmap : str
-        Colormap; the default diverging "cold_hot" (nilearn) shows negative scores (worse than the
-        mean) in blue and positive in red, on a scale symmetric around 0.
+        Colormap of scores; the default diverging "RdBu_r" shows negative
+        scores (worse than the mean) in blue and positive in red around white 0.
+    max_slices : int
+        Most axial slices in the mosaic (evenly spaced over the units' extent).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from nilearn import plotting
-
     if kind not in ("stat", "glass"):
         raise ValueError(f"The 'kind' parameter must be 'stat' or 'glass'. Got {kind!r} instead.")
+    if kind == "glass":
+        if categories is not None:
+            raise ValueError("A categorical map ('categories') needs kind='stat'; a glass brain shows intensities.")
+        return _glass_brain(values, units, info, title=title, threshold=threshold, vmax=vmax, cmap=cmap)
+    return _slice_mosaic(values, units, info, title=title, categories=categories, vmax=vmax, cmap=cmap,
+                         max_slices=max_slices)
+
+
+def _glass_brain(values, units, info, *, title, threshold, vmax, cmap):
     import nibabel as nib
+    from nilearn import plotting
 
     image = volume_from_units(values, units, info)
     # nilearn draws 0 as transparent; NaN (outside the units) must become 0 for that.
     image = nib.Nifti1Image(np.nan_to_num(image.get_fdata(dtype=np.float32), nan=0.0), image.affine)
-    threshold = 1e-6 if threshold is None else threshold
-    vmax = _color_limit(values, vmax)
     figure = _new_figure((8, 3), layout=None)
-    if kind == "glass":
-        plotting.plot_glass_brain(
-            image, figure=figure, title=title, threshold=threshold, vmax=vmax, cmap=cmap, colorbar=True, plot_abs=False
-        )
+    plotting.plot_glass_brain(
+        image, figure=figure, title=title, threshold=1e-6 if threshold is None else threshold,
+        vmax=_color_limit(values, vmax), cmap=cmap, colorbar=True, plot_abs=False,
+    )
+    return figure
+
+
+def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_slices):
+    import nibabel as nib
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    values = np.asarray(values, dtype=np.float64)
+    # One 4-D image of (values, unit mask), turned to RAS so every slice reads left-to-right, front-up.
+    image = nib.as_closest_canonical(volume_from_units(np.stack([values, np.ones_like(values)]), units, info))
+    data = image.get_fdata(dtype=np.float32)
+    volume, inside = data[..., 0], ~np.isnan(data[..., 1])
+    box = [np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    (x0, x1), (y0, y1) = (box[0][[0, -1]]), (box[1][[0, -1]])
+    slices = box[2][np.unique(np.linspace(0, len(box[2]) - 1, min(max_slices, len(box[2]))).round().astype(int))]
+    n_rows = -(-len(slices) // 6)
+    n_cols = -(-len(slices) // n_rows)  # balanced rows: 8 slices are 2 x 4, not 6 + 2
+    zooms = image.header.get_zooms()[:3]
+    panel = 1.7
+    aspect = (y1 - y0 + 1) * zooms[1] / ((x1 - x0 + 1) * zooms[0])
+    side = 1.9 if categories is None else 0.4 + _label_inches(categories, fontsize=8) + 0.5
+    width = n_cols * panel + side
+    wrapped = _wrapped(title, width) if title else ""
+    figure = _new_figure((width, n_rows * panel * aspect + 0.35 * (wrapped.count("\n") + 1) + 0.3))
+    if categories is not None:
+        palette = colormaps["tab10" if len(categories) <= 10 else "tab20"].colors[: len(categories)]
+        colormap, norm_args = ListedColormap(palette), {"vmin": -0.5, "vmax": len(categories) - 0.5}
     else:
-        n_slices = min(6, image.shape[2])
-        plotting.plot_stat_map(
-            image, bg_img=None, figure=figure, title=title, threshold=threshold, vmax=vmax, cmap=cmap,
-            display_mode="z", cut_coords=n_slices, colorbar=True,
-        )
+        limit = _color_limit(values, vmax)
+        colormap, norm_args = colormaps[cmap], {"vmin": -limit, "vmax": limit}
+    colormap = colormap.with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+    axes = figure.subplots(n_rows, n_cols, squeeze=False)
+    for ax, k in zip(axes.ravel(), slices):
+        # Grey under every unit shows through where its value is NaN; outside the units stays white.
+        ax.imshow(np.where(inside[x0 : x1 + 1, y0 : y1 + 1, k], 0.82, np.nan).T, cmap="gray", vmin=0, vmax=1,
+                  origin="lower", aspect=zooms[1] / zooms[0], interpolation="nearest")
+        im = ax.imshow(volume[x0 : x1 + 1, y0 : y1 + 1, k].T, cmap=colormap, origin="lower",
+                       aspect=zooms[1] / zooms[0], interpolation="nearest", **norm_args)
+        z = (image.affine @ np.array([0, 0, k, 1]))[2]
+        ax.set_title(f"z = {int(round(z))} mm", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.spines[:].set_color("0.8")
+    axes[0, 0].set_xlabel("L                R", fontsize=7, labelpad=2)
+    for ax in axes.ravel()[len(slices) :]:
+        ax.set_visible(False)
+    missing = Patch(facecolor="0.82", edgecolor="0.6", label="no value (NaN)")
+    if categories is not None:
+        handles = [Patch(facecolor=c, label=str(name)) for c, name in zip(palette, categories)] + [missing]
+        figure.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    else:
+        figure.colorbar(im, ax=axes, shrink=0.8, aspect=25)
+        if np.isnan(values).any():
+            figure.legend(handles=[missing], loc="outside right lower", fontsize=7, frameon=False)
+    figure.suptitle(wrapped, fontsize=11)
     return figure
 
 
@@ -125,8 +208,11 @@ def plot_surface_map(
     units, info
         Hemisphere/vertex of each unit and ``info["n_vertices"]`` (see
         :func:`neurodec.viz.surface_from_units`).
-    title, threshold, vmax, cmap
+    title, threshold, vmax
         As in :func:`plot_volume_map`.
+    cmap : str
+        Colormap; nilearn's "cold_hot" keeps values near 0 dark, apart from
+        the grey sulcal background that shows where values are below ``threshold``.
 
     Returns
     -------
@@ -154,8 +240,10 @@ def plot_surface_map(
     sulc = datasets.load_fsaverage_data(mesh="fsaverage5", data_type="sulcal")
     vmax = _color_limit(values, vmax)
     threshold = 1e-6 if threshold is None else threshold
-    figure = _new_figure((4 * len(hemis), 6), layout=None)
+    figure = _new_figure((4 * len(hemis), 5), layout=None)
     axes = figure.subplots(2, len(hemis), subplot_kw={"projection": "3d"}, squeeze=False)
+    # 3-D axes keep wide margins around the mesh by default; the brains get the room instead.
+    figure.subplots_adjust(left=0.0, right=0.92, bottom=0.0, top=0.9, wspace=0.0, hspace=0.0)
     for col, (hemi, data) in enumerate(hemis.items()):
         side = "left" if hemi == "lh" else "right"
         stat = np.nan_to_num(data[:_FSAVERAGE5_VERTICES], nan=0.0)
@@ -172,8 +260,20 @@ def _is_power_of_4(n: int) -> bool:
     return n > 0 and (n & (n - 1)) == 0 and (n.bit_length() - 1) % 2 == 0
 
 
-def plot_roi_bars(summary: pd.DataFrame, *, value: str = "mean", title: str = "", ylabel: str | None = None):
+def plot_roi_bars(
+    summary: pd.DataFrame,
+    *,
+    value: str = "mean",
+    title: str = "",
+    ylabel: str | None = None,
+    legend_title: str = "",
+    group: str | None = None,
+):
     """Bar plot of an ROI summary: one group of bars per ROI, one bar per model.
+
+    The figure grows with the number of bars; models are coloured in their
+    order along a sequential colormap (layers read from dark to light), with
+    the legend outside the axes.
 
     Parameters
     ----------
@@ -182,33 +282,67 @@ def plot_roi_bars(summary: pd.DataFrame, *, value: str = "mean", title: str = ""
         :func:`neurodec.encoding.summarize_rois` or ``compare_models``).
     value : str
         Column to plot.
-    title, ylabel : str
+    title, ylabel, legend_title : str
+    group : str, optional
+        Column splitting the ROIs into panels that share the y axis (e.g.
+        "atlas"), each as wide as its number of ROIs and titled with its value.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    missing = [c for c in ("roi", "model", value) if c not in summary.columns]
+    from matplotlib import colormaps
+
+    missing = [c for c in ("roi", "model", value) + ((group,) if group else ()) if c not in summary.columns]
     if missing:
         raise ValueError(f"The ROI summary lacks column(s) {missing}; got columns {list(summary.columns)}.")
-    table = summary.pivot_table(index="roi", columns="model", values=value, sort=False)
-    figure = _new_figure((max(4.0, 0.6 * table.size + 1.5), 3.5))
-    ax = figure.subplots()
-    width = 0.8 / table.shape[1]
-    x = np.arange(table.shape[0])
-    for n, model in enumerate(table.columns):
-        ax.bar(x + (n - (table.shape[1] - 1) / 2) * width, table[model].to_numpy(), width, label=str(model))
-    ax.set_xticks(x, table.index, rotation=45, ha="right")
-    ax.axhline(0, color="k", linewidth=0.8)
-    ax.set_ylabel(ylabel or value)
-    ax.set_title(title)
-    if table.shape[1] > 1:
-        ax.legend(fontsize="small", frameon=False)
+    groups = list(summary.groupby(group, sort=False)) if group else [("", summary)]
+    tables = [(name, rows.pivot_table(index="roi", columns="model", values=value, sort=False)) for name, rows in groups]
+    models = list(dict.fromkeys(summary["model"]))
+    rois = [roi for _, table in tables for roi in table.index]
+    n_models = len(models)
+    legend = _label_inches(models) + 0.8 if n_models > 1 else 0.0
+    width = max(5.0, 1.2 + len(rois) * (0.22 * n_models + 0.35) + 0.3 * len(tables) + legend)
+    rotate = _label_inches(rois) > 0.5
+    figure = _new_figure((width, 3.2 + (_label_inches(rois) * 0.7 if rotate else 0.2) + (0.3 if group else 0)))
+    axes = figure.subplots(1, len(tables), sharey=True, squeeze=False,
+                           gridspec_kw={"width_ratios": [len(table) + 0.2 for _, table in tables]})[0]
+    bar = 0.8 / n_models
+    colors = colormaps["viridis"](np.linspace(0.0, 0.85, n_models)) if n_models > 1 else ["tab:blue"]
+    for ax, (name, table) in zip(axes, tables):
+        x = np.arange(len(table))
+        for n, model in enumerate(models):
+            heights = table[model].to_numpy() if model in table.columns else np.full(len(table), np.nan)
+            offset = (n - (n_models - 1) / 2) * bar
+            ax.bar(x + offset, heights, bar, label=str(model) if ax is axes[0] else None, color=colors[n])
+        ax.set_xticks(x, [str(roi) for roi in table.index], rotation=45 if rotate else 0,
+                      ha="right" if rotate else "center")
+        ax.set_xlim(-0.6, len(table) - 0.4)
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(str(name), fontsize=9)
+    axes[0].set_ylabel(ylabel or value)
+    figure.suptitle(_wrapped(title, width - legend), fontsize=11)
+    if n_models > 1:
+        figure.legend(loc="outside right upper", fontsize="small", frameon=False, title=legend_title or None,
+                      title_fontsize="small")
     return figure
 
 
-def plot_heatmap(table: pd.DataFrame, *, title: str = "", cmap: str = "viridis", label: str = ""):
+def plot_heatmap(
+    table: pd.DataFrame,
+    *,
+    title: str = "",
+    cmap: str = "viridis",
+    label: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    highlight_max: bool = True,
+):
     """Heatmap of a table, e.g. layers (rows) by ROIs (columns), with values written in the cells.
+
+    The figure is sized from the table's shape and its labels, so a table of
+    two columns or of thirty stays readable; long titles are wrapped.
 
     Parameters
     ----------
@@ -216,23 +350,49 @@ def plot_heatmap(table: pd.DataFrame, *, title: str = "", cmap: str = "viridis",
         Numeric; index and columns label the axes.
     title, cmap, label : str
         Figure title, colormap and colour-bar label.
+    xlabel, ylabel : str
+        Axis labels (e.g. "ROI", and the backbone whose layers are the rows).
+    highlight_max : bool
+        Write the largest value of each column in bold and frame its cell
+        (the best row, e.g. the best layer, of every ROI).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.patches import Rectangle
+
     values = table.to_numpy(dtype=np.float64)
-    figure = _new_figure((1.2 + 0.8 * values.shape[1], 1.0 + 0.45 * values.shape[0]))
+    n_rows, n_cols = values.shape
+    columns, rows = [str(c) for c in table.columns], [str(i) for i in table.index]
+    rotate = _label_inches(columns, fontsize=9) > 0.6
+    width = max(5.0, 0.4 + _label_inches(rows) + (0.3 if ylabel else 0) + 0.7 * n_cols + 1.4)
+    bottom = (0.75 * _label_inches(columns) if rotate else 0.25) + (0.3 if xlabel else 0)
+    wrapped = _wrapped(title, width - 0.4) if title else ""
+    height = max(2.5, 0.5 + 0.25 * (wrapped.count("\n") + 1) + 0.42 * n_rows + bottom)
+    figure = _new_figure((width, height))
     ax = figure.subplots()
     im = ax.imshow(values, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right")
-    ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
-    low, high = im.get_clim()
+    ax.set_xticks(range(n_cols), columns, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                  rotation_mode="anchor" if rotate else "default", fontsize=9)
+    ax.set_yticks(range(n_rows), rows, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    best = np.full(values.shape, False)
+    if highlight_max:
+        finite = np.isfinite(values)
+        for c in np.flatnonzero(finite.any(axis=0)):
+            best[np.nanargmax(values[:, c]), c] = True
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
-            # Dark text on the bright end of the colormap, light text on the dark end.
-            bright = high > low and (v - low) / (high - low) > 0.6
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="k" if bright else "w")
-    figure.colorbar(im, ax=ax, label=label)
-    ax.set_title(title)
+            # Black text on light cells, white on dark ones (relative luminance of the cell colour).
+            red, green, blue, _ = im.cmap(im.norm(v))
+            dark = 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.5
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w" if dark else "k",
+                    fontweight="bold" if best[r, c] else "normal")
+        if best[r, c]:
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="w", linewidth=1.5))
+    figure.colorbar(im, ax=ax, label=label, shrink=min(1.0, 0.4 + 0.15 * n_rows))
+    # Centred on the figure, not the axes: the axes leave room for row labels and the colour bar.
+    figure.suptitle(wrapped, fontsize=11)
     return figure

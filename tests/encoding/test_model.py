@@ -170,3 +170,29 @@ def test_fit_or_load_reuses_matching_fits_only(planted, tmp_path, caplog):
         changed.data = changed.data * 2
         fit_or_load_encoding_model(path, features["A"], changed, alphas=[1.0, 10.0], device="cpu")
         assert "training data changed" in caplog.text
+
+
+def test_alpha_edge_warning_counts_only_predicted_units(planted):
+    import warnings
+
+    features, responses, truth, _ = planted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all: noise units at the largest alpha are expected
+        model = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0).fit(features["A"], responses)
+    predicted = np.nanmax(model.cv_scores_, axis=0) > 0
+    # Not vacuous: unpredicted (area B / hidden) units did pick the largest alpha, which RidgeCV alone warns about.
+    assert np.sum(~predicted & (model.best_alphas_ == ALPHAS.max())) > 0
+    assert np.all(model.best_alphas_[predicted] < ALPHAS.max())
+    narrow = np.array([1e-2, 1e-1, 1.0])  # too weak for area A's noisy responses: its units sit at the largest
+    with pytest.warns(UserWarning, match="units with a positive cross-validated R\\^2 chose an alpha at the edge") as rec:
+        model = EncodingModel(alphas=narrow, device="cpu", random_state=0).fit(features["A"], responses)
+    predicted = np.nanmax(model.cv_scores_, axis=0) > 0
+    n_low = int(np.sum(predicted & (model.best_alphas_ == 1e-2)))
+    n_high = int(np.sum(predicted & (model.best_alphas_ == 1.0)))
+    assert n_high >= (truth["areas"] == "A").sum() - 1
+    message = str(rec[0].message)
+    assert f"{n_low + n_high} of the {int(predicted.sum())} units" in message and f"alphas=np.logspace({-2 - 2 * (n_low > 0)}, 2," in message
+    assert not any("targets have their best alpha" in str(w.message) for w in rec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EncodingModel(alphas=narrow, device="cpu", warn_alpha_edge=False).fit(features["A"], responses)

@@ -83,3 +83,39 @@ def test_surface_outputs_and_sensor_units(tmp_path, rng):
     assert written["tables"][0].parent == tmp_path / "derivatives" / "neurodec" / "sub-BIGMEG1" / "meg"
     with pytest.raises(ValueError, match="Unknown ROI atlas 'nope'"):
         write_encoding_outputs(sensors, tmp_path, atlas="nope")
+
+
+def test_several_atlases_one_table_each_and_one_combined_comparison(tmp_path, rng):
+    _, responses, truth = simulate(rng, n_per_area=4)
+    areas = truth["areas"]
+    # A second atlas that reuses the label "A" (for other voxels) and adds "C".
+    other = np.where(np.arange(len(areas)) % 2 == 0, "A", "C")
+    responses.units["roi:other"] = other
+    r2 = {"net/layerA": np.where(areas == "A", 0.4, 0.05), "net/layerB": np.where(areas == "B", 0.3, 0.02)}
+    scores = {name: _scores(responses, values, name) for name, values in r2.items()}
+    written = write_encoding_outputs(scores, tmp_path, atlas=["sim", "other"], metrics=("r2",))
+    func = tmp_path / "derivatives" / "neurodec" / "sub-01" / "func"
+    for model in ("netlayerA", "netlayerB"):
+        sim = pd.read_csv(func / f"sub-01_model-{model}_atlas-sim_stat-r2normalized_rois.csv")
+        assert sim["roi"].tolist() == ["A", "B", "hidden"] and sim["n_units"].tolist() == [4, 4, 4]
+        table = pd.read_csv(func / f"sub-01_model-{model}_atlas-other_stat-r2normalized_rois.csv")
+        assert table["roi"].tolist() == ["A", "C"] and table["n_units"].tolist() == [6, 6]
+    combined = pd.read_csv(func / "sub-01_desc-comparison_stat-r2normalized_rois.csv")
+    assert combined["atlas"].tolist() == ["sim"] * 6 + ["other"] * 4
+    assert list(dict.fromkeys(combined["label"])) == ["sim:A", "B", "hidden", "other:A", "C"]
+    expected = np.mean(r2["net/layerA"][other == "C"]) / 0.5
+    row = combined[(combined["label"] == "C") & (combined["model"] == "net/layerA")]
+    assert row["mean"].item() == pytest.approx(expected)
+    figures = sorted(p.name for p in written["figures"])
+    assert "sub-01_desc-roibars_stat-r2normalized_figure.png" in figures  # one panel per atlas
+    assert "sub-01_desc-bestmodel_stat-r2normalized_figure.png" in figures
+    html = written["report"][0].read_text()
+    # The report opens with the summary: facts, then the best model of every ROI of every atlas.
+    assert html.index("<h2") == html.index('<h2 id="section-0">Summary</h2>')
+    cells = re.findall(r"<td>(.*?)</td>", html.split("Best model per ROI")[1].split("</table>")[0])
+    assert [cells[i : i + 4][:2] + cells[i + 3 : i + 4] for i in range(0, len(cells), 7)] == [
+        ["sim", "A", "net/layerA"], ["sim", "B", "net/layerB"], ["sim", "hidden", "net/layerA"],
+        ["other", "A", "net/layerA"], ["other", "C", "net/layerA"]]
+    assert "flatmap" not in html.lower() and "pycortex" not in html.lower()
+    with pytest.raises(ValueError, match="list of distinct names"):
+        write_encoding_outputs(scores, tmp_path, atlas=["sim", "sim"])

@@ -55,3 +55,17 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ValueError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_outputs_take_one_atlas_or_a_list(tmp_path):
+    def atlas(outputs):
+        return config_from_dict(_minimal(outputs=outputs), base_dir=tmp_path).outputs["atlas"]
+
+    assert atlas({"atlas": "streams"}) == ["streams"]
+    assert atlas({"atlas": ["prf-visualrois", "floc-faces"]}) == ["prf-visualrois", "floc-faces"]
+    assert atlas({"atlases": ["floc-places"]}) == ["floc-places"]
+    assert atlas({}) is None
+    with pytest.raises(ValueError, match="both 'atlas' and 'atlases'"):
+        atlas({"atlas": "a", "atlases": ["b"]})
+    with pytest.raises(ValueError, match=r"atlas name or a list of names.*Got \{'a': 1\}"):
+        atlas({"atlas": {"a": 1}})

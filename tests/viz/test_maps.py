@@ -64,3 +64,37 @@ def test_bids_names_and_dataset_description(tmp_path):
     assert folder == tmp_path / "derivatives" / "neurodec" / "sub-01" / "func"
     description = json.loads((tmp_path / "derivatives" / "neurodec" / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "neurodec"
+
+
+def test_volume_mosaic_separates_nan_from_zero_and_reads_left_to_right():
+    from neurodec.viz import plot_volume_map
+
+    # x runs right-to-left in this affine (radiological storage): voxel i=0 is the rightmost.
+    flipped = np.array([[-2.0, 0, 0, 10], [0, 2.0, 0, -20], [0, 0, 2.0, 0], [0, 0, 0, 1]])
+    units = pd.DataFrame({"i": [0, 1, 2, 0], "j": [0, 0, 0, 1], "k": [1, 1, 1, 1]})
+    values = np.array([0.8, 0.0, np.nan, -0.4])
+    figure = plot_volume_map(values, units, {"affine": flipped, "volume_shape": (3, 2, 3)}, title="r2 map")
+    ax = figure.axes[0]
+    background, scores = (np.ma.filled(im.get_array().astype(float), np.nan) for im in ax.get_images())
+    # Rows are y (posterior at the bottom), columns x from left to right: i=0 ends on the right.
+    np.testing.assert_allclose(scores, [[np.nan, 0.0, 0.8], [np.nan, np.nan, -0.4]])
+    # Every unit, NaN included, has the grey underlay; outside the units there is none.
+    np.testing.assert_array_equal(np.isfinite(background), [[True, True, True], [False, False, True]])
+    assert figure.get_suptitle() == "r2 map" and ax.get_title() == "z = 2 mm"
+    assert any(a.get_label() == "<colorbar>" for a in figure.axes)
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["no value (NaN)"]
+
+
+def test_categorical_volume_map_has_one_colour_per_category():
+    from neurodec.viz import plot_volume_map
+
+    units = pd.DataFrame({"i": [0, 1, 2], "j": [0, 0, 1], "k": [0, 1, 1]})
+    info = {"affine": AFFINE, "volume_shape": (3, 2, 2)}
+    figure = plot_volume_map([0, 2, np.nan], units, info, categories=["layer1", "layer2", "layer3"])
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend == ["layer1", "layer2", "layer3", "no value (NaN)"]
+    image = figure.axes[0].get_images()[1]
+    assert image.cmap.N == 3 and image.norm(2) == pytest.approx(5 / 6)
+    assert len([a for a in figure.axes if a.get_visible()]) == 2  # one panel per slice holding units
+    with pytest.raises(ValueError, match="needs kind='stat'"):
+        plot_volume_map([0, 1, 2], units, info, kind="glass", categories=["a", "b", "c"])
