@@ -180,7 +180,12 @@ def _roi_columns(
         if labels.shape != mask.shape:
             raise ValueError(f"ROI {atlas!r} has shape {labels.shape}; the betas in {space!r} have {mask.shape}.")
         values = pd.Series(labels[mask])
-        columns[f"roi:{atlas}"] = values.map(lambda v: names.get(v, str(v)) if v > 0 else "").to_numpy()
+        named = values.map(lambda v: names.get(v, str(v)) if v > 0 else "")
+        # Categories in the ctab's label order (V1v, V1d, ... not alphabetical), so
+        # tables and figures list ROIs the way NSD numbers them.
+        order = [names[k] for k in sorted(names) if k > 0]
+        order += sorted(set(named) - set(order))
+        columns[f"roi:{atlas}"] = pd.Categorical(named, categories=order)
     return columns
 
 

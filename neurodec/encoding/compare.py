@@ -25,6 +25,15 @@ def _roi_labels(scores: EncodingScores, atlas: str) -> pd.Series:
     return scores.units[column].astype("string").fillna("")
 
 
+def _roi_order(scores: EncodingScores, atlas: str, labels: pd.Series) -> list[str]:
+    """ROI labels present, in the atlas's own order when the loader kept it (a categorical column)."""
+    column = scores.units[f"roi:{atlas}"]
+    present = set(labels) - {"", "Unknown"}
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(c) for c in column.cat.categories if str(c) in present]
+    return sorted(present)
+
+
 def summarize_rois(
     scores: EncodingScores,
     atlas: str,
@@ -48,7 +57,9 @@ def summarize_rois(
     Returns
     -------
     pandas.DataFrame
-        One row per ROI label (sorted): ``model, roi, n_units, n_scored`` (units
+        One row per ROI label (in the atlas's label order when the units'
+        column is categorical, as NSD's loader makes it, else sorted):
+        ``model, roi, n_units, n_scored`` (units
         with a finite score), ``mean, median`` of the metric over scored
         units, ``mean_noise_ceiling`` and ``fraction_significant`` (share of
         scored units with q <= alpha; NaN without permutation p-values).
@@ -57,7 +68,7 @@ def summarize_rois(
     values = scores.metric(metric)
     significant = scores.significant(alpha) if scores.q_values is not None else None
     rows = []
-    for roi in sorted(set(labels) - {"", "Unknown"}):
+    for roi in _roi_order(scores, atlas, labels):
         mask = (labels == roi).to_numpy()
         scored = mask & np.isfinite(values)
         n_scored = int(scored.sum())
@@ -156,7 +167,7 @@ def compare_models(
     frames = []
     for name, item in _named(scores):
         frame = summarize_rois(item, atlas, metric=metric, alpha=alpha)
-        backbone, _, layer = name.partition("/")
+        backbone, _, layer = name.rpartition("/")  # "timm/resnet18/layer1" -> "timm/resnet18", "layer1"
         frame["model"], frame["backbone"], frame["layer"] = name, backbone, layer
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)

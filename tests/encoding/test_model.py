@@ -196,3 +196,18 @@ def test_alpha_edge_warning_counts_only_predicted_units(planted):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         EncodingModel(alphas=narrow, device="cpu", warn_alpha_edge=False).fit(features["A"], responses)
+
+
+def test_roi_order_follows_the_atlas_and_backbone_names_keep_their_slashes(planted):
+    import dataclasses
+
+    import pandas as pd
+
+    _, _, _, scores = planted
+    # A categorical ROI column (as load_nsd makes it) fixes the label order.
+    units = scores["sim/A"].units.copy()
+    units["roi:sim"] = pd.Categorical(units["roi:sim"].astype(str), categories=["hidden", "B", "A", ""])
+    ordered = {f"timm/resnet18/{k[-1]}": dataclasses.replace(s, units=units) for k, s in scores.items()}
+    assert list(summarize_rois(ordered["timm/resnet18/A"], "sim")["roi"]) == ["hidden", "B", "A"]
+    table = compare_models(ordered, "sim")
+    assert set(table["backbone"]) == {"timm/resnet18"} and set(table["layer"]) == {"A", "B"}
