@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._lou_layers import LayerScale, drop_path
+from ._layers import drop_path
+from ._lou_layers import LayerScale
 
 __all__ = [
     "GRN",

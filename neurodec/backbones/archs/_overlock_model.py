@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._dynamic_conv import neighborhood_aggregate, neighborhood_rpb_index
-from ._lou_layers import LayerScale, check_drop_path_rate, drop_path
+from ._layers import drop_path
+from ._lou_layers import LayerScale, check_drop_path_rate
 from ._overlock_layers import (
     GRN,
     DilatedReparamBlock,

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._lou_layers import LayerScale, check_drop_path_rate, drop_path
+from ._layers import drop_path
+from ._lou_layers import LayerScale, check_drop_path_rate
 
 __all__ = ["TransXNet"]
 
