@@ -1,10 +1,11 @@
 """Local checkpoints: read a state dict, strip training wrappers, load it strictly.
 
 Released checkpoints come in many wrappers (``{"state_dict": ...}``,
-``{"model": ...}``, DistributedDataParallel's ``module.`` prefix); they are
-unwrapped before a spec's ``checkpoint_filter`` maps them onto the model, and
-loading is strict: any missing key, unexpected key or shape mismatch is an
-error that lists them.
+``{"model": ...}``, EMA copies, DistributedDataParallel's ``module.`` prefix);
+they are unwrapped here, for every source, before a spec's
+``checkpoint_filter`` maps them onto the model (only a renaming such as
+MOAT's TensorFlow conversion needs one), and loading is strict: any missing
+key, unexpected key or shape mismatch is an error that lists them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ __all__ = [
 ]
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
-_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "net")
+# Tried in this order. The trained weights come before their EMA copies: timm's train.py
+# saves "state_dict" (+ "state_dict_ema"), DeiT/ConvNeXt/Swin-style scripts "model"
+# (+ "model_ema"), and the authors' loaders of neurodec's own architectures (HorNet,
+# RepMLPNet, LSNet, TransXNet, OverLoCK) read "model"/"state_dict" before any EMA copy;
+# a file holding only an EMA copy still loads it.
+_WRAPPER_KEYS = (
+    "state_dict", "model", "model_state_dict", "module", "net", "state_dict_ema", "model_ema", "ema",
+)  # fmt: skip
 _PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 _N_LISTED = 10
 
@@ -153,7 +161,9 @@ def apply_checkpoint(
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched)}")
     if problems:
+        # No shared name at all: a checkpoint of another architecture, not a version mismatch.
+        hint = "" if set(state) & set(expected) else " No name is shared: is it a checkpoint of this architecture?"
         raise ValueError(
-            f"{source} does not match the {type(model).__name__} architecture: " + "; ".join(problems) + "."
+            f"{source} does not match the {type(model).__name__} architecture: " + "; ".join(problems) + "." + hint
         )
     model.load_state_dict(state, strict=True)

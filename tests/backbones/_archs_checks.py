@@ -1,17 +1,18 @@
-"""Checks shared by the tests of neurodec's own architectures (HorNet, RepMLPNet, MOAT)."""
+"""Checks shared by the tests of neurodec's own architectures (HorNet, RepMLPNet, MOAT, LSNet, TransXNet, OverLoCK)."""
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from neurodec.backbones import get_backbone_spec
+from neurodec.backbones import get_backbone_spec, load
 from neurodec.backbones.archs import hornet, moat, repmlp
 from neurodec.backbones.archs._moat_tf import _tf_variable
 
@@ -54,9 +55,12 @@ def assert_specs_build(names: list[str]) -> None:
         assert spec.name == name and spec.source == "neurodec"
         with torch.device("meta"):
             model = resolve(spec.model_id)()
-        modules = dict(model.named_modules())
-        assert all(layer in modules for layer in spec.layers), name
-        assert callable(resolve(spec.checkpoint_filter)) and spec.citation and spec.license
+        for layer in spec.layers:
+            model.get_submodule(layer)
+        assert callable(getattr(model, "forward_features", None)), name
+        # Wrapped checkpoints are unwrapped by the loader; a filter only renames (MOAT's TF conversion).
+        assert spec.checkpoint_filter is None or callable(resolve(spec.checkpoint_filter)), name
+        assert spec.citation and spec.license, name
 
 
 def count_params(builder: Callable[..., nn.Module], **kwargs: object) -> int:
@@ -85,6 +89,23 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    return model.eval()
+
+
+def perturb_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Shift every floating entry of the state dict a little; return ``model`` in eval mode.
+
+    Unlike :func:`randomize_`, which sets the layers it knows by name, this
+    reaches every parameter and buffer (e.g. the LayerScale convolutions and
+    zero-initialized parameters of TransXNet/OverLoCK), so a wrongly loaded
+    entry of any kind changes the outputs.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                noise = torch.rand(tensor.shape, generator=gen) * 0.5 + 0.75
+                tensor.copy_(noise if name.endswith("running_var") else tensor + 0.05 * (noise - 1.0))
     return model.eval()
 
 
@@ -125,33 +146,53 @@ def assert_state_dict_round_trip(builder: Callable[..., nn.Module], x: torch.Ten
         torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
 
 
-def assert_loads_release(
-    name: str, builder: Callable[..., nn.Module], wrap: Callable[[dict], object], x: torch.Tensor
-) -> None:
-    """Weights saved in the authors' format load strictly through the spec's filter.
+def use_small_builder(monkeypatch: pytest.MonkeyPatch, name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make spec ``name``'s ``model_id`` build ``builder()`` for this test (its other fields stay)."""
+    module, _, attribute = get_backbone_spec(name).model_id.partition(":")
+    monkeypatch.setattr(importlib.import_module(module), attribute, builder)
 
-    ``wrap`` turns a state dict into what the authors' checkpoint file holds
-    (e.g. ``{"model": state_dict, "epoch": ...}``). The weights also load when
-    every name carries the ``module.`` prefix of DistributedDataParallel.
+
+def assert_loads_release(
+    name: str,
+    x: torch.Tensor,
+    tmp_path: Path,
+    *,
+    wrap: Callable[[dict], object],
+    randomize: Callable[[nn.Module], nn.Module] = randomize_,
+    **build: object,
+) -> None:
+    """Weights saved as the authors saved them load through ``neurodec.backbones.load(name, weights=path)``.
+
+    Three files are written with ``torch.save`` from a randomized model: its
+    plain state dict, ``wrap(state_dict)`` (what the authors' training script
+    writes, e.g. ``{"model": state_dict, "epoch": 299}``), and the latter with
+    every name prefixed by ``module.`` as under DistributedDataParallel. Each
+    is loaded (``build``: the builder's keyword arguments, passed by ``load``)
+    into a model initialized differently from the source, and must reproduce
+    the source's outputs exactly.
     """
     torch.manual_seed(0)
-    source = randomize_(builder())
+    source = randomize(resolve(get_backbone_spec(name).model_id)(**build))
+    state = source.state_dict()
     with torch.no_grad():
         expected = source(x)
-    state = source.state_dict()
-    checkpoint_filter = resolve(get_backbone_spec(name).checkpoint_filter)
-    for released in (wrap(state), wrap({f"module.{k}": v for k, v in state.items()})):
-        model = builder()
-        model.load_state_dict(checkpoint_filter(released, model), strict=True)
+        assert not torch.allclose(load(name, weights="random", device="cpu", seed=1, **build).root(x), expected)
+    prefixed = {f"module.{k}": v for k, v in state.items()}
+    for i, released in enumerate((state, wrap(state), wrap(prefixed))):
+        path = tmp_path / f"released_{i}.pth"
+        torch.save(released, path)
+        model = load(name, weights=path, device="cpu", seed=1, **build).root
         with torch.no_grad():
-            torch.testing.assert_close(model.eval()(x), expected)
+            torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
 
 
-def stage_outputs(model: nn.Module, layers: tuple[str, ...], x: torch.Tensor) -> list[torch.Tensor]:
-    """Outputs of the named submodules during one forward pass."""
-    outputs: list[torch.Tensor] = []
-    modules = dict(model.named_modules())
-    handles = [modules[layer].register_forward_hook(lambda m, i, o: outputs.append(o)) for layer in layers]
+def hooked_outputs(model: nn.Module, layers: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Outputs of the named submodules during one forward pass, by name."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [
+        model.get_submodule(name).register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+        for name in layers
+    ]
     try:
         with torch.no_grad():
             model(x)

@@ -7,17 +7,17 @@ import torch
 from _archs_checks import (
     assert_loads_release,
     assert_specs_build,
-    assert_state_dict_round_trip,
     count_params,
     fill_deterministic_,
+    hooked_outputs,
+    randomize_,
     reference_input,
     reference_logits,
-    resolve,
     small_hornet,
-    stage_outputs,
+    use_small_builder,
 )
 
-from neurodec.backbones import get_backbone_spec, list_backbones
+from neurodec.backbones import get_backbone_spec, list_backbones, load
 from neurodec.backbones.archs import hornet
 
 # Millions of parameters. T/S/B: counted on the official models by mmpretrain's model
@@ -47,10 +47,11 @@ def test_stages_have_paper_widths_and_strides(name):
     spec = get_backbone_spec(name)
     model = getattr(hornet, name)(num_classes=10).eval()
     x = torch.randn(2, 3, 64, 64)
-    outputs = stage_outputs(model, spec.layers, x)
-    assert [tuple(o.shape) for o in outputs] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)]
+    outputs = hooked_outputs(model, spec.layers, x)
+    shapes = [tuple(outputs[layer].shape) for layer in spec.layers]
+    assert shapes == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)]
     with torch.no_grad():
-        torch.testing.assert_close(model.forward_features(x), outputs[-1])
+        torch.testing.assert_close(model.forward_features(x), outputs["stages.3"])
         assert model(x).shape == (2, 10)
 
 
@@ -92,10 +93,6 @@ def test_matches_authors_code():
         torch.testing.assert_close(logits, reference_logits("hornet", size), rtol=1e-4, atol=1e-5)
 
 
-def test_state_dict_round_trip(tmp_path):
-    assert_state_dict_round_trip(small_hornet, torch.randn(1, 3, 64, 64), tmp_path)
-
-
 def test_authors_parameter_names():
     with torch.device("meta"):
         names = set(hornet.hornet_tiny_gf().state_dict())
@@ -118,15 +115,38 @@ def test_authors_parameter_names():
     assert len(names) == 640  # 16 downsampling + 620 in blocks + norm + head
 
 
-def test_loads_checkpoint_in_authors_format():
+def test_loads_checkpoint_in_authors_format(tmp_path, monkeypatch):
+    # The authors' ConvNeXt-style main.py saves {"model": state_dict, "epoch": ...} (+ "model_ema").
+    use_small_builder(monkeypatch, "hornet_tiny_gf", small_hornet)
     wrap = lambda state: {"model": state, "epoch": 299}  # noqa: E731
-    assert_loads_release("hornet_tiny_gf", small_hornet, wrap, torch.randn(1, 3, 64, 64))
+    assert_loads_release("hornet_tiny_gf", torch.randn(1, 3, 64, 64), tmp_path, wrap=wrap)
 
 
-def test_filter_rejects_a_foreign_checkpoint():
-    spec = get_backbone_spec("hornet_tiny_7x7")
-    with pytest.raises(ValueError, match="match none of HorNet's parameters"):
-        resolve(spec.checkpoint_filter)({"model": {"fc.weight": torch.zeros(1)}}, small_hornet())
+def test_loader_prefers_the_trained_weights_to_their_ema_copy(tmp_path, monkeypatch):
+    use_small_builder(monkeypatch, "hornet_tiny_gf", small_hornet)
+    x = torch.randn(1, 3, 64, 64)
+    trained, ema = randomize_(small_hornet(), seed=0), randomize_(small_hornet(), seed=1)
+    with torch.no_grad():
+        expected = {"trained": trained(x), "ema": ema(x)}
+    assert not torch.allclose(expected["trained"], expected["ema"])
+    for checkpoint, which in [
+        ({"model": trained.state_dict(), "model_ema": ema.state_dict()}, "trained"),
+        ({"state_dict_ema": ema.state_dict(), "state_dict": trained.state_dict()}, "trained"),  # timm's train.py
+        ({"model_ema": ema.state_dict(), "epoch": 299}, "ema"),
+    ]:
+        path = tmp_path / "checkpoint.pth"
+        torch.save(checkpoint, path)
+        with torch.no_grad():
+            got = load("hornet_tiny_gf", weights=path, device="cpu").root(x)
+        torch.testing.assert_close(got, expected[which], rtol=0, atol=0)
+
+
+def test_loader_rejects_a_foreign_checkpoint(tmp_path, monkeypatch):
+    use_small_builder(monkeypatch, "hornet_tiny_7x7", small_hornet)
+    path = tmp_path / "foreign.pth"
+    torch.save({"model": {"fc.weight": torch.zeros(1)}, "epoch": 3}, path)
+    with pytest.raises(ValueError, match=r"foreign.pth does not match the HorNet architecture.*fc.weight.*No name is shared"):
+        load("hornet_tiny_7x7", weights=path, device="cpu")
 
 
 def test_registry_specs():
@@ -134,6 +154,7 @@ def test_registry_specs():
     assert_specs_build(list_backbones("hornet_*"))
     spec = get_backbone_spec("hornet_tiny_7x7")
     assert spec.source == "neurodec"
+    assert spec.checkpoint_filter is None  # the loader unwraps {"model": ...} itself
     assert spec.model_id == "neurodec.backbones.archs.hornet:hornet_tiny_7x7"
     assert spec.pretrained.startswith("https://cloud.tsinghua.edu.cn/f/")
     assert spec.layers == ("stages.0", "stages.1", "stages.2", "stages.3")

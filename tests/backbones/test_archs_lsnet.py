@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _archsb_checks import check_checkpoint_round_trip, check_spec_layers, hooked_outputs, n_parameters, resolve
+from _archs_checks import assert_loads_release, assert_specs_build, count_params, hooked_outputs, perturb_, resolve
 
-from neurodec.backbones import get_backbone_spec, list_backbones
+from neurodec.backbones import get_backbone_spec, list_backbones, load
 from neurodec.backbones.archs import lsnet
 from neurodec.backbones.archs._dynamic_conv import small_kernel_aggregate
-from neurodec.backbones.archs._release import release_state_dict
 
 
 def _naive_ska(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -65,23 +64,25 @@ def test_attention_refuses_a_resolution_it_was_not_built_for() -> None:
 
 def test_parameter_counts_match_the_release() -> None:
     # Exact counts printed by the authors' training logs (logs/lsnet_{t,s}.log) ...
-    assert n_parameters(lsnet.lsnet_t) == 11_409_832
-    assert n_parameters(lsnet.lsnet_s) == 16_146_304
-    assert n_parameters(lsnet.lsnet_s_distill) == 16_596_200
+    assert count_params(lsnet.lsnet_t) == 11_409_832
+    assert count_params(lsnet.lsnet_s) == 16_146_304
+    assert count_params(lsnet.lsnet_s_distill) == 16_596_200
     # ... and the README's 23.2 M for LSNet-B.
-    assert n_parameters(lsnet.lsnet_b) == pytest.approx(23.2e6, rel=0.01)
+    assert count_params(lsnet.lsnet_b) == pytest.approx(23.2e6, rel=0.01)
 
 
 # The release's main.py (DeiT-style) saves {"model": state_dict, "optimizer": ..., "epoch": ...}.
 @pytest.mark.parametrize("name", ["lsnet_t", "lsnet_t_distill"])
 def test_checkpoint_round_trip(name: str, tmp_path) -> None:
-    check_checkpoint_round_trip(name, tmp_path, torch.randn(2, 3, 64, 64), nesting="model", img_size=64)
+    wrap = lambda state: {"model": state, "epoch": 299, "optimizer": {}}  # noqa: E731
+    assert_loads_release(name, torch.randn(2, 3, 64, 64), tmp_path, wrap=wrap, randomize=perturb_, img_size=64)
 
 
-def test_filter_rejects_foreign_checkpoint() -> None:
-    model = lsnet.lsnet_t(img_size=64)
-    with pytest.raises(ValueError, match="no weights named like LSNet"):
-        release_state_dict({"model": {"encoder.weight": torch.zeros(1)}}, model)
+def test_loader_rejects_foreign_checkpoint(tmp_path) -> None:
+    path = tmp_path / "foreign.pth"
+    torch.save({"model": {"encoder.weight": torch.zeros(1)}}, path)
+    with pytest.raises(ValueError, match="does not match the LSNet architecture.*No name is shared"):
+        load("lsnet_t", weights=path, device="cpu", img_size=64)
 
 
 def test_registered_specs() -> None:
@@ -91,13 +92,13 @@ def test_registered_specs() -> None:
     assert resolve(spec.model_id) is lsnet.lsnet_b_distill
     assert spec.pretrained == "https://huggingface.co/jameslahm/lsnet/resolve/main/lsnet_b_distill.pth"
     assert spec.crop_pct == 0.9 and spec.input_size == 224
-    assert resolve(spec.checkpoint_filter) is release_state_dict
+    assert spec.checkpoint_filter is None  # the loader unwraps {"model": ...} itself
     assert "2503.23135" in spec.citation
 
 
 @pytest.mark.parametrize("name", list_backbones("lsnet*"))
 def test_every_variant_builds_with_its_spec_layers(name: str) -> None:
-    check_spec_layers(name)
+    assert_specs_build([name])
 
 
 def test_small_kernel_aggregate_gradients() -> None:

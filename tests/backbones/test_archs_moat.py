@@ -10,12 +10,12 @@ from _archs_checks import (
     assert_state_dict_round_trip,
     count_params,
     fill_deterministic_,
+    hooked_outputs,
     randomize_,
     reference_input,
     reference_logits,
     resolve,
     small_moat,
-    stage_outputs,
     to_tf_variables,
 )
 
@@ -50,8 +50,9 @@ def test_stages_have_paper_widths_and_strides():
     torch.manual_seed(0)
     model = moat.tiny_moat_0(num_classes=7).eval()
     x = torch.randn(2, 3, 64, 64)
-    outputs = stage_outputs(model, ("stem", *spec.layers), x)
-    shapes = [tuple(o.shape) for o in outputs]
+    layers = ("stem", *spec.layers)
+    outputs = hooked_outputs(model, layers, x)
+    shapes = [tuple(outputs[layer].shape) for layer in layers]
     assert shapes == [(2, 32, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8), (2, 128, 4, 4), (2, 256, 2, 2)]
     kinds = [type(stage[0]).__name__ for stage in model.stages]
     assert kinds == ["MBConvBlock", "MBConvBlock", "MOATBlock", "MOATBlock"]
@@ -165,6 +166,7 @@ def test_registry_specs():
     assert_specs_build(list_backbones("*moat_*"))
     spec = get_backbone_spec("moat_2")
     assert spec.model_id == "neurodec.backbones.archs.moat:moat_2"
+    assert resolve(spec.checkpoint_filter) is moat.convert_tf_checkpoint
     assert spec.input_size == 384 and spec.mean == (0.5, 0.5, 0.5)
     assert spec.pretrained.endswith("moat2_imagenet_22k_and_1k_384_w_position_embedding.tar.gz")
     assert get_backbone_spec("tiny_moat_0").std == (0.229, 0.224, 0.225)

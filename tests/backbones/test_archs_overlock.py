@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _archsb_checks import check_checkpoint_round_trip, check_spec_layers, hooked_outputs, n_parameters, randomize_buffers, resolve
+from _archs_checks import assert_loads_release, assert_specs_build, count_params, hooked_outputs, perturb_, resolve
 
 from neurodec.backbones import get_backbone_spec, list_backbones
 from neurodec.backbones.archs import overlock
 from neurodec.backbones.archs._dynamic_conv import neighborhood_aggregate, neighborhood_rpb_index, small_kernel_aggregate
-from neurodec.backbones.archs._release import release_state_dict
 
 
 def _natten_window_start(i: int, length: int, k: int) -> int:
@@ -56,7 +55,7 @@ def test_neighborhood_aggregate_rejects_a_map_smaller_than_the_window() -> None:
 @pytest.fixture(scope="module")
 def xt() -> torch.nn.Module:
     torch.manual_seed(0)
-    return randomize_buffers(overlock.overlock_xt(drop_path_rate=0.1))  # eval mode: drop path inert
+    return perturb_(overlock.overlock_xt(drop_path_rate=0.1))  # eval mode: drop path inert
 
 
 def test_overlock_xt_stages_have_paper_widths_and_strides(xt: torch.nn.Module) -> None:
@@ -98,14 +97,15 @@ def test_parameter_counts_match_the_readme(size: str, millions: int) -> None:
     n_aux = sum(p.numel() for p in model.aux_head.parameters())
     assert round((sum(p.numel() for p in model.parameters()) - n_aux) / 1e6) == millions
     # Training form: the dilated branches add about 3% (XT: 16.97 M without the auxiliary head).
-    assert n_parameters(getattr(overlock, f"overlock_{size}")) == pytest.approx(
+    assert count_params(getattr(overlock, f"overlock_{size}")) == pytest.approx(
         sum(p.numel() for p in model.parameters()), rel=0.04
     )
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:
     # timm's train.py (used for the release) saves {"state_dict": ..., "epoch": ..., ...}.
-    check_checkpoint_round_trip("overlock_xt", tmp_path, torch.randn(1, 3, 32, 32), nesting="state_dict")
+    wrap = lambda state: {"state_dict": state, "epoch": 299, "optimizer": {}}  # noqa: E731
+    assert_loads_release("overlock_xt", torch.randn(1, 3, 32, 32), tmp_path, wrap=wrap, randomize=perturb_)
 
 
 def test_registered_specs() -> None:
@@ -115,13 +115,13 @@ def test_registered_specs() -> None:
     assert resolve(spec.model_id) is overlock.overlock_t_reparam
     assert spec.pretrained == "https://github.com/LMMMEng/OverLoCK/releases/download/v1/overlock_t_in1k_224_reparam.pth"
     assert spec.crop_pct == 0.95
-    assert resolve(spec.checkpoint_filter) is release_state_dict
+    assert spec.checkpoint_filter is None  # the loader unwraps {"state_dict": ...} itself
     assert "2502.20087" in spec.citation
 
 
 @pytest.mark.parametrize("name", list_backbones("overlock*"))
 def test_every_variant_builds_with_its_spec_layers(name: str) -> None:
-    check_spec_layers(name)
+    assert_specs_build([name])
 
 
 def test_neighborhood_aggregate_gradients() -> None:

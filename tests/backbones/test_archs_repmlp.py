@@ -9,14 +9,14 @@ import torch
 from _archs_checks import (
     assert_loads_release,
     assert_specs_build,
-    assert_state_dict_round_trip,
     count_params,
     fill_deterministic_,
+    hooked_outputs,
     randomize_,
     reference_input,
     reference_logits,
     small_repmlpnet,
-    stage_outputs,
+    use_small_builder,
 )
 
 from neurodec.backbones import get_backbone_spec, list_backbones
@@ -43,8 +43,8 @@ def test_t224_stages_have_paper_widths_and_strides():
     torch.manual_seed(0)
     model = repmlp.repmlpnet_t224().eval()
     x = torch.randn(1, 3, 224, 224)
-    outputs = stage_outputs(model, spec.layers, x)
-    assert [tuple(o.shape) for o in outputs] == [(1, 64, 56, 56), (1, 128, 28, 28), (1, 256, 14, 14), (1, 512, 7, 7)]
+    outputs = hooked_outputs(model, spec.layers, x)
+    assert [tuple(outputs[layer].shape) for layer in spec.layers] == [(1, 64, 56, 56), (1, 128, 28, 28), (1, 256, 14, 14), (1, 512, 7, 7)]
     with torch.no_grad():
         assert model(x).shape == (1, 1000)
     with pytest.raises(ValueError, match=r"multiples of its partition size \(56, 56\); got \(16, 16\)"):
@@ -108,10 +108,6 @@ def test_equivalent_fc_of_a_single_conv_branch_is_the_convolution():
     assert torch.all(bias == 0)
 
 
-def test_state_dict_round_trip(tmp_path):
-    assert_state_dict_round_trip(small_repmlpnet, torch.randn(1, 3, 64, 64), tmp_path)
-
-
 def test_authors_parameter_names():
     with torch.device("meta"):
         state = repmlp.repmlpnet_t224().state_dict()
@@ -137,11 +133,12 @@ def test_authors_parameter_names():
     assert "stages.0.0.repmlp_block.fc3.bias" not in state
 
 
-def test_loads_checkpoint_in_authors_format():
+def test_loads_checkpoint_in_authors_format(tmp_path, monkeypatch):
+    # The README's weights are plain name -> tensor dicts (one of the files written);
+    # the training script nests them under "model".
+    use_small_builder(monkeypatch, "repmlpnet_t224", small_repmlpnet)
     wrap = lambda state: {"model": state, "max_accuracy": 80.8}  # noqa: E731
-    assert_loads_release("repmlpnet_t224", small_repmlpnet, wrap, torch.randn(1, 3, 64, 64))
-    # The README's weights are plain name -> tensor dicts.
-    assert_loads_release("repmlpnet_t224", small_repmlpnet, dict, torch.randn(1, 3, 64, 64))
+    assert_loads_release("repmlpnet_t224", torch.randn(1, 3, 64, 64), tmp_path, wrap=wrap)
 
 
 def test_registry_specs():
@@ -149,6 +146,7 @@ def test_registry_specs():
     assert_specs_build(list_backbones("repmlpnet_*"))
     spec = get_backbone_spec("repmlpnet_b256")
     assert spec.model_id == "neurodec.backbones.archs.repmlp:repmlpnet_b256"
+    assert spec.checkpoint_filter is None  # the loader unwraps {"model": ...} itself
     assert spec.input_size == 256 and spec.crop_pct == 1.0
     assert spec.pretrained.startswith("https://drive.google.com/file/d/")
     assert spec.layers == ("stages.0", "stages.1", "stages.2", "stages.3")

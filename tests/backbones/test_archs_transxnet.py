@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from _archsb_checks import check_checkpoint_round_trip, check_spec_layers, hooked_outputs, n_parameters, resolve
+from _archs_checks import assert_loads_release, assert_specs_build, count_params, hooked_outputs, perturb_, resolve
 
 from neurodec.backbones import get_backbone_spec, list_backbones
 from neurodec.backbones.archs import transxnet
-from neurodec.backbones.archs._release import release_state_dict
 from neurodec.backbones.archs._transxnet_model import dynamic_depthwise_conv
 
 
@@ -43,12 +42,13 @@ def test_transxnet_t_stages_have_paper_widths_and_strides() -> None:
     (transxnet.transxnet_t, 12.8), (transxnet.transxnet_s, 26.9), (transxnet.transxnet_b, 48.0),
 ])  # fmt: skip
 def test_parameter_counts_match_the_readme(builder, millions: float) -> None:
-    assert n_parameters(builder) == pytest.approx(millions * 1e6, rel=0.005)
+    assert count_params(builder) == pytest.approx(millions * 1e6, rel=0.005)
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:
     # timm's train.py (used for the release) saves {"state_dict": ..., "epoch": ..., ...}.
-    check_checkpoint_round_trip("transxnet_t", tmp_path, torch.randn(2, 3, 32, 32), nesting="state_dict")
+    wrap = lambda state: {"state_dict": state, "epoch": 299, "optimizer": {}}  # noqa: E731
+    assert_loads_release("transxnet_t", torch.randn(2, 3, 32, 32), tmp_path, wrap=wrap, randomize=perturb_)
 
 
 def test_drop_path_rate_is_validated() -> None:
@@ -62,10 +62,10 @@ def test_registered_specs() -> None:
     assert resolve(spec.model_id) is transxnet.transxnet_b
     assert spec.pretrained == "https://github.com/LMMMEng/TransXNet/releases/download/v1.0/transx-b.pth.tar"
     assert spec.crop_pct == 0.95
-    assert resolve(spec.checkpoint_filter) is release_state_dict
+    assert spec.checkpoint_filter is None  # the loader unwraps {"state_dict": ...} itself
     assert "2310.19380" in spec.citation and spec.license == "Apache-2.0"
 
 
 @pytest.mark.parametrize("name", list_backbones("transxnet*"))
 def test_every_variant_builds_with_its_spec_layers(name: str) -> None:
-    check_spec_layers(name)
+    assert_specs_build([name])

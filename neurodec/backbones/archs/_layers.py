@@ -1,4 +1,4 @@
-"""Pieces shared by neurodec's own architectures: timm layers, checkpoint unwrapping.
+"""Pieces shared by neurodec's own architectures: timm layers, stochastic depth, initialization.
 
 timm is imported on first use (after :func:`neurodec._torchvision.import_torchvision`),
 not when the architecture modules are imported by a registry query, so listing
@@ -7,19 +7,12 @@ backbones only costs the import of torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["drop_path", "init_weights_", "layer_norm_2d", "timm_layers", "unwrap_checkpoint"]
-
-# Keys under which training scripts nest the weights in a saved checkpoint, in the
-# order the authors' own loaders look for them (ConvNeXt/HorNet and Swin/RepMLP
-# scripts read "model" first).
-_NESTING_KEYS = ("model", "state_dict", "model_ema", "ema")
+__all__ = ["drop_path", "init_weights_", "layer_norm_2d", "timm_layers"]
 
 
 def timm_layers() -> ModuleType:
@@ -54,38 +47,3 @@ def init_weights_(model: nn.Module, *, std: float = 0.02, truncated: bool = True
                 nn.init.normal_(module.weight, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-
-
-def unwrap_checkpoint(state_dict: Mapping[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Map a released checkpoint onto ``model``'s parameter names.
-
-    Takes the weights out of a training checkpoint that nests them under
-    ``"model"``, ``"state_dict"``, ``"model_ema"`` or ``"ema"``, and strips the
-    ``"module."`` prefix that ``DistributedDataParallel`` adds to every name.
-
-    Parameters
-    ----------
-    state_dict : mapping
-        What ``torch.load`` returned for the checkpoint file.
-    model : torch.nn.Module
-        The model the weights will be loaded into (used to check the names).
-
-    Returns
-    -------
-    dict
-        Parameter name -> tensor, ready for ``model.load_state_dict``.
-    """
-    for key in _NESTING_KEYS:
-        if key in state_dict and isinstance(state_dict[key], Mapping):
-            state_dict = state_dict[key]
-            break
-    out = {}
-    for name, value in state_dict.items():
-        out[name[len("module.") :] if name.startswith("module.") else name] = value
-    if not set(out) & set(model.state_dict()):
-        some = ", ".join(sorted(out)[:3])
-        raise ValueError(
-            f"The checkpoint's names match none of {type(model).__name__}'s parameters "
-            f"(checkpoint starts with: {some}). Is it a checkpoint of this architecture?"
-        )
-    return out

@@ -6,9 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._torchvision import import_torchvision
-
-__all__ = ["LayerScale", "check_drop_path_rate", "drop_path"]
+__all__ = ["LayerScale", "check_drop_path_rate"]
 
 
 def check_drop_path_rate(rate: float, model: str) -> None:
@@ -35,13 +33,3 @@ class LayerScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, weight=self.weight, bias=self.bias, groups=x.shape[1])
-
-
-def drop_path(rate: float) -> nn.Module:
-    """timm's stochastic depth with drop probability ``rate`` (identity when 0)."""
-    if rate == 0:
-        return nn.Identity()
-    import_torchvision()
-    from timm.layers import DropPath
-
-    return DropPath(rate)

@@ -20,17 +20,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..._torchvision import import_torchvision
 from ._dynamic_conv import small_kernel_aggregate
+from ._layers import timm_layers
 
 __all__ = ["LSNet"]
-
-
-def _timm_layers():  # type: ignore[no-untyped-def]
-    import_torchvision()
-    import timm.layers
-
-    return timm.layers
 
 
 class Conv2d_BN(nn.Sequential):  # noqa: N801 (the release's class name fixes the "c"/"bn" keys)
@@ -172,7 +165,7 @@ class Block(nn.Module):
         self.se: nn.Module
         if depth % 2 == 0:
             self.mixer: nn.Module = RepVGGDW(ed)
-            self.se = _timm_layers().SqueezeExcite(ed, 0.25)
+            self.se = timm_layers().SqueezeExcite(ed, 0.25)
         else:
             self.se = nn.Identity()
             self.mixer = Residual(Attention(ed, kd, nh, ar, resolution)) if stage == 3 else LSConv(ed)

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._lou_layers import LayerScale, drop_path
+from ._layers import drop_path, layer_norm_2d
+from ._lou_layers import LayerScale
 
 __all__ = [
     "GRN",
     "DilatedReparamBlock",
-    "LayerNorm2d",
     "RepConvBlock",
     "ResDWConv",
     "SEModule",
@@ -69,16 +69,6 @@ class SEModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.proj(x)
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an ``(N, C, H, W)`` map (eps 1e-6)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim, eps=1e-6)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
 
 class GRN(nn.Module):
@@ -182,7 +172,7 @@ class RepConvBlock(nn.Module):
         mlp_dim = int(dim * mlp_ratio)
         self.dwconv = ResDWConv(dim, kernel_size=3)
         self.proj = nn.Sequential(
-            LayerNorm2d(dim),
+            layer_norm_2d(dim),
             DilatedReparamBlock(dim, kernel_size, deploy=deploy),
             nn.BatchNorm2d(dim),
             SEModule(dim),

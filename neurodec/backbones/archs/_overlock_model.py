@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._dynamic_conv import neighborhood_aggregate, neighborhood_rpb_index
-from ._lou_layers import LayerScale, check_drop_path_rate, drop_path
+from ._layers import drop_path, init_weights_, layer_norm_2d
+from ._lou_layers import LayerScale, check_drop_path_rate
 from ._overlock_layers import (
     GRN,
     DilatedReparamBlock,
-    LayerNorm2d,
     RepConvBlock,
     ResDWConv,
     SEModule,
@@ -70,7 +70,7 @@ class DynamicConvBlock(nn.Module):
             self.x_scale = LayerScale(ctx_dim, init_value=1)
             self.h_scale = LayerScale(ctx_dim, init_value=1)
         self.dwconv1 = ResDWConv(out_dim, kernel_size=3)
-        self.norm1 = LayerNorm2d(out_dim)
+        self.norm1 = layer_norm_2d(out_dim)
         self.fusion = nn.Sequential(
             nn.Conv2d(out_dim, out_dim, 3, padding=1, groups=out_dim), nn.BatchNorm2d(out_dim), nn.GELU(),
             nn.Conv2d(out_dim, dim, 1), GRN(dim),
@@ -86,7 +86,7 @@ class DynamicConvBlock(nn.Module):
         self.gate = nn.Sequential(nn.Conv2d(dim, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.SiLU())
         self.proj = nn.Sequential(nn.BatchNorm2d(dim), nn.Conv2d(dim, out_dim, 1))
         self.dwconv2 = ResDWConv(out_dim, kernel_size=3)
-        self.norm2 = LayerNorm2d(out_dim)
+        self.norm2 = layer_norm_2d(out_dim)
         self.mlp = nn.Sequential(
             nn.Conv2d(out_dim, mlp_dim, 1), nn.GELU(), ResDWConv(mlp_dim, kernel_size=3), GRN(mlp_dim),
             nn.Conv2d(mlp_dim, out_dim, 1),
@@ -235,14 +235,7 @@ class OverLoCK(nn.Module):
             nn.Conv2d(fusion_dim, projection, 1, bias=False), nn.BatchNorm2d(projection), nn.SiLU(),
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(projection, num_classes, 1) if num_classes > 0 else nn.Identity(),
         )  # fmt: skip
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        init_weights_(self)
 
     def reparameterize(self) -> OverLoCK:
         """Merge every dilated large-kernel block (eval-mode equivalent, faster); returns ``self``."""

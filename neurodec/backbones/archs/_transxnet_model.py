@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._lou_layers import LayerScale, check_drop_path_rate, drop_path
+from ._layers import drop_path, init_weights_
+from ._lou_layers import LayerScale, check_drop_path_rate
 
 __all__ = ["TransXNet"]
 
@@ -272,14 +273,7 @@ class TransXNet(nn.Module):
                 nn.GroupNorm(1, embed_dims[-1]), nn.AdaptiveAvgPool2d(1),
                 nn.Conv2d(embed_dims[-1], num_classes, kernel_size=1),
             )  # fmt: skip
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Conv2d):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        init_weights_(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Map of shape (n_samples, embed_dims[-1], h / 32, w / 32) before the classifier."""

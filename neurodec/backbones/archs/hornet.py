@@ -12,8 +12,9 @@ is multiplied by the gates one after another, each time projected to twice as
 many channels, so stage i performs interactions of order n = i + 2.
 
 Parameter names follow the authors' release (github.com/raoyongming/HorNet),
-so their checkpoints load with ``model.load_state_dict`` once unwrapped from
-their ``{"model": ...}`` container (see :func:`._layers.unwrap_checkpoint`).
+so their checkpoints load as they are; the backbone loader takes the weights
+out of their ``{"model": ...}`` container
+(:func:`neurodec.backbones.checkpoints.unwrap_state_dict`).
 """
 
 from __future__ import annotations
@@ -355,7 +356,6 @@ for _name, (_file_id, _size, _data) in _RELEASES.items():
             # The authors' evaluation resizes by 256/224 then crops, but warps 384 px input without cropping.
             crop_pct=0.875 if _size < 384 else 1.0,
             layers=("stages.0", "stages.1", "stages.2", "stages.3"),
-            checkpoint_filter="neurodec.backbones.archs._layers:unwrap_checkpoint",
             license="MIT",
             citation=_CITATION,
             description=f"HorNet recursive gated convolution network ({_name}), trained on {_data}.",

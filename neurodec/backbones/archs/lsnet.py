@@ -78,7 +78,6 @@ for _size, _top1 in (("t", "74.9/76.1"), ("s", "77.8/79.0"), ("b", "80.3/81.6"))
                 input_size=224,
                 crop_pct=0.9,
                 layers=("blocks1", "blocks2", "blocks3", "blocks4"),
-                checkpoint_filter="neurodec.backbones.archs._release:release_state_dict",
                 license="unspecified (THU-MIG/lsnet ships no licence file)",
                 citation=_CITATION,
                 description=(

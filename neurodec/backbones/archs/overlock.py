@@ -93,7 +93,6 @@ for _size, _top1, _crop in (("xt", 82.7, 0.925), ("t", 84.2, 0.95), ("s", 84.8, 
                 input_size=224,
                 crop_pct=_crop,
                 layers=("blocks1", "blocks2", "blocks3", "blocks4", "sub_blocks3", "sub_blocks4"),
-                checkpoint_filter="neurodec.backbones.archs._release:release_state_dict",
                 license="Apache-2.0",
                 citation=_CITATION,
                 description=(

@@ -13,7 +13,8 @@ gives the same outputs at the plain MLP's cost.
 
 Parameter names follow the authors' release (github.com/DingXiaoH/RepMLP).
 Their checkpoints hold training-time weights (build with ``deploy=False``, the
-default), possibly nested under ``"model"`` (see :func:`._layers.unwrap_checkpoint`).
+default), possibly nested under ``"model"``, which the backbone loader unwraps
+(:func:`neurodec.backbones.checkpoints.unwrap_state_dict`).
 """
 
 from __future__ import annotations
@@ -391,7 +392,6 @@ for _name, (_file_id, _size) in _RELEASES.items():
             interpolation="bilinear",
             crop_pct=1.0,
             layers=("stages.0", "stages.1", "stages.2", "stages.3"),
-            checkpoint_filter="neurodec.backbones.archs._layers:unwrap_checkpoint",
             license="MIT",
             citation=_CITATION,
             description=(

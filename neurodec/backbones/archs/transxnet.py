@@ -63,7 +63,6 @@ for _size, _top1, _crop in (("t", 81.6, 0.9), ("s", 83.8, 0.9), ("b", 84.6, 0.95
             input_size=224,
             crop_pct=_crop,
             layers=("network.0", "network.2", "network.4", "network.6"),
-            checkpoint_filter="neurodec.backbones.archs._release:release_state_dict",
             license="Apache-2.0",
             citation=_CITATION,
             description=f"TransXNet-{_size.upper()}, ImageNet-1k (top-1 {_top1}%); stages at strides 4, 8, 16, 32.",
