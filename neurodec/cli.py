@@ -24,5 +24,10 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from neurodec.backbones.cli import app as _backbones_app  # noqa: E402  (light: registry only)
+
+app.add_typer(_backbones_app, name="backbones")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

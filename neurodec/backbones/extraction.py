@@ -23,7 +23,7 @@ from .._logging import progress
 from ..data.features import Features
 from ..data.stimuli import Stimuli
 from .cache import FeatureCache
-from .loading import OUTPUT, Backbone
+from .loading import OUTPUT, Backbone, feature_stages
 from .pooling import POOLINGS, pool_output
 from .reduction import REDUCTIONS, fit_reducer, transform_rows
 
@@ -78,13 +78,6 @@ def _as_stimuli(stimuli: Any) -> Stimuli:
     )
 
 
-def _channels(model: "torch.nn.Module") -> dict[str, int]:
-    info = getattr(model, "feature_info", None)
-    if info is None or not hasattr(info, "module_name"):
-        return {}
-    return dict(zip(info.module_name(), info.channels()))
-
-
 def _batch(backbone: Backbone, stimuli: Stimuli, ids: Sequence[Hashable]) -> "torch.Tensor":
     import torch
 
@@ -106,7 +99,7 @@ def _run_forward(
 
     ids = list(stimuli.ids)
     start = min(sink.done_rows for sink in sinks.values())
-    channels = _channels(backbone.model)
+    channels = feature_stages(backbone.model)
     captured: dict[str, torch.Tensor] = {}
 
     def hook_for(layer: str) -> Any:

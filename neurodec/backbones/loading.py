@@ -17,10 +17,20 @@ from .sources import build_model
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["OUTPUT", "Backbone", "load"]
+__all__ = ["OUTPUT", "Backbone", "feature_stages", "load"]
 
 #: Layer name of a model's final output (its forward's return value).
 OUTPUT = "output"
+
+
+def feature_stages(model: "torch.nn.Module") -> dict[str, int]:
+    """Stage module -> channel count from a timm model's ``feature_info`` (empty for other models)."""
+    info = getattr(model, "feature_info", None)
+    if hasattr(info, "module_name"):  # FeatureInfo of features_only models
+        return dict(zip(info.module_name(), info.channels()))
+    if isinstance(info, list) and all(isinstance(i, dict) and "module" in i for i in info):
+        return {i["module"]: i.get("num_chs") for i in info}
+    return {}
 
 
 def _default_layers(model: "torch.nn.Module") -> tuple[str, ...]:
@@ -31,9 +41,9 @@ def _default_layers(model: "torch.nn.Module") -> tuple[str, ...]:
     """
     import torch
 
-    info = getattr(model, "feature_info", None)
-    if info is not None and hasattr(info, "module_name"):
-        return tuple(dict.fromkeys(info.module_name()))
+    stages = feature_stages(model)
+    if stages:
+        return tuple(stages)
     lists = [(len(m), name) for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
     if lists:
         _, name = max(lists, key=lambda item: item[0])
@@ -172,7 +182,8 @@ def load(
         Architecture overrides passed to the source: timm/open_clip constructor
         arguments, transformers config fields (e.g. ``hidden_size=32``), or a
         neurodec builder's arguments. The default layers of a resized model
-        are the registered layers it still has (else its blocks).
+        (or of a snapshot folder's) are the registered layers it still has
+        (else its blocks).
 
     Returns
     -------
@@ -195,7 +206,9 @@ def load(
             f"The 'weights' parameter must be 'pretrained', 'random' or an existing file or folder. Got {str(weights)!r}."
         )
     snapshot = path if path is not None and path.is_dir() else None
-    with torch.random.fork_rng(devices=[]):
+    # Weights are initialized on the CPU so a seed gives the same model on
+    # every device; the meta device (layer listing) builds without memory.
+    with torch.random.fork_rng(devices=[]), torch.device("meta" if dev.type == "meta" else "cpu"):
         torch.manual_seed(seed)
         built = build_model(spec, pretrained=weights == "pretrained", model_kwargs=model_kwargs, snapshot=snapshot)
     if weights == "pretrained":
@@ -214,7 +227,7 @@ def load(
     if eval:
         built.root.eval()
     layers = spec.layers
-    if model_kwargs:
+    if model_kwargs or snapshot is not None:
         # A resized architecture (fewer blocks) keeps the registered layers it still has.
         present = {name for name, _ in model.named_modules()} | {OUTPUT}
         layers = tuple(layer for layer in layers if layer in present)
