@@ -104,6 +104,8 @@ class PartialFeatures:
 
     def write_reducer(self, reducer: Any) -> None:
         """Store the fitted dimensionality reducer (pickled) beside the features."""
+        if "reducer" in self._file:  # left by an interrupted earlier run
+            del self._file["reducer"]
         self._file.create_dataset("reducer", data=np.void(pickle.dumps(reducer)))
 
     def finalize(self) -> Path:

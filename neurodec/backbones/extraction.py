@@ -4,8 +4,8 @@ Forward hooks on the requested modules capture their outputs during one
 forward pass per batch; each output is pooled (see :mod:`.pooling`) inside
 the hook, so full activation maps never outlive their batch. Batches are
 preprocessed from the stimuli's uint8 images by the backbone's own
-preprocessing, and with a cache each layer's rows are written to disk batch
-by batch (see :mod:`.cache`), so memory does not grow with the number of
+preprocessing (in a helper thread, one batch ahead of the forward pass),
+and with a cache each layer's rows are written to disk batch by batch (see :mod:`.cache`), so memory does not grow with the number of
 stimuli and an interrupted run resumes.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -113,10 +114,17 @@ def _run_forward(
         (backbone.model if layer == OUTPUT else backbone.model.get_submodule(layer)).register_forward_hook(hook_for(layer))
         for layer in sinks
     ]
-    starts = range(start, len(ids), batch_size)
+    starts = list(range(start, len(ids), batch_size))
+    # One worker thread reads and preprocesses the next batch while this one
+    # runs forward (PIL and torch release the GIL), so image decoding and
+    # resizing overlap the model instead of adding to it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending = pool.submit(_batch, backbone, stimuli, ids[start : start + batch_size]) if starts else None
     try:
-        for b0 in progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch"):
-            x = _batch(backbone, stimuli, ids[b0 : b0 + batch_size]).to(device)
+        for i, b0 in enumerate(progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch")):
+            x = pending.result().to(device)
+            if i + 1 < len(starts):
+                pending = pool.submit(_batch, backbone, stimuli, ids[starts[i + 1] : starts[i + 1] + batch_size])
             captured.clear()
             with torch.inference_mode(), torch.autocast(
                 device.type, dtype=autocast or torch.float32, enabled=autocast is not None
@@ -126,6 +134,7 @@ def _run_forward(
                 if sink.done_rows < b0 + len(x):
                     sink.write(b0, captured[layer].numpy())
     finally:
+        pool.shutdown(cancel_futures=True)
         for handle in handles:
             handle.remove()
 
@@ -239,6 +248,11 @@ def extract_features(
     }
     reduced = "none"
     if reduction is not None:
+        position = {sid: row for row, sid in enumerate(ids)}
+        unknown = [sid for sid in fit_ids if sid not in position]
+        if unknown:
+            raise ValueError(f"fit_ids has {len(unknown)} id(s) that are not among the stimuli, e.g. {unknown[:10]}.")
+        fit_rows = np.unique([position[sid] for sid in fit_ids])  # sorted: HDF5 reads need increasing rows
         fit_digest = hashlib.sha256(repr([str(i) for i in fit_ids]).encode()).hexdigest()[:16]
         reduced = f"{reduction}:n={n_components};seed={seed};fit={fit_digest}"
 
@@ -275,14 +289,18 @@ def extract_features(
         if reduction is None:
             results[layer] = (data, None)
             continue
-        rows = np.unique(Features(np.empty((len(ids), 0)), ids).rows_for(fit_ids))
-        reducer = fit_reducer(reduction, np.asarray(data[rows], dtype=np.float32), n_components=n_components, seed=seed)
+        reducer = fit_reducer(reduction, np.asarray(data[fit_rows], dtype=np.float32), n_components=n_components,
+                              seed=seed)
         key = {**base, "layer": layer, "reduction": reduced}
         sink = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
         for start, rows_out in transform_rows(reducer, data):
             sink.write(start, rows_out)
         sink.write_reducer(reducer)
-        results[layer] = (sink.data, reducer) if cache is None else (sink.finalize() and cache.load(key, ids))
+        if cache is None:
+            results[layer] = (sink.data, reducer)
+        else:
+            sink.finalize()
+            results[layer] = cache.load(key, ids)
 
     out = {}
     for layer in layers:

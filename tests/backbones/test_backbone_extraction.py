@@ -80,6 +80,8 @@ def test_bad_arguments(atto, stimuli):
         extract_features(atto, stimuli, pooling="mean", verbose=False)
     with pytest.raises(ValueError, match="needs fit_ids"):
         extract_features(atto, stimuli, reduction="pca", n_components=2, verbose=False)
+    with pytest.raises(ValueError, match=r"fit_ids has 1 id\(s\) that are not among the stimuli, e.g. \['nope'\]"):
+        extract_features(atto, stimuli, reduction="pca", n_components=2, fit_ids=["img00", "nope"], verbose=False)
     with pytest.raises(ValueError, match="has no layer 'stage.1'. Close matches: stages.1"):
         extract_features(atto, stimuli, layers=["stage.1"], verbose=False)
     with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
