@@ -66,6 +66,12 @@ def _build_open_clip(spec: "BackboneSpec", pretrained: bool, kwargs: dict[str, A
     import open_clip
     import torch
 
+    if pretrained and not spec.pretrained:
+        tags = open_clip.list_pretrained_tags_by_model(spec.model_id)
+        raise ValueError(
+            f"Backbone {spec.name!r} names no pretrained tag; use 'open_clip/{spec.model_id}:<tag>' with one of "
+            f"{tags} or weights='random'."
+        )
     tag = spec.pretrained if pretrained else None
     try:
         model, _, transform = open_clip.create_model_and_transforms(

@@ -52,6 +52,11 @@ def test_open_clip_tiny_image_and_text_towers(rng):
     assert bb.weights.startswith("random:seed=0;kwargs=")
 
 
+def test_open_clip_pretrained_needs_a_tag():
+    with pytest.raises(ValueError, match="names no pretrained tag; use 'open_clip/ViT-S-32:<tag>'"):
+        load("open_clip/ViT-S-32", weights="pretrained")
+
+
 def test_encode_text_needs_a_text_tower(atto):
     with pytest.raises(ValueError, match="has no text tower"):
         atto.encode_text(["a cat"])
