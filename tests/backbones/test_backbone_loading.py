@@ -130,6 +130,8 @@ def test_neurodec_source_builder_checkpoint_filter(tmp_path, monkeypatch, rng):
             return torch.nn.Sequential(torch.nn.Conv2d(3, width, 3), torch.nn.ReLU(), torch.nn.Conv2d(width, 2, 1))
 
         def rename(state, model):
+            if not any(k.startswith("conv_a.") for k in state):
+                raise ValueError("not a release checkpoint")
             return {k.replace("conv_a", "0").replace("conv_b", "2"): v for k, v in state.items()}
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -143,6 +145,10 @@ def test_neurodec_source_builder_checkpoint_filter(tmp_path, monkeypatch, rng):
         loaded = load("tiny_arch_test", weights=tmp_path / "released.pth", device="cpu")
         image = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
         assert torch.equal(_forward(loaded, image), _forward(source, image))
+        # A state dict already in the model's own names (here as .npz arrays) skips the release filter.
+        np.savez(tmp_path / "own.npz", **{k: v.numpy() for k, v in source.model.state_dict().items()})
+        own = load("tiny_arch_test", weights=tmp_path / "own.npz", device="cpu")
+        assert torch.equal(_forward(own, image), _forward(source, image))
         assert load("tiny_arch_test", weights="random", width=8).model[0].out_channels == 8
     finally:
         BACKBONES._entries.pop("tiny_arch_test")
