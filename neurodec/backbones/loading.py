@@ -69,8 +69,9 @@ class Backbone:
     device : torch.device
         Where the model lives.
     weights : str
-        Identity of the weights: "pretrained:<tag>", "random:seed=<n>" or
-        "file:<sha256>", plus any architecture overrides; part of cache keys.
+        Identity of the weights: "pretrained:<tag>", "random:seed=<n>",
+        "file:<sha256>" or "snapshot:<sha256 of its files>", plus any
+        architecture overrides; part of cache keys.
     """
 
     def __init__(
@@ -139,6 +140,17 @@ class Backbone:
         return f"<Backbone {self.name!r} ({self.spec.source}, {self.weights}) on {self.device}, {len(self.layers)} layers>"
 
 
+def _snapshot_digest(folder: Path) -> str:
+    """SHA-256 over a snapshot folder's config and weight files (names and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and (path.suffix in CHECKPOINT_SUFFIXES or path.suffix == ".json"):
+            digest.update(f"{path.name}:{file_sha256(path)}".encode())
+    return digest.hexdigest()
+
+
 def _submodule(model: "torch.nn.Module", path: str | None, spec: BackboneSpec) -> "torch.nn.Module":
     if not path:
         return model
@@ -167,11 +179,12 @@ def load(
         "pretrained" loads the released weights (needs the network or the
         library's cache: timm/torch hub, open_clip, Hugging Face); "random"
         initializes randomly (reproducibly, from ``seed``); a path to a
-        .pth/.pt/.bin/.ckpt/.safetensors file loads that state dict strictly
+        .pth/.pt/.bin/.ckpt/.safetensors/.npz file loads that state dict strictly
         into the architecture (wrappers such as ``state_dict``/``model`` keys
         and ``module.`` prefixes are stripped, the spec's checkpoint_filter
-        applied); a folder is a local transformers snapshot (config.json and
-        weights, as ``from_pretrained`` reads it).
+        applied unless the names already match); a folder is a local
+        transformers snapshot (config.json and weights, as ``from_pretrained``
+        reads it).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to put the model; "auto" picks CUDA when available.
     eval : bool
@@ -206,6 +219,8 @@ def load(
             f"The 'weights' parameter must be 'pretrained', 'random' or an existing file or folder. Got {str(weights)!r}."
         )
     snapshot = path if path is not None and path.is_dir() else None
+    if path is not None and snapshot is None and path.suffix not in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"The 'weights' file {path} must end with one of {CHECKPOINT_SUFFIXES}.")
     # Weights are initialized on the CPU so a seed gives the same model on
     # every device; the meta device (layer listing) builds without memory.
     with torch.random.fork_rng(devices=[]), torch.device("meta" if dev.type == "meta" else "cpu"):
@@ -216,10 +231,8 @@ def load(
     elif weights == "random":
         identity = f"random:seed={seed}"
     elif snapshot is not None:
-        identity = f"snapshot:{snapshot.resolve()}"
+        identity = f"snapshot:{_snapshot_digest(snapshot)}"
     else:
-        if path.suffix not in CHECKPOINT_SUFFIXES:
-            raise ValueError(f"The 'weights' file {path} must end with one of {CHECKPOINT_SUFFIXES}.")
         apply_checkpoint(built.root, read_checkpoint(path), checkpoint_filter=spec.checkpoint_filter, source=str(path))
         identity = f"file:{file_sha256(path)}"
     model = _submodule(built.root, spec.submodule or built.tower, spec)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from neurodec._torchvision import import_torchvision
 from neurodec.backbones import BackboneSpec, load, register_backbone
 from neurodec.backbones.registry import BACKBONES
 
@@ -107,6 +108,7 @@ def test_wrong_checkpoint_lists_missing_unexpected_and_mismatched_keys(tmp_path)
 
 
 def test_transformers_snapshot_folder_uses_its_image_processor(tmp_path, rng):
+    import_torchvision()  # transformers' vision models import torchvision
     import transformers
 
     config = transformers.Dinov2Config(**TINY_DINO)
@@ -119,7 +121,12 @@ def test_transformers_snapshot_folder_uses_its_image_processor(tmp_path, rng):
     image = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
     expected = processor(images=image, return_tensors="pt")["pixel_values"][0]
     assert torch.equal(bb.preprocess(image), expected) and expected.shape == (3, 32, 32)
-    assert bb.weights == f"snapshot:{tmp_path.resolve()}"
+    assert bb.weights.startswith("snapshot:")
+    processor.save_pretrained(tmp_path / "elsewhere")
+    (tmp_path / "preprocessor_config.json").write_text((tmp_path / "elsewhere" / "preprocessor_config.json").read_text())
+    assert load("transformers/facebook/dinov2-small", weights=tmp_path, device="cpu").weights == bb.weights
+    transformers.Dinov2Model(config).save_pretrained(tmp_path)  # new random weights: a new identity
+    assert load("transformers/facebook/dinov2-small", weights=tmp_path, device="cpu").weights != bb.weights
 
 
 def test_neurodec_source_builder_checkpoint_filter(tmp_path, monkeypatch, rng):
