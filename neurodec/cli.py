@@ -24,6 +24,63 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+def demo(
+    root: str = typer.Option("neurodec_demo", help="Folder for the simulated dataset and the outputs."),
+    seed: int = typer.Option(0, help="Seed of the simulation."),
+    device: str = typer.Option("cpu", help="'cpu', 'cuda' or 'auto'."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Simulate an NSD-format subject, run the encoding pipeline on it, write a report."""
+    import logging
+
+    from neurodec.pipelines.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    result = run_demo(root, seed=seed, device=device, verbose=not quiet)
+    typer.echo("\nRecovered encoding vs the simulation's planted truth (median over each area's voxels):")
+    typer.echo(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"\nReport: {result.report}")
+
+
+@app.command()
+def run(
+    config: str = typer.Argument(..., help="Pipeline config (YAML), e.g. pipelines/encoding_nsd.yaml."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Run an encoding study from a config file; re-running reuses finished work."""
+    import logging
+
+    from neurodec.pipelines import load_config, run_encoding_study
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    study = run_encoding_study(load_config(config), verbose=not quiet)
+    for subject, written in study.outputs.items():
+        for path in written.get("report", []):
+            typer.echo(f"subject {subject}: report {path}")
+
+
+@app.command("check-data")
+def check_data(
+    dataset: str = typer.Argument(..., help="Dataset spec name, e.g. nsd, algonauts, bold5000."),
+    root: str = typer.Argument(..., help="The dataset's root folder."),
+) -> None:
+    """Check a dataset folder against its spec; exit 1 when it is not usable."""
+    from neurodec.data.specs import check_root, list_specs
+
+    if dataset not in list_specs():
+        typer.echo(f"Unknown dataset {dataset!r}; known: {', '.join(list_specs())}.", err=True)
+        raise typer.Exit(2)
+    try:
+        report = check_root(dataset, root)
+    except FileNotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report.format())
+    if not report.usable:
+        raise typer.Exit(1)
+
+
 from neurodec.backbones.cli import app as _backbones_app  # noqa: E402  (light: registry only)
 
 app.add_typer(_backbones_app, name="backbones")

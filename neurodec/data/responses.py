@@ -216,14 +216,18 @@ class Responses:
             ``session``, ``run`` and ``repeat`` are those of the first
             presentation.
         """
-        keys = self.trials[["split", "stimulus_id"]].astype(str).agg("\x1f".join, axis=1)
-        codes, uniques = pd.factorize(keys, sort=False)
-        n_groups = len(uniques)
+        import scipy.sparse
+
+        codes = self.trials.groupby(["split", "stimulus_id"], sort=False, dropna=False).ngroup().to_numpy()
+        n_groups = int(codes.max()) + 1 if codes.size else 0
         counts = np.bincount(codes, minlength=n_groups)
-        flat = np.asarray(self.data, dtype=np.float64).reshape(self.n_trials, -1)
-        sums = np.zeros((n_groups, flat.shape[1]), dtype=np.float64)
-        np.add.at(sums, codes, flat)
-        means = (sums / counts[:, None]).astype(np.result_type(self.data.dtype, np.float32))
+        # A sparse (n_groups, n_trials) averaging matrix: no float64 copy of the data.
+        dtype = np.result_type(self.data.dtype, np.float32)
+        weights = scipy.sparse.csr_matrix(
+            ((1.0 / counts[codes]).astype(dtype), (codes, np.arange(self.n_trials))), shape=(n_groups, self.n_trials)
+        )
+        flat = np.asarray(self.data, dtype=dtype).reshape(self.n_trials, -1)
+        means = np.asarray(weights @ flat, dtype=dtype)
         first = pd.Series(np.arange(self.n_trials)).groupby(codes).min().to_numpy()
         trials = self.trials.iloc[first].reset_index(drop=True).copy()
         trials["n_repeats"] = counts

@@ -17,6 +17,7 @@ Entry fields in YAML::
       datasets: {betas: {dtype: int16, ndim: 4}}   # hdf5 only
       keys: [masterordering, subjectim]            # mat / npz / pkl-dict
       columns: [cocoId, nsdId]                     # csv / tsv (a subset, any order)
+      field_patterns: {hemi: "lh|rh"}              # optional regex a field's value must match
       required: true         # at least one file must match
       group: betas           # at least one entry of the group must match
       description: single-trial betas, volume
@@ -69,6 +70,7 @@ class EntrySpec:
     datasets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     keys: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    field_patterns: dict[str, str] = dataclasses.field(default_factory=dict)
     description: str = ""
 
     @property
@@ -98,6 +100,9 @@ class EntrySpec:
             else:
                 width = re.fullmatch(r"0?(\d+)d", spec or "")
                 body = rf"\d{{{width.group(1)}}}" if width else (r"\d+" if spec == "d" else r"[^/]+?")
+                if name in self.field_patterns:
+                    # e.g. keeps "{roi}.nii.gz" from also matching "lh.V1.nii.gz"
+                    body = f"(?:{self.field_patterns[name]})"
                 parts.append(f"(?P<{name}>{body})")
                 seen.add(name)
         return re.compile("".join(parts))
@@ -201,7 +206,8 @@ def load_spec(name: str) -> DatasetSpec:
 def _dtype_problem(entry: EntrySpec, got: Any, what: str = "") -> list[str]:
     import numpy as np
 
-    if entry.dtype is not None and np.dtype(got) != np.dtype(entry.dtype):
+    # Byte order is the format's business (MGH is always big-endian), not the spec's.
+    if entry.dtype is not None and np.dtype(got).newbyteorder("=") != np.dtype(entry.dtype).newbyteorder("="):
         return [f"{what}dtype should be {entry.dtype}, got {np.dtype(got)}"]
     return []
 
@@ -276,6 +282,17 @@ def _check_text(entry: EntrySpec, path: Path) -> list[str]:
     return [] if text.strip() else ["is empty"]
 
 
+def _check_ctab(entry: EntrySpec, path: Path) -> list[str]:
+    # FreeSurfer colour table: "index name [r g b a]" per line, 0 first.
+    rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    bad = [" ".join(r) for r in rows if len(r) < 2 or not r[0].lstrip("-").isdigit()]
+    if bad:
+        return [f"should have lines 'index name'; got {bad[0]!r}"]
+    if not rows or int(rows[0][0]) != 0:
+        return [f"should start with the line '0 Unknown'; got {' '.join(rows[0]) if rows else 'an empty file'!r}"]
+    return []
+
+
 def _check_image(entry: EntrySpec, path: Path) -> list[str]:
     from PIL import Image
 
@@ -298,6 +315,7 @@ FILE_CHECKS: dict[str, Callable[[EntrySpec, Path], list[str]]] = {
     "csv": lambda e, p: _check_table(e, p, ","),
     "tsv": lambda e, p: _check_table(e, p, "\t"),
     "text": _check_text,
+    "ctab": _check_ctab,
     "image": _check_image,
     "json": lambda e, p: (__import__("json").loads(p.read_text(encoding="utf-8")), [])[1],
     "pickle": _check_exists,

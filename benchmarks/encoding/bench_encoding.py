@@ -1,0 +1,100 @@
+"""Encoding fit + held-out scoring: neurodec.encoding.EncodingModel against himalaya.
+
+Both fit per-voxel ridge with the same alphas and 5-fold CV on the same
+(standardized) training features, then score R^2 on a held-out set. We report
+wall time and the largest difference between the two packages' test R^2.
+Then the permutation test (1000 permutations, BH-FDR) on the same predictions.
+
+Run: ``python benchmarks/encoding/bench_encoding.py [--device cpu|cuda] [--units N]``.
+Writes ``benchmarks/encoding/results_<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neurodec.data import Features, Responses
+from neurodec.encoding import EncodingModel, fdr_correction, permutation_test
+
+
+def simulate(n_train: int, n_test: int, n_features: int, n_units: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    X = rng.standard_normal((n, n_features)).astype(np.float32)
+    W = rng.standard_normal((n_features, n_units)).astype(np.float32) / np.sqrt(n_features)
+    W[:, n_units // 2 :] = 0  # half the voxels carry no signal
+    Y = X @ W + rng.standard_normal((n, n_units)).astype(np.float32)
+    ids = np.arange(n)
+    trials = pd.DataFrame({"stimulus_id": ids, "session": 1, "run": 1, "repeat": 0,
+                           "split": np.r_[np.repeat("train", n_train), np.repeat("test", n_test)]})
+    responses = Responses(Y, trials, pd.DataFrame({"unit": np.arange(n_units)}), subject="sim")
+    return Features(X, ids, name="sim"), responses, X, Y
+
+
+def main() -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")  # null voxels choose the largest alpha: expected here
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--units", type=int, default=4000)
+    parser.add_argument("--train", type=int, default=800)
+    parser.add_argument("--features", type=int, default=256)
+    args = parser.parse_args()
+    n_test = 200
+    features, responses, X, Y = simulate(args.train, n_test, args.features, args.units)
+    alphas = np.logspace(-1, 6, 8)
+    results = {"device": args.device, "n_train": args.train, "n_test": n_test, "n_features": args.features,
+               "n_units": args.units, "alphas": len(alphas), "cv": 5}
+
+    # Warm-up: imports (torch, scikit-learn) and CUDA context are not part of the timing.
+    small_features, small_responses, _, _ = simulate(50, 10, 8, 4)
+    EncodingModel(alphas=alphas, cv=5, device=args.device).fit(small_features, small_responses)
+
+    start = time.perf_counter()
+    model = EncodingModel(alphas=alphas, cv=5, device=args.device, random_state=0).fit(features, responses)
+    scores = model.score(features, responses)
+    results["neurodec_fit_score_s"] = time.perf_counter() - start
+
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+    from sklearn.model_selection import KFold
+
+    backend = set_backend("torch_cuda" if args.device.startswith("cuda") else "torch", on_error="raise")
+    start = time.perf_counter()
+    Xtr, Xte = X[: args.train], X[args.train :]
+    mean, std = Xtr.mean(0), Xtr.std(0)
+    splits = KFold(5, shuffle=True, random_state=0).split(Xtr)
+    reference = RidgeCV(alphas=alphas, cv=splits, fit_intercept=True).fit((Xtr - mean) / std, Y[: args.train])
+    pred = backend.to_numpy(reference.predict((Xte - mean) / std))
+    yte = Y[args.train :]
+    r2_ref = 1 - ((yte - pred) ** 2).sum(0) / ((yte - yte.mean(0)) ** 2).sum(0)
+    results["himalaya_fit_score_s"] = time.perf_counter() - start
+    same_alpha = np.isclose(backend.to_numpy(reference.best_alphas_), model.best_alphas_, rtol=1e-4)
+    results["alpha_agreement"] = float(same_alpha.mean())
+    results["max_abs_r2_difference_same_alpha"] = float(np.max(np.abs(scores.r2 - r2_ref)[same_alpha]))
+    results["max_abs_r2_difference_signal_voxels"] = float(np.max(np.abs(scores.r2 - r2_ref)[: args.units // 2]))
+    results["speedup_vs_himalaya"] = results["himalaya_fit_score_s"] / results["neurodec_fit_score_s"]
+
+    prediction = model.predict(features, stimulus_ids=np.arange(args.train, args.train + n_test))
+    start = time.perf_counter()
+    perm = permutation_test(yte, prediction, n_permutations=1000, random_state=0, device=args.device)
+    rejected, _ = fdr_correction(perm.p_values)
+    results["permutation_1000_s"] = time.perf_counter() - start
+    results["fraction_signal_voxels_detected"] = float(rejected[: args.units // 2].mean())
+    results["fraction_null_voxels_rejected"] = float(rejected[args.units // 2 :].mean())
+
+    for key, value in results.items():
+        print(f"{key:>34}: {value:.4g}" if isinstance(value, float) else f"{key:>34}: {value}")
+    out = Path(__file__).with_name(f"results_{args.device.split(':')[0]}.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""The Natural Scenes Dataset (Allen et al. 2022): single-trial betas and stimuli.
+
+:func:`load_nsd` returns a subject's betas as :class:`~neurodec.data.Responses`
+(volume or fsaverage, any beta version, HDF5 or NIfTI, masked to an ROI while
+reading); :func:`load_nsd_stimuli` returns the 73k images (read lazily from
+``nsd_stimuli.hdf5``) as :class:`~neurodec.data.Stimuli`, with COCO captions.
+The layout is ``data_specs/nsd.yaml``; the design, ROI, beta and stimulus
+readers live in :mod:`.nsd_design`, :mod:`.nsd_rois`, :mod:`.nsd_betas` and
+:mod:`.nsd_stimuli`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._logging import get_logger, progress
+from .nsd_betas import BetaFile, read_beta_header, read_masked_betas
+from .nsd_design import NSDDesign, load_nsd_behavior, load_nsd_design
+from .nsd_rois import HEMIS, SURFACE_SPACES, list_nsd_rois, load_nsd_roi, resolve_nsd_roi_mask
+from .responses import Responses
+from .nsd_stimuli import load_nsd_stimuli
+from .specs import load_spec
+
+__all__ = ["NSD_BETA_VERSIONS", "NSD_DEFAULT_ROIS", "NSD_SPACES", "load_nsd", "load_nsd_stimuli"]
+
+logger = get_logger(__name__)
+
+NSD_SPACES = ("func1pt8mm", "func1mm", "fsaverage")
+NSD_BETA_VERSIONS = ("betas_fithrf_GLMdenoise_RR", "betas_fithrf", "betas_assumehrf")
+#: Atlases attached as ``roi:<atlas>`` unit columns when ``rois=None`` (those present on disk).
+NSD_DEFAULT_ROIS = (
+    "nsdgeneral", "prf-visualrois", "prf-eccrois", "floc-faces", "floc-places", "floc-bodies", "floc-words", "streams",
+)
+
+RoiArg = str | tuple[str, str | Sequence[str]] | np.ndarray | None
+
+
+def _check_choice(value: str, name: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"The {name!r} parameter of load_nsd must be one of {list(choices)}. Got {value!r} instead.")
+
+
+def _session_files(
+    root: Path, subject: int, space: str, beta_version: str, fmt: str, sessions: Sequence[int] | None,
+    design: NSDDesign,
+) -> dict[int, list[Path]]:
+    """Beta file(s) of each requested session: [volume file] or [lh, rh]."""
+    spec = load_spec("nsd")
+    fields = dict(subject=subject, beta_version=beta_version)
+    if space in SURFACE_SPACES:
+        keys = ["betas_surface"]
+
+        def paths(s: int) -> list[Path]:
+            return [spec.path("betas_surface", root, hemi=h, session=s, **fields) for h in HEMIS]
+    else:
+        keys = {"auto": ["betas_volume_hdf5", "betas_volume_nifti"], "hdf5": ["betas_volume_hdf5"],
+                "nifti": ["betas_volume_nifti"]}[fmt]
+
+        def paths(s: int) -> list[Path]:
+            options = [spec.path(k, root, space=space, session=s, **fields) for k in keys]
+            return [next((p for p in options if p.is_file()), options[-1])]  # auto: HDF5 first
+    if sessions is None:
+        found = {f["session"] for k in keys for f, _ in spec.find(k, root, space=space, **fields)}
+        if not found:
+            folder = spec.path(keys[0], root, space=space, hemi="lh", session=1, **fields).parent
+            raise FileNotFoundError(f"No {fmt if space not in SURFACE_SPACES else 'surface'} beta files in {folder}.")
+        sessions = sorted(found)
+    if len(set(sessions)) != len(sessions):
+        raise ValueError(f"The 'sessions' of load_nsd must not repeat a session. Got {list(sessions)}.")
+    out = {}
+    for s in sessions:
+        if not isinstance(s, (int, np.integer)) or s < 1 or (design.n_sessions is not None and s > design.n_sessions):
+            upper = design.n_sessions if design.n_sessions is not None else "the number of sessions"
+            raise ValueError(f"The 'sessions' of load_nsd are 1-based numbers from 1 to {upper}. Got {s!r}.")
+        out[int(s)] = paths(int(s))
+        missing = [p for p in out[int(s)] if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"Session {s} of subject {subject}: beta file {missing[0]} does not exist.")
+    return out
+
+
+def _session_offsets(
+    files: Mapping[int, list[BetaFile]], design: NSDDesign, behavior: pd.DataFrame | None,
+    read_count: Callable[[int], int],
+) -> dict[int, int]:
+    """First global (0-based) trial of each session, after checking trial counts against the design."""
+    if design.trials_per_session is not None:
+        expected, source = dict(enumerate(design.trials_per_session.tolist(), start=1)), "stimpattern"
+    elif behavior is not None:
+        expected, source = behavior.groupby("SESSION").size().to_dict(), "behaviour file"
+    else:
+        # No per-session count in the design: sessions are consecutive blocks whose
+        # sizes come from the files of every earlier session.
+        expected, source = {s: read_count(s) for s in range(1, max(files) + 1)}, None
+    for s, betas in files.items():
+        if source is not None and s in expected and betas[0].n_trials != expected[s]:
+            raise ValueError(
+                f"Beta file {betas[0].path} has {betas[0].n_trials} trials, but the design ({source}) "
+                f"expects {expected[s]} for session {s}."
+            )
+    offsets = {}
+    for s, betas in files.items():
+        gaps = [r for r in range(1, s) if r not in expected]
+        if gaps:
+            raise ValueError(f"Cannot place session {s}'s trials: the trial counts of session(s) {gaps} are unknown.")
+        offsets[s] = int(sum(expected[r] for r in range(1, s)))
+        if offsets[s] + betas[0].n_trials > design.masterordering.size:
+            raise ValueError(
+                f"Beta file {betas[0].path} ends at trial {offsets[s] + betas[0].n_trials}, beyond the "
+                f"{design.masterordering.size} trials of the design's masterordering."
+            )
+    return offsets
+
+
+def _trial_table(
+    design: NSDDesign, subject: int, files: Mapping[int, list[BetaFile]], offsets: Mapping[int, int],
+    behavior: pd.DataFrame | None,
+) -> pd.DataFrame:
+    table = design.trials(subject)
+    parts = []
+    for s, betas in files.items():
+        part = table.iloc[offsets[s] : offsets[s] + betas[0].n_trials].copy()
+        part["session"], part["trial_in_session"] = s, np.arange(len(part))
+        parts.append(part)
+    trials = pd.concat(parts, ignore_index=True)
+    if behavior is not None and len(behavior) >= trials["trial_index"].max() + 1:
+        rows = behavior.iloc[trials["trial_index"].to_numpy()]
+        if not np.array_equal(rows["stimulus_id"].to_numpy(), trials["stimulus_id"].to_numpy()):
+            raise ValueError(
+                f"The behaviour file {behavior.attrs.get('path')}: its 73KID column disagrees with the "
+                "design's image of each trial."
+            )
+        trials["run"] = rows["RUN"].to_numpy().astype(np.int64)
+    return trials[["stimulus_id", "session", "run", "repeat", "split", "trial_index", "trial_in_session", "shared"]]
+
+
+def _zscore_columns(block: np.ndarray) -> None:
+    """Z-score each column of ``block`` in place over its rows; constant columns become 0."""
+    step = max(1, 2**22 // max(1, block.shape[0]))
+    for start in range(0, block.shape[1], step):
+        part = block[:, start : start + step]
+        mean = part.mean(axis=0, dtype=np.float64)
+        std = part.std(axis=0, dtype=np.float64)
+        part -= mean.astype(block.dtype)
+        part *= np.where(std > 0, 1 / np.where(std > 0, std, 1), 0).astype(block.dtype)
+
+
+def _read_ncsnr(root: Path, subject: int, space: str, beta_version: str, mask: np.ndarray) -> np.ndarray | None:
+    import nibabel as nib
+
+    spec = load_spec("nsd")
+    if space in SURFACE_SPACES:
+        paths = [spec.path("ncsnr_surface", root, subject=subject, beta_version=beta_version, hemi=h) for h in HEMIS]
+    else:
+        paths = [spec.path("ncsnr_volume", root, subject=subject, space=space, beta_version=beta_version)]
+    if not all(p.is_file() for p in paths):
+        logger.info("No ncsnr file in %s; the responses get no noise ceiling.", paths[0].parent)
+        return None
+    values = [np.asarray(nib.load(p).get_fdata(dtype=np.float32)) for p in paths]
+    data = np.concatenate([v.reshape(-1) for v in values]) if space in SURFACE_SPACES else values[0]
+    if data.shape != mask.shape:
+        raise ValueError(f"ncsnr file {paths[0]} has shape {data.shape}; the betas have {mask.shape}.")
+    return data[mask]
+
+
+def _roi_columns(
+    root: Path, subject: int, space: str, mask: np.ndarray, rois: Sequence[str] | None
+) -> dict[str, np.ndarray]:
+    if rois is None:
+        present = set(list_nsd_rois(root, subject, space=space))
+        rois = [r for r in NSD_DEFAULT_ROIS if r in present]
+    columns = {}
+    for atlas in rois:
+        labels, names = load_nsd_roi(root, subject, atlas, space=space)
+        if labels.shape != mask.shape:
+            raise ValueError(f"ROI {atlas!r} has shape {labels.shape}; the betas in {space!r} have {mask.shape}.")
+        values = pd.Series(labels[mask])
+        columns[f"roi:{atlas}"] = values.map(lambda v: names.get(v, str(v)) if v > 0 else "").to_numpy()
+    return columns
+
+
+def _volume_affine(root: Path, subject: int, space: str, beta_version: str, beta: BetaFile) -> np.ndarray | None:
+    """The volume's affine: from the betas' NIfTI header, else a NIfTI beside it (HDF5 has none)."""
+    import nibabel as nib
+
+    if beta.affine is not None:
+        return beta.affine
+    spec = load_spec("nsd")
+    fields = dict(subject=subject, space=space, beta_version=beta_version)
+    candidates = [beta.path.with_name(beta.path.name.replace(".hdf5", ".nii.gz")),
+                  spec.path("ncsnr_volume", root, **fields)]
+    candidates += [p for _, p in spec.find("roi_volume", root, **fields)]
+    for path in candidates:
+        if path.is_file():
+            return np.asarray(nib.load(path).affine)
+    logger.info("No NIfTI file beside %s gives the volume's affine; info['affine'] is None.", beta.path)
+    return None
+
+
+def load_nsd(
+    root: str | os.PathLike,
+    subject: int = 1,
+    *,
+    space: str = "func1pt8mm",
+    beta_version: str = "betas_fithrf_GLMdenoise_RR",
+    sessions: Sequence[int] | None = None,
+    roi: RoiArg = None,
+    format: str = "auto",
+    zscore_sessions: bool = False,
+    rois: Sequence[str] | None = None,
+    verbose: bool | int = True,
+) -> Responses:
+    """Load one NSD subject's single-trial betas.
+
+    Parameters
+    ----------
+    root : path-like
+        NSD root (holding ``nsddata/`` and ``nsddata_betas/``).
+    subject : int
+        1-based subject number (1..8 in the release).
+    space : {"func1pt8mm", "func1mm", "fsaverage"}
+    beta_version : {"betas_fithrf_GLMdenoise_RR", "betas_fithrf", "betas_assumehrf"}
+    sessions : sequence of int, optional
+        1-based sessions to load, in this order; default every session present.
+    roi : str, (str, str or list of str), bool array, optional
+        Units to load: an atlas name ("nsdgeneral": label > 0), an
+        ``(atlas, labels)`` pair (``("floc-faces", ["FFA-1", "FFA-2"])``), or a
+        boolean mask of shape (X, Y, Z) (volume) or (n_vertices_lh +
+        n_vertices_rh,) (fsaverage). Default: every voxel / vertex.
+    format : {"auto", "hdf5", "nifti"}
+        Volume file format; "auto" reads the HDF5 twin when present (fast masked
+        reads) and the NIfTI otherwise.
+    zscore_sessions : bool
+        Z-score every unit within each session (constant units become 0).
+    rois : sequence of str, optional
+        Atlases attached as ``roi:<atlas>`` unit columns of label names
+        ("" for unlabelled units). Default: those of :data:`NSD_DEFAULT_ROIS`
+        present; a name given here must exist.
+    verbose : bool or int
+        Show a progress bar over sessions.
+
+    Returns
+    -------
+    Responses
+        ``data`` float32 array of shape (n_trials, n_units) in percent signal
+        change (volume int16 values divided by 300; surface values as stored).
+        ``trials``: ``stimulus_id`` (0-based 73k id), ``session``, ``run``
+        (behaviour file's RUN, else the design's ``stimpattern``, else -1),
+        ``repeat`` (0-based presentation of that image to this subject, over
+        the whole design), ``split`` ("test" for shared1000 images),
+        ``trial_index`` (0-based global trial), ``trial_in_session``,
+        ``shared``. ``units``: ``i, j, k`` (volume) or ``hemi, vertex``
+        (surface), ``roi:<atlas>`` columns and ``ncsnr`` when present.
+        ``info``: ``affine``, ``volume_shape``, ``dataset``, ``beta_version``,
+        ``root``, ``files``.
+
+    Notes
+    -----
+    Only the masked units are read: at any time the loader holds the output
+    plus one slab of one session's file. Trial counts are read from the
+    files and checked against the design (its ``stimpattern``, else the
+    behaviour file).
+    """
+    _check_choice(space, "space", NSD_SPACES)
+    _check_choice(beta_version, "beta_version", NSD_BETA_VERSIONS)
+    _check_choice(format, "format", ("auto", "hdf5", "nifti"))
+    root = Path(root)
+    design = load_nsd_design(root)
+    design.check_subject(subject)
+    spec = load_spec("nsd")
+    behavior = load_nsd_behavior(root, subject) if spec.path("behavior", root, subject=subject).is_file() else None
+    paths = _session_files(root, subject, space, beta_version, format, sessions, design)
+    kind_of = {".hdf5": "hdf5", ".gz": "nifti", ".nii": "nifti", ".mgh": "mgh"}
+    files = {s: [read_beta_header(p, kind_of[p.suffix]) for p in ps] for s, ps in paths.items()}
+
+    def read_count(s: int) -> int:
+        if s in files:
+            return files[s][0].n_trials
+        found = _session_files(root, subject, space, beta_version, format, [s], design)[s][0]
+        return read_beta_header(found, kind_of[found.suffix]).n_trials
+
+    offsets = _session_offsets(files, design, behavior, read_count)
+    trials = _trial_table(design, subject, files, offsets, behavior)
+
+    first = next(iter(files.values()))
+    for s, betas in files.items():
+        if betas[-1].n_trials != betas[0].n_trials:  # surface: lh and rh
+            raise ValueError(
+                f"{betas[-1].path} has {betas[-1].n_trials} trials; {betas[0].path} has {betas[0].n_trials}."
+            )
+        for beta, ref in zip(betas, first):
+            if beta.spatial_shape != ref.spatial_shape:
+                raise ValueError(
+                    f"Beta file {beta.path} has spatial shape {beta.spatial_shape}; {ref.path} has {ref.spatial_shape}."
+                )
+    surface = space in SURFACE_SPACES
+    shape = (sum(b.spatial_shape[0] for b in first),) if surface else first[0].spatial_shape
+    if roi is None:
+        mask = np.ones(shape, dtype=bool)
+    else:
+        mask = resolve_nsd_roi_mask(root, subject, roi, space=space, shape=shape)
+    if surface:
+        n_lh = first[0].spatial_shape[0]
+        hemi_masks = [mask[:n_lh], mask[n_lh:]]
+        units = pd.DataFrame({"hemi": np.repeat(HEMIS, [m.sum() for m in hemi_masks]),
+                              "vertex": np.concatenate([np.flatnonzero(m) for m in hemi_masks])})
+    else:
+        units = pd.DataFrame(np.argwhere(mask), columns=["i", "j", "k"])
+    for column, values in _roi_columns(root, subject, space, mask, rois).items():
+        units[column] = values
+    ncsnr = _read_ncsnr(root, subject, space, beta_version, mask)
+    if ncsnr is not None:
+        units["ncsnr"] = ncsnr
+
+    data = np.empty((len(trials), len(units)), dtype=np.float32)
+    row = 0
+    for s in progress(files, verbose=verbose, desc=f"NSD subj{subject:02d} sessions", unit="session"):
+        block = data[row : row + files[s][0].n_trials]
+        if surface:
+            split = int(hemi_masks[0].sum())
+            read_masked_betas(files[s][0], hemi_masks[0], block[:, :split])
+            read_masked_betas(files[s][1], hemi_masks[1], block[:, split:])
+        else:
+            read_masked_betas(files[s][0], mask, block)
+        if zscore_sessions:
+            _zscore_columns(block)
+        row += block.shape[0]
+    info = {
+        "dataset": "nsd",
+        "beta_version": beta_version,
+        "root": str(root),
+        "files": [str(b.path) for betas in files.values() for b in betas],
+        "zscore_sessions": zscore_sessions,
+    }
+    if surface:
+        info["n_vertices"] = {h: b.spatial_shape[0] for h, b in zip(HEMIS, first)}
+    else:
+        info.update(affine=_volume_affine(root, subject, space, beta_version, first[0]), volume_shape=tuple(shape))
+    return Responses(data, trials, units, subject=f"subj{subject:02d}", modality="fmri", space=space, info=info)

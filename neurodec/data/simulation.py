@@ -1,0 +1,264 @@
+"""Simulated fMRI subjects with a planted, known encoding model.
+
+:func:`simulate_subject` places visual areas in a small volume and makes
+each area's voxels a known linear function of one layer's stimulus features:
+
+- early visual voxels ("V1v", "V1d", ... in ``prf-visualrois``) read out the
+  features of ONE spatial cell of an early layer's grid-pooled features, the
+  cell given by the voxel's position (a retinotopic map);
+- face- and place-selective voxels (``floc-faces``, ``floc-places``) read out
+  a late layer along the direction that separates their preferred category
+  from the others, plus a small random component.
+
+Every other voxel of the brain mask carries noise only. Single-trial
+responses add noise with a per-voxel level set by a known noise-ceiling SNR
+(``ncsnr = std(signal) / std(noise)``, NSD's definition), spatially
+correlated across neighbouring voxels as in real fMRI. The truth (areas,
+layers, ncsnr, noiseless signal) is returned so recovery can be checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["SimulatedSubject", "simulate_subject", "simulate_trials"]
+
+#: ROI atlases, their label names (1..K, NSD's order) and which are simulated.
+ROI_LABELS = {
+    "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
+    "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
+    "floc-places": ["OPA", "PPA", "RSC"],
+}
+
+
+@dataclasses.dataclass
+class SimulatedSubject:
+    """A simulated subject: anatomy, areas and noiseless responses.
+
+    Attributes
+    ----------
+    mask : bool array of shape (X, Y, Z)
+        The brain mask (the posterior region holding the simulated areas is ``rois["nsdgeneral"]``).
+    rois : dict of str -> int array of shape (X, Y, Z)
+        Label volumes per atlas, NSD's convention: -1 outside the brain, 0 no
+        label, 1..K labels (see ``roi_labels``); includes ``nsdgeneral``.
+    roi_labels : dict of str -> list of str
+        Label names 1..K per atlas.
+    affine : array of shape (4, 4)
+    voxels : int array of shape (n_voxels, 3)
+        Indices (i, j, k) of the brain-mask voxels, in C order.
+    area : array of shape (n_voxels,) of str
+        "early", "face", "place" or "none" per voxel.
+    layer : array of shape (n_voxels,) of str
+        The feature layer that drives each voxel ("" for noise voxels).
+    signal : array of shape (n_images, n_voxels)
+        Noiseless response of every voxel to every image (unit variance for
+        driven voxels, zero for the others).
+    ncsnr : array of shape (n_voxels,)
+        Noise-ceiling SNR per voxel (0 for noise voxels).
+    """
+
+    mask: np.ndarray
+    rois: dict[str, np.ndarray]
+    roi_labels: dict[str, list[str]]
+    affine: np.ndarray
+    voxels: np.ndarray
+    area: np.ndarray
+    layer: np.ndarray
+    signal: np.ndarray
+    ncsnr: np.ndarray
+
+
+def _ellipsoid(shape: tuple[int, int, int]) -> np.ndarray:
+    grid = np.indices(shape).astype(float)
+    centre = (np.array(shape, dtype=float) - 1) / 2
+    radii = np.array(shape, dtype=float) / 2 - 0.5
+    return (((grid - centre[:, None, None, None]) / radii[:, None, None, None]) ** 2).sum(0) <= 1.0
+
+
+def _standardize(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(0)
+    std = x.std(0)
+    return x / np.where(std > 0, std, 1)
+
+
+def simulate_subject(
+    layer_features: dict[str, np.ndarray],
+    categories: np.ndarray,
+    *,
+    early_layer: str,
+    late_layer: str,
+    grid: int,
+    shape: tuple[int, int, int] = (14, 16, 10),
+    ncsnr_range: tuple[float, float] = (0.4, 1.5),
+    seed: int = 0,
+) -> SimulatedSubject:
+    """Plant an encoding model of ``layer_features`` in a small simulated volume.
+
+    Parameters
+    ----------
+    layer_features : dict of str -> array of shape (n_images, n_features)
+        Features of every image per layer. The early layer's features must be
+        grid-pooled with ``grid x grid`` cells, laid out channel-major
+        (``n_features = n_channels * grid * grid``, cell fastest).
+    categories : array of shape (n_images,) of str
+        Category of each image ("face", "place", ...).
+    early_layer, late_layer : str
+        Keys of ``layer_features`` driving early and category-selective areas.
+    grid : int
+        Grid size of the early layer's pooling.
+    shape : tuple of int
+        Volume shape (X, Y, Z); the brain is the inscribed ellipsoid.
+    ncsnr_range : tuple of float
+        Noise-ceiling SNRs of driven voxels are log-uniform in this range.
+    seed : int
+        Seed: same inputs and seed give the same subject.
+    """
+    for key in (early_layer, late_layer):
+        if key not in layer_features:
+            raise ValueError(f"Layer {key!r} is not in layer_features (got {sorted(layer_features)}).")
+    categories = np.asarray(categories)
+    n_images = len(categories)
+    early = np.asarray(layer_features[early_layer], dtype=np.float64)
+    late = np.asarray(layer_features[late_layer], dtype=np.float64)
+    if early.shape[0] != n_images or late.shape[0] != n_images:
+        raise ValueError("layer_features and categories must describe the same images.")
+    if early.shape[1] % (grid * grid):
+        raise ValueError(f"The early layer has {early.shape[1]} features, not a multiple of grid**2 = {grid * grid}.")
+    rng = np.random.default_rng(seed)
+    mask = _ellipsoid(shape)
+    voxels = np.argwhere(mask)
+    n_vox = len(voxels)
+    X, Y, Z = shape
+
+    # Anatomy: early visual cortex at the posterior end (low j), the category
+    # areas on the ventral side (low k) in front of it, faces lateral, places medial.
+    i, j, k = voxels.T.astype(float)
+    area = np.full(n_vox, "none", dtype=object)
+    early_sel = j < 0.3 * Y
+    face_sel = ~early_sel & (j < 0.65 * Y) & (k < 0.45 * Z) & (np.abs(i - (X - 1) / 2) >= 0.25 * X)
+    place_sel = ~early_sel & (j < 0.65 * Y) & (k < 0.45 * Z) & (np.abs(i - (X - 1) / 2) < 0.15 * X)
+    area[early_sel], area[face_sel], area[place_sel] = "early", "face", "place"
+    area = area.astype(str)
+
+    signal = np.zeros((n_images, n_vox))
+    layer = np.full(n_vox, "", dtype=object)
+    n_channels = early.shape[1] // (grid * grid)
+    early_cells = early.reshape(n_images, n_channels, grid * grid)
+    # Retinotopy: the voxel's (i, k) position picks the grid cell it reads out.
+    cell_x = np.clip((i / X * grid).astype(int), 0, grid - 1)
+    cell_y = np.clip((k / Z * grid).astype(int), 0, grid - 1)
+    for v in np.flatnonzero(area == "early"):
+        weights = rng.normal(size=n_channels)
+        signal[:, v] = early_cells[:, :, cell_y[v] * grid + cell_x[v]] @ weights
+        layer[v] = early_layer
+    late_z = _standardize(late)
+    for name in ("face", "place"):
+        preferred = categories == name
+        if not preferred.any():
+            continue
+        direction = late_z[preferred].mean(0) - late_z[~preferred].mean(0)
+        direction /= np.linalg.norm(direction) + 1e-12
+        for v in np.flatnonzero(area == name):
+            extra = rng.normal(size=late.shape[1]) / np.sqrt(late.shape[1])
+            signal[:, v] = late_z @ (direction + 0.3 * extra)
+            layer[v] = late_layer
+    driven = area != "none"
+    signal[:, driven] = _standardize(signal[:, driven])
+    ncsnr = np.zeros(n_vox)
+    lo, hi = np.log(ncsnr_range[0]), np.log(ncsnr_range[1])
+    ncsnr[driven] = np.exp(rng.uniform(lo, hi, size=int(driven.sum())))
+
+    rois, roi_labels = _roi_volumes(mask, voxels, area, shape)
+    affine = np.diag([1.8, 1.8, 1.8, 1.0])
+    affine[:3, 3] = -np.array(shape) * 1.8 / 2
+    return SimulatedSubject(
+        mask=mask,
+        rois=rois,
+        roi_labels=roi_labels,
+        affine=affine,
+        voxels=voxels,
+        area=area,
+        layer=layer.astype(str),
+        signal=signal,
+        ncsnr=ncsnr,
+    )
+
+
+def _roi_volumes(
+    mask: np.ndarray, voxels: np.ndarray, area: np.ndarray, shape: tuple[int, int, int]
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """NSD-style label volumes: -1 outside the brain, 0 unlabelled, 1..K labels."""
+    def empty() -> np.ndarray:
+        vol = np.full(shape, -1, dtype=np.int16)
+        vol[mask] = 0
+        return vol
+
+    rois = {name: empty() for name in ("nsdgeneral", *ROI_LABELS)}
+    ii, jj, kk = voxels.T
+    # nsdgeneral: the posterior part of the brain, holding every driven voxel and
+    # noise-only voxels between them (as the real mask holds unresponsive voxels).
+    rois["nsdgeneral"][ii, jj, kk] = np.where((jj < 0.65 * shape[1]) | (area != "none"), 1, 0)
+    # Early areas: split V1 (dorsal/ventral by k) from V2 by depth along j.
+    early = area == "early"
+    y_mid = np.median(jj[early]) if early.any() else 0
+    z_mid = np.median(kk[early]) if early.any() else 0
+    labels = ROI_LABELS["prf-visualrois"]
+    name = np.where(jj < y_mid, np.where(kk < z_mid, "V1v", "V1d"), np.where(kk < z_mid, "V2v", "V2d"))
+    codes = np.array([labels.index(n) + 1 for n in name])
+    rois["prf-visualrois"][ii[early], jj[early], kk[early]] = codes[early]
+    rois["floc-faces"][ii[area == "face"], jj[area == "face"], kk[area == "face"]] = (
+        ROI_LABELS["floc-faces"].index("FFA-1") + 1
+    )
+    rois["floc-places"][ii[area == "place"], jj[area == "place"], kk[area == "place"]] = (
+        ROI_LABELS["floc-places"].index("PPA") + 1
+    )
+    return rois, {"nsdgeneral": ["nsdgeneral"], **{k: list(v) for k, v in ROI_LABELS.items()}}
+
+
+def simulate_trials(
+    subject: SimulatedSubject,
+    trial_images: np.ndarray,
+    *,
+    spatial_correlation: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Single-trial responses: the noiseless signal of each trial's image plus noise.
+
+    Parameters
+    ----------
+    subject : SimulatedSubject
+    trial_images : int array of shape (n_trials,)
+        Row of ``subject.signal`` shown on each trial.
+    spatial_correlation : float in [0, 1)
+        Fraction of noise variance that is spatially smooth (shared by
+        neighbouring voxels); the rest is independent per voxel.
+    seed : int
+
+    Returns
+    -------
+    array of shape (n_trials, n_voxels)
+        Responses in percent signal change. For a driven voxel the noise
+        standard deviation is ``1 / ncsnr`` (signal variance is 1); noise
+        voxels get unit-variance noise.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if not 0 <= spatial_correlation < 1:
+        raise ValueError(f"'spatial_correlation' must be in [0, 1). Got {spatial_correlation}.")
+    rng = np.random.default_rng(seed)
+    trial_images = np.asarray(trial_images)
+    n_trials = len(trial_images)
+    ii, jj, kk = subject.voxels.T
+    smooth = np.empty((n_trials, len(ii)))
+    for t in range(n_trials):
+        field = gaussian_filter(rng.normal(size=subject.mask.shape), sigma=1.0)
+        smooth[t] = field[ii, jj, kk]
+    # Per-voxel normalization: the filter's variance shrinks near the volume edge.
+    smooth /= smooth.std(axis=0, keepdims=True)
+    white = rng.normal(size=(n_trials, len(ii)))
+    noise = np.sqrt(spatial_correlation) * smooth + np.sqrt(1 - spatial_correlation) * white
+    noise_sd = np.where(subject.ncsnr > 0, 1.0 / np.where(subject.ncsnr > 0, subject.ncsnr, 1), 1.0)
+    return subject.signal[trial_images] + noise * noise_sd

@@ -1,0 +1,50 @@
+"""Voxel-wise encoding models: fits, held-out scores, noise ceilings, statistics, comparisons.
+
+Names are imported on first access so that ``import neurodec.encoding`` stays
+light (the estimator pulls in scikit-learn and torch only when used)::
+
+    from neurodec.encoding import EncodingModel
+    model = EncodingModel(alphas=np.logspace(0, 6, 7)).fit(features, responses)
+    scores = model.score(features, responses)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EncodingModel": "model",
+    "load_encoding_model": "storage",
+    "save_encoding_model": "storage",
+    "fit_or_load_encoding_model": "storage",
+    "load_matching_encoding_model": "storage",
+    "EncodingScores": "scores",
+    "normalize_by_noise_ceiling": "scores",
+    "pearson_r": "scores",
+    "r2_score": "scores",
+    "estimate_ncsnr": "noise_ceiling",
+    "compute_noise_ceiling": "noise_ceiling",
+    "PermutationResult": "stats",
+    "fdr_correction": "stats",
+    "permutation_test": "stats",
+    "VariancePartition": "partition",
+    "fit_variance_partition": "partition",
+    "partition_variance": "partition",
+    "best_layer": "compare",
+    "compare_models": "compare",
+    "summarize_rois": "compare",
+    "write_encoding_outputs": "outputs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,84 @@
+"""Input handling shared by the encoding estimators: feature spaces, design matrices, unit bookkeeping."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..data.features import Features
+from ..data.responses import Responses
+
+
+def as_spaces(features: Features | Sequence[Features] | Mapping[str, Features]) -> list[Features]:
+    if isinstance(features, Features):
+        spaces = [features]
+    else:
+        spaces = list(features.values()) if isinstance(features, Mapping) else list(features)
+    if not spaces or not all(isinstance(f, Features) for f in spaces):
+        raise TypeError(f"'features' must be a Features or a non-empty list of Features. Got {type(features).__name__}.")
+    names = [f.name for f in spaces]
+    if len(set(names)) != len(names):
+        raise ValueError(f"The feature spaces must have distinct names. Got {names}.")
+    return spaces
+
+
+def design_matrix(spaces: list[Features], stimulus_ids: np.ndarray) -> np.ndarray:
+    return np.hstack([np.asarray(f.align(stimulus_ids), dtype=np.float64) for f in spaces])
+
+
+def repeat_averaged(responses: Responses) -> Responses:
+    """One row per stimulus; responses that are already averaged keep their ``n_repeats``."""
+    already = "n_repeats" in responses.trials.columns and responses.trials["stimulus_id"].is_unique
+    return responses if already else responses.average_repeats()
+
+
+def check_responses(responses: Responses, where: str) -> None:
+    if not isinstance(responses, Responses):
+        raise TypeError(f"{where}: 'responses' must be a Responses. Got {type(responses).__name__}.")
+    if responses.data.ndim != 2:
+        raise ValueError(
+            f"{where} needs responses of shape (n_trials, n_units); these have shape {responses.shape}. "
+            "Average over time, or fit time-resolved data with neurodec.ridge.Delayer features."
+        )
+
+
+def expand_units(
+    values: np.ndarray, valid: np.ndarray, n_units: int, *, axis: int = 0, dtype: Any = np.float64
+) -> np.ndarray:
+    """Put the values of the fitted (valid) units back among all units, NaN for the others."""
+    values = np.asarray(values)
+    shape = list(values.shape)
+    shape[axis] = n_units
+    out = np.full(shape, np.nan, dtype=dtype)
+    index = [slice(None)] * len(shape)
+    index[axis] = valid
+    out[tuple(index)] = values
+    return out
+
+
+#: Number of response values sampled into a training fingerprint.
+_FINGERPRINT_VALUES = 65536
+
+
+def training_fingerprint(spaces: list[Features], train: Responses) -> str:
+    """A hash that changes when the training data of a fit change.
+
+    Covers the feature spaces (names, widths, the rows used, a sample of
+    values), the training stimulus ids and a strided sample of the responses,
+    so a saved fit is reused only for the data it was fit on, without reading
+    everything twice.
+    """
+    digest = hashlib.sha1()
+    ids = train.stimulus_ids
+    digest.update(repr((train.subject, train.space, train.shape, ids.tolist())).encode())
+    data = np.asarray(train.data).reshape(-1)
+    step = max(1, data.size // _FINGERPRINT_VALUES)
+    digest.update(np.ascontiguousarray(data[::step], dtype=np.float64).tobytes())
+    for space in spaces:
+        digest.update(repr((space.name, space.n_features)).encode())
+        rows = design_matrix([space], ids[:: max(1, len(ids) // 64)])
+        digest.update(np.ascontiguousarray(rows, dtype=np.float64).tobytes())
+    return digest.hexdigest()

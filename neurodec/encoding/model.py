@@ -1,0 +1,440 @@
+"""The voxel-wise encoding model: stimulus features -> every unit's response, by ridge regression.
+
+:class:`EncodingModel` takes the shared containers: :class:`~neurodec.data.Features`
+(one or several feature spaces) and :class:`~neurodec.data.Responses` (with the
+dataset's own train/test split). It trains on the "train" trials, scores on the
+repeat-averaged "test" trials, and keeps its weights for decoding and discovery.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from .._logging import get_logger
+from ..data.features import Features
+from ..data.responses import Responses
+from ._inputs import as_spaces, check_responses, design_matrix, expand_units, repeat_averaged, training_fingerprint
+from .noise_ceiling import compute_noise_ceiling
+from .scores import EncodingScores, pearson_r, r2_score
+from .stats import fdr_correction, permutation_test
+
+__all__ = ["EncodingModel"]
+
+logger = get_logger(__name__)
+
+_DEFAULT_ALPHAS = np.logspace(-1, 7, 17)
+_UNITS_BLOCK = 8192
+_FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
+
+
+class EncodingModel(BaseEstimator):
+    """Voxel-wise encoding model: ridge regression from stimulus features to every unit.
+
+    Parameters
+    ----------
+    alphas : sequence of float, optional
+        Ridge penalties searched per unit by cross-validation; default
+        ``logspace(-1, 7, 17)``.
+    cv : int or scikit-learn splitter
+        Folds of the search. An int gives shuffled K-fold over training
+        stimuli (grouped by stimulus when single trials are fit, so repeats of
+        one image never sit on both sides of a fold).
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+        Where ridge and predictions run; "auto" picks CUDA when available.
+    banded : bool
+        With several feature spaces: fit banded ridge (one penalty per space per
+        unit, :class:`neurodec.ridge.BandedRidgeCV`) and report split R^2 per
+        space. Otherwise the spaces are concatenated under one penalty.
+    n_iter : int
+        Band-weight candidates of the banded search.
+    average_repeats : bool
+        Train on the mean response to each training stimulus (default) or on
+        single trials. Averaging is the usual choice for NSD-type data: it is
+        equivalent in expectation, cuts the cost by the number of repeats,
+        and matches the repeat-averaged test protocol.
+    n_targets_batch : int, optional
+        Units per batch in the ridge search and in predictions (bounds memory).
+    standardize_features : bool
+        Divide every (training-mean-centered) feature by its training standard
+        deviation (recorded as ``feature_mean_`` and ``feature_scale_``); the
+        penalty then treats features on different scales alike.
+    random_state : int, optional
+        Seed of the folds and of the banded candidates.
+    warn_alpha_edge : bool
+        Warn when units choose the smallest or largest alpha (single-penalty
+        ridge). Units without signal always choose the largest: silence the
+        warning when many such units are expected.
+    verbose : bool or int
+        Progress bars and info messages.
+
+    Attributes
+    ----------
+    coef_ : float32 array of shape (n_features, n_units)
+        Weights on standardized features (columns of excluded units are NaN).
+    intercept_ : array of shape (n_units,)
+    best_alphas_ : array of shape (n_units,)
+        Chosen penalty per unit (NaN for excluded units).
+    cv_scores_ : array of shape (n_candidates, n_units)
+        Cross-validated R^2 of each alpha (or banded candidate) per unit.
+    best_gammas_ : array of shape (n_spaces, n_units)
+        Banded only: the chosen weight of each feature space.
+    feature_mean_, feature_scale_ : array of shape (n_features,)
+        Training mean and standard deviation of the concatenated features
+        (scale 1 without ``standardize_features``); ``coef_`` applies to
+        ``(X - feature_mean_) / feature_scale_``.
+    feature_names_ : list of str
+        Names of the feature spaces, in column order.
+    feature_slices_ : list of slice
+        Columns of each space in the concatenated features.
+    valid_units_ : bool array of shape (n_units,)
+        Units that were fit; the others had NaN or constant training responses.
+    excluded_units_ : pandas.DataFrame
+        ``unit`` (index) and ``reason`` ("non-finite" or "constant") of every excluded unit.
+    n_train_ : int
+        Number of training samples (stimuli, or trials without averaging).
+    subject_, space_ : str
+        Subject and space of the training responses.
+    fingerprint_ : str
+        Hash of the training data (see :func:`~neurodec.encoding.fit_or_load_encoding_model`).
+
+    Notes
+    -----
+    Scores (:meth:`score`) are computed on the test split with repeats
+    averaged. The noise ceiling NC comes from the responses' ``ncsnr`` unit
+    column (NSD) or, failing that, is estimated from the test repeats
+    (:func:`~neurodec.encoding.estimate_ncsnr`), with NSD's formula for the
+    test stimuli's repeat counts. Normalized scores are ``R^2 / NC`` and
+    ``r / sqrt(NC)`` (the highest r a perfect model can reach is ``sqrt(NC)``).
+
+    Examples
+    --------
+    >>> responses = neurodec.data.load_nsd(root, 1, roi="nsdgeneral")  # doctest: +SKIP
+    >>> layers = neurodec.backbones.extract_features(net, stimuli, layers=["layer3"])  # doctest: +SKIP
+    >>> model = EncodingModel(alphas=np.logspace(0, 6, 7)).fit(layers["layer3"], responses)  # doctest: +SKIP
+    >>> scores = model.score(layers["layer3"], responses, n_permutations=1000)  # doctest: +SKIP
+    >>> summarize_rois(scores, "prf-visualrois")  # doctest: +SKIP
+    >>> model.save("fits/layer3.npz")  # reuse later with load_encoding_model  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        alphas: Sequence[float] | None = None,
+        cv: Any = 5,
+        device: Any = "auto",
+        banded: bool = False,
+        n_iter: int = 20,
+        average_repeats: bool = True,
+        n_targets_batch: int | None = None,
+        standardize_features: bool = True,
+        random_state: int | None = None,
+        warn_alpha_edge: bool = True,
+        verbose: bool | int = False,
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.device = device
+        self.banded = banded
+        self.n_iter = n_iter
+        self.average_repeats = average_repeats
+        self.n_targets_batch = n_targets_batch
+        self.standardize_features = standardize_features
+        self.random_state = random_state
+        self.warn_alpha_edge = warn_alpha_edge
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _splits(self, n_samples: int, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import GroupKFold, KFold
+
+        n_groups = len(np.unique(groups))
+        if isinstance(self.cv, (int, np.integer)):
+            n_splits = int(self.cv)
+            if n_splits < 2:
+                raise ValueError(f"The 'cv' parameter must be >= 2 folds. Got {self.cv}.")
+            grouped = n_groups < n_samples
+            splitter = (GroupKFold if grouped else KFold)(n_splits, shuffle=True, random_state=self.random_state)
+        else:
+            splitter = self.cv
+            n_splits = splitter.get_n_splits(np.empty((n_samples, 1)), groups=groups)
+        if n_groups < max(2 * n_splits, 3):
+            raise ValueError(
+                f"EncodingModel.fit has {n_groups} training stimuli; {n_splits}-fold cross-validation needs at "
+                f"least {max(2 * n_splits, 3)} (2 per fold). Use more training stimuli or a smaller 'cv'."
+            )
+        if isinstance(splitter, KFold):
+            return list(splitter.split(np.empty((n_samples, 1))))
+        return list(splitter.split(np.empty((n_samples, 1)), groups=groups))
+
+    def _valid_units(self, Y: np.ndarray) -> np.ndarray:
+        finite = np.zeros(Y.shape[1], dtype=bool)
+        constant = np.zeros(Y.shape[1], dtype=bool)
+        # Column blocks keep the temporaries small for whole-brain data (10^5 units).
+        for start in range(0, Y.shape[1], _UNITS_BLOCK):
+            block = Y[:, start : start + _UNITS_BLOCK]
+            ok = np.isfinite(block).all(axis=0)
+            finite[start : start + _UNITS_BLOCK] = ok
+            constant[start : start + _UNITS_BLOCK] = ok & (block.max(axis=0) == block.min(axis=0))
+        valid = finite & ~constant
+        reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
+        bad = np.flatnonzero(~valid)
+        self.excluded_units_ = pd.DataFrame({"unit": bad, "reason": reasons[bad]})
+        if bad.size:
+            warnings.warn(
+                f"EncodingModel.fit excludes {bad.size} of {Y.shape[1]} units: {int((~finite).sum())} with NaN/inf "
+                f"and {int(constant.sum())} with constant training responses (e.g. units {bad[:10].tolist()}). "
+                "Their predictions and scores are NaN; see the model's 'excluded_units_'.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if not valid.any():
+            raise ValueError("EncodingModel.fit: every unit has NaN or constant training responses; nothing to fit.")
+        return valid
+
+    def fit(self, features: Features | Sequence[Features], responses: Responses) -> "EncodingModel":
+        """Fit on the training split of ``responses``.
+
+        Parameters
+        ----------
+        features : Features, list of Features, or mapping name -> Features
+            Feature spaces with a row for every training stimulus (matched on
+            stimulus id; missing ids raise an error that names them). A
+            mapping (e.g. the output of ``neurodec.backbones.extract_features``)
+            contributes its values in order.
+        responses : Responses
+            Of shape (n_trials, n_units), with "train" trials in ``trials["split"]``.
+
+        Returns
+        -------
+        self : EncodingModel
+        """
+        spaces = as_spaces(features)
+        check_responses(responses, "EncodingModel.fit")
+        train = responses.split("train")
+        if self.average_repeats:
+            train = repeat_averaged(train)
+        ids = train.stimulus_ids
+        X = design_matrix(spaces, ids)
+        # Responses stay in their dtype (float32 for NSD): whole-cortex data are tens of GB in float64.
+        Y = np.asarray(train.data)
+        valid = self._valid_units(Y)
+        splits = self._splits(len(Y), pd.factorize(pd.Series(ids).astype(str))[0])
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0) if self.standardize_features else np.ones(X.shape[1])
+        scale[scale == 0] = 1.0
+        Xs = (X - mean) / scale
+        edges = np.cumsum([0] + [f.n_features for f in spaces])
+        slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+        alphas = _DEFAULT_ALPHAS if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
+        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y if valid.all() else Y[:, valid])
+
+        n_units = Y.shape[1]
+        # float32 weights: (n_features, n_units) reaches 10^9 values for whole-brain fits.
+        self.coef_ = expand_units(ridge.coef_, valid, n_units, axis=1, dtype=np.float32)
+        self.intercept_ = expand_units(ridge.intercept_, valid, n_units)
+        self.best_alphas_ = expand_units(ridge.best_alphas_, valid, n_units)
+        self.cv_scores_ = expand_units(ridge.cv_scores_, valid, n_units, axis=1)
+        if self.banded and len(spaces) > 1:
+            self.best_gammas_ = expand_units(ridge.best_gammas_, valid, n_units, axis=1)
+        self.feature_mean_, self.feature_scale_ = mean, scale
+        self.feature_names_ = [f.name for f in spaces]
+        self.feature_slices_ = slices
+        self.valid_units_ = valid
+        self.n_train_ = len(Y)
+        self.subject_, self.space_ = responses.subject, responses.space
+        self.fingerprint_ = training_fingerprint(spaces, train)
+        logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, len(Y), valid.sum(), n_units)
+        return self
+
+    def _ridge(self, alphas: np.ndarray, splits: list, slices: list[slice]):
+        if self.banded and len(slices) > 1:
+            from ..ridge.banded import BandedRidgeCV
+
+            return BandedRidgeCV(
+                groups=slices, alphas=alphas, n_iter=self.n_iter, cv=splits, random_state=self.random_state,
+                device=self.device, n_targets_batch=self.n_targets_batch, verbose=self.verbose,
+            )
+        from ..ridge import RidgeCV
+
+        return RidgeCV(
+            alphas=alphas, cv=splits, device=self.device, n_targets_batch=self.n_targets_batch,
+            warn_alpha_edge=self.warn_alpha_edge, verbose=self.verbose,
+        )
+
+    # -------------------------------------------------------------- predict
+    @property
+    def name_(self) -> str:
+        """The model's name: its feature spaces' names joined by "+"."""
+        return "+".join(self.feature_names_)
+
+    def _check_fitted(self) -> None:
+        if not all(hasattr(self, a) for a in _FITTED):
+            raise ValueError("This EncodingModel is not fitted yet; call fit(features, responses) first.")
+
+    def _standardized(self, features: Features | Sequence[Features], stimulus_ids: Any) -> np.ndarray:
+        self._check_fitted()
+        spaces = as_spaces(features)
+        got = [(f.name, f.n_features) for f in spaces]
+        expected = [(n, s.stop - s.start) for n, s in zip(self.feature_names_, self.feature_slices_)]
+        if got != expected:
+            raise ValueError(f"The model was fit on feature spaces (name, n_features) {expected}; got {got}.")
+        ids = spaces[0].stimulus_ids if stimulus_ids is None else np.asarray(stimulus_ids)
+        return (design_matrix(spaces, ids) - self.feature_mean_) / self.feature_scale_
+
+    def predict(
+        self, features: Features | Sequence[Features], *, stimulus_ids: Any = None, split: bool = False
+    ) -> np.ndarray:
+        """Predicted responses of every unit.
+
+        Parameters
+        ----------
+        features : Features or list of Features
+            The spaces the model was fit on (same names and widths).
+        stimulus_ids : sequence, optional
+            Stimuli to predict, in this order; default: every row of the
+            (first) feature space, in its order.
+        split : bool
+            Return one prediction per feature space (band ``b``:
+            ``X_b @ coef_b + intercept / n_spaces``); they sum to the joint prediction.
+
+        Returns
+        -------
+        array of shape (n_stimuli, n_units), or (n_spaces, n_stimuli, n_units) if split
+            NaN in the columns of excluded units.
+        """
+        X = self._standardized(features, stimulus_ids)
+        if not split:
+            return self._linear(X, self.coef_) + self.intercept_
+        share = self.intercept_ / len(self.feature_slices_)
+        return np.stack([self._linear(X[:, s], self.coef_[s]) + share for s in self.feature_slices_])
+
+    def _linear(self, X: np.ndarray, W: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .._device import resolve_device
+
+        device = resolve_device(self.device)
+        Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+        batch = self.n_targets_batch or W.shape[1]
+        out = np.empty((X.shape[0], W.shape[1]), dtype=np.float64)
+        for start in range(0, W.shape[1], batch):
+            Wt = torch.as_tensor(W[:, start : start + batch], dtype=torch.float32, device=device)
+            out[:, start : start + batch] = (Xt @ Wt).cpu().numpy()
+        return out
+
+    # ---------------------------------------------------------------- score
+    def score(
+        self,
+        features: Features | Sequence[Features],
+        responses: Responses,
+        *,
+        noise_ceiling: np.ndarray | None = None,
+        n_permutations: int = 0,
+        block_size: int | None = None,
+        random_state: int | None = None,
+    ) -> EncodingScores:
+        """Scores on the test split of ``responses``, repeats averaged.
+
+        Parameters
+        ----------
+        features : Features or list of Features
+        responses : Responses
+            The responses the model was fit on (its "test" trials are scored).
+        noise_ceiling : array of shape (n_units,), optional
+            Noise ceiling of the repeat-averaged test data; default: from the
+            ``ncsnr`` unit column, else estimated from the test repeats, else NaN.
+        n_permutations : int
+            When > 0, permutation p-values of r (shuffled test stimuli) and
+            their Benjamini-Hochberg adjustment across units.
+        block_size : int, optional
+            Permute blocks of this many consecutive test samples (time series).
+        random_state : int, optional
+            Seed of the permutations.
+
+        Returns
+        -------
+        EncodingScores
+            Scores of excluded units, and of units whose test responses are not
+            finite, are NaN.
+        """
+        check_responses(responses, "EncodingModel.score")
+        self._check_fitted()
+        if responses.n_units != len(self.valid_units_):
+            raise ValueError(
+                f"EncodingModel.score: the model was fit on {len(self.valid_units_)} units; "
+                f"these responses have {responses.n_units}."
+            )
+        test = repeat_averaged(responses.split("test"))
+        Y = np.asarray(test.data, dtype=np.float64)
+        prediction = self.predict(features, stimulus_ids=test.stimulus_ids)
+        scored = self.valid_units_ & np.isfinite(Y).all(axis=0)
+        if (self.valid_units_ & ~scored).any():
+            warnings.warn(
+                f"EncodingModel.score: {int((self.valid_units_ & ~scored).sum())} units have NaN/inf test "
+                "responses; their scores are NaN.",
+                UserWarning,
+                stacklevel=2,
+            )
+        r, r2 = np.full(len(scored), np.nan), np.full(len(scored), np.nan)
+        r[scored] = pearson_r(Y[:, scored], prediction[:, scored])
+        r2[scored] = r2_score(Y[:, scored], prediction[:, scored])
+        scores = EncodingScores(
+            r=r, r2=r2, noise_ceiling=_given_or_computed(noise_ceiling, responses), units=responses.units,
+            name=self.name_, subject=responses.subject, space=responses.space, modality=responses.modality,
+            info=responses.info, n_test=len(Y),
+        )
+        if n_permutations > 0:
+            result = permutation_test(
+                Y[:, scored], prediction[:, scored], n_permutations=n_permutations, block_size=block_size,
+                random_state=random_state, device=self.device, verbose=self.verbose,
+            )
+            scores.p_values = np.full(len(scored), np.nan)
+            scores.p_values[scored] = result.p_values
+            scores.q_values = fdr_correction(scores.p_values)[1]
+        if self.banded and len(self.feature_slices_) > 1:
+            from ..ridge.banded import r2_score_split
+
+            parts = self.predict(features, stimulus_ids=test.stimulus_ids, split=True)
+            scores.split_r2 = np.full((len(parts), len(scored)), np.nan)
+            # Training features are centered, so the intercept is the training mean of every unit: the
+            # band contributions (parts without their intercept shares) split R^2 around that mean.
+            contributions = parts[:, :, scored] - self.intercept_[scored] / len(parts)
+            scores.split_r2[:, scored] = r2_score_split(Y[:, scored] - self.intercept_[scored], contributions)
+            scores.space_names = list(self.feature_names_)
+        return scores
+
+    # --------------------------------------------------------- weights, disk
+    def raw_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weights and bias on the unstandardized features: ``Y = X @ weights + bias``.
+
+        Returns
+        -------
+        weights : array of shape (n_features, n_units)
+        bias : array of shape (n_units,)
+        """
+        self._check_fitted()
+        weights = self.coef_ / self.feature_scale_[:, None]
+        return weights, self.intercept_ - self.feature_mean_ @ weights
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to an ``.npz`` file atomically (read it with :func:`load_encoding_model`)."""
+        from .storage import save_encoding_model
+
+        return save_encoding_model(self, path)
+
+
+def _given_or_computed(noise_ceiling: np.ndarray | None, responses: Responses) -> np.ndarray:
+    if noise_ceiling is None:
+        return compute_noise_ceiling(responses)
+    noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64)
+    if noise_ceiling.shape != (responses.n_units,):
+        raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {noise_ceiling.shape}.")
+    return noise_ceiling

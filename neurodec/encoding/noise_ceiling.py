@@ -1,0 +1,108 @@
+"""Noise ceilings estimated from repeated presentations of the same stimuli.
+
+NSD ships a noise-ceiling SNR (``ncsnr``) per voxel; other datasets (or
+simulations) can estimate it the same way (Allen et al. 2022): z-score every
+unit's trial responses, take the noise variance as the mean over stimuli of
+the variance across repeats, the signal variance as what remains of the unit
+variance, and ``ncsnr = signal_sd / noise_sd``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._logging import get_logger
+from ..data.responses import Responses, noise_ceiling_from_ncsnr
+
+__all__ = ["compute_noise_ceiling", "estimate_ncsnr"]
+
+logger = get_logger(__name__)
+
+
+def estimate_ncsnr(responses: Responses, *, by_session: bool = False) -> np.ndarray:
+    """Noise-ceiling SNR of every unit from the trials of repeated stimuli.
+
+    Parameters
+    ----------
+    responses : Responses
+        Single-trial responses (n_trials, n_units); only stimuli shown at least
+        twice enter the estimate.
+    by_session : bool
+        Z-score each unit within each session (NSD's procedure, which removes
+        session drifts) instead of across all trials. Needs enough trials per
+        session for a stable mean and variance.
+
+    Returns
+    -------
+    array of shape (n_units,)
+        ``sqrt(max(0, 1 - noise_var)) / sqrt(noise_var)``; NaN for constant units
+        or units with NaN responses.
+
+    Notes
+    -----
+    With repeats of unequal number, the noise variance pools the per-stimulus
+    variances weighted by their degrees of freedom (repeats - 1).
+    """
+    if responses.data.ndim != 2:
+        raise ValueError(
+            f"estimate_ncsnr needs responses of shape (n_trials, n_units). Got shape {responses.shape}."
+        )
+    counts = responses.trials.groupby("stimulus_id")["stimulus_id"].transform("size").to_numpy()
+    keep = counts >= 2
+    if not keep.any():
+        raise ValueError("estimate_ncsnr needs stimuli shown at least twice; every stimulus here was shown once.")
+    data = np.asarray(responses.data, dtype=np.float64)[keep]
+    trials = responses.trials.loc[keep].reset_index(drop=True)
+    groups = trials["session"].to_numpy() if by_session else np.zeros(len(trials), dtype=int)
+    z = np.empty_like(data)
+    for session in np.unique(groups):
+        rows = groups == session
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z[rows] = (data[rows] - data[rows].mean(axis=0)) / data[rows].std(axis=0)
+    codes = pd.factorize(trials["stimulus_id"])[0]
+    n_stim = codes.max() + 1
+    n_rep = np.bincount(codes, minlength=n_stim).astype(np.float64)
+    sums = np.zeros((n_stim, z.shape[1]))
+    np.add.at(sums, codes, z)
+    means = sums / n_rep[:, None]
+    ss_within = ((z - means[codes]) ** 2).sum(axis=0)
+    noise_var = ss_within / (n_rep - 1).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ncsnr = np.sqrt(np.clip(1.0 - noise_var, 0.0, None)) / np.sqrt(noise_var)
+    ncsnr[~np.isfinite(noise_var)] = np.nan
+    return ncsnr
+
+
+def compute_noise_ceiling(responses: Responses, *, split: str = "test") -> np.ndarray:
+    """Noise ceiling of the repeat-averaged ``split`` of ``responses``, per unit.
+
+    Parameters
+    ----------
+    responses : Responses
+        Single-trial or already repeat-averaged responses (the latter with an
+        ``n_repeats`` trial column, as :meth:`Responses.average_repeats` writes).
+    split : str
+        The split whose repeat-averaged data the ceiling is for.
+
+    Returns
+    -------
+    array of shape (n_units,)
+        ``ncsnr^2 / (ncsnr^2 + mean(1/n))`` over the split's stimuli (NSD's
+        formula with the Algonauts weighting of unequal repeat counts), with
+        ``ncsnr`` from the ``ncsnr`` unit column, else estimated from the
+        split's repeated single trials (:func:`estimate_ncsnr`), else NaN.
+    """
+    trials = responses.split(split)
+    ids = trials.trials["stimulus_id"]
+    if "n_repeats" in trials.trials.columns and ids.is_unique:
+        counts = trials.trials["n_repeats"].to_numpy()
+    else:
+        counts = ids.value_counts(sort=False).to_numpy()
+    if "ncsnr" in responses.units.columns:
+        return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
+    if not ids.is_unique:
+        logger.info("No 'ncsnr' unit column: estimating the noise ceiling from the %s repeats.", split)
+        return noise_ceiling_from_ncsnr(estimate_ncsnr(trials), counts)
+    logger.info("No 'ncsnr' unit column and no repeated %s stimulus: the noise ceiling is unknown (NaN).", split)
+    return np.full(responses.n_units, np.nan)

@@ -1,0 +1,93 @@
+"""Per-target scores (R^2, Pearson r) in torch, from data or from moments.
+
+Two routes give the same numbers: from the residuals and predictions
+themselves, or from their sufficient statistics (sums, cross products and
+quadratic forms), which is what the primal solver's Gram route computes when
+the validation block is taller than the number of features.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SCORES", "pearson_targets", "r2_targets", "score_from_moments", "score_predictions"]
+
+SCORES = ("r2", "pearson")
+
+
+def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    # Constant targets (zero variance) score 0 rather than nan or inf.
+    ok = den > 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def r2_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
+    """R^2 of each column, as ``sklearn.metrics.r2_score(multioutput='raw_values')``.
+
+    Parameters
+    ----------
+    Y_true, Y_pred : tensor of shape (n_samples, n_targets)
+
+    Returns
+    -------
+    scores : tensor of shape (n_targets,)
+        Constant columns of ``Y_true`` score 0.
+    """
+    sse = ((Y_true - Y_pred) ** 2).sum(0)
+    sst = ((Y_true - Y_true.mean(0)) ** 2).sum(0)
+    return torch.where(sst > 0, 1 - _safe_ratio(sse, sst), torch.zeros_like(sse))
+
+
+def pearson_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each column pair; 0 where either is constant.
+
+    Parameters
+    ----------
+    Y_true, Y_pred : tensor of shape (n_samples, n_targets)
+
+    Returns
+    -------
+    scores : tensor of shape (n_targets,)
+    """
+    a = Y_true - Y_true.mean(0)
+    b = Y_pred - Y_pred.mean(0)
+    return _safe_ratio((a * b).sum(0), torch.sqrt((a * a).sum(0) * (b * b).sum(0)))
+
+
+def score_predictions(R: torch.Tensor, P: torch.Tensor, sst: torch.Tensor, score: str) -> torch.Tensor:
+    """Score predictions ``P`` of targets ``R`` (both shifted by the same constant).
+
+    Parameters
+    ----------
+    R, P : tensor of shape (n_val, n_targets)
+    sst : tensor of shape (n_targets,)
+        Sum of squares of the targets around their own mean.
+    score : {"r2", "pearson"}
+    """
+    if score == "r2":
+        return torch.where(sst > 0, 1 - _safe_ratio(((R - P) ** 2).sum(0), sst), torch.zeros_like(sst))
+    return pearson_targets(R, P)
+
+
+def score_from_moments(
+    *,
+    rr: torch.Tensor,
+    rp: torch.Tensor,
+    pp: torch.Tensor,
+    sum_r: torch.Tensor,
+    sum_p: torch.Tensor,
+    n: int,
+    sst: torch.Tensor,
+    score: str,
+) -> torch.Tensor:
+    """Score from moments: ``rr = sum R^2``, ``rp = sum R*P``, ``pp = sum P^2``.
+
+    All arguments are tensors of shape (n_targets,) except ``n`` (rows) and
+    ``score`` ({"r2", "pearson"}).
+    """
+    if score == "r2":
+        sse = rr - 2 * rp + pp
+        return torch.where(sst > 0, 1 - _safe_ratio(sse, sst), torch.zeros_like(sst))
+    cov = rp - sum_r * sum_p / n
+    var_p = (pp - sum_p * sum_p / n).clamp_min(0)
+    return _safe_ratio(cov, torch.sqrt(var_p * sst))

@@ -1,0 +1,344 @@
+"""Pure ridge solvers with per-target regularization chosen by cross-validation.
+
+``solve_ridge_cv`` (features) and ``solve_kernel_ridge_cv`` (a precomputed
+kernel) take torch tensors, never validate, and always return the same frozen
+dataclass. Estimators (:class:`neurodec.ridge.RidgeCV`) validate and call them.
+
+Notes
+-----
+Algorithm: see ``neurodec.ridge._primal`` and ``neurodec.ridge._dual``. In
+short, one float64 eigendecomposition per fold (of the p x p training Gram,
+obtained by downdating the full Gram, or of the n_train x n_train kernel),
+targets rotated once into each fold's eigenbasis, one GEMM per alpha, and a
+one-pass refit that gives every target its own shrinkage.
+
+Mixed precision: decompositions and Grams are float64; the products that
+scale with the number of targets (``X^T Y``, rotations, per-alpha GEMMs,
+refit) run in ``dtype`` (float32 by default). TF32 tensor cores on CUDA are
+off unless ``allow_tf32=True``; then a sample of targets is re-solved without
+TF32 and a warning is issued if the scores or weights differ by more than a
+tolerance.
+
+FLOP model for exact K-fold CV over t targets (k folds, a alphas):
+primal ``~2 n p t (2 + a) + 2 k p^2 t``; dual ``~2 n n_train t a + 2 k
+n_train^2 t``; ``method="auto"`` picks the cheaper. The bound for exact
+K-fold CV is ``~2 k n min(p, n_train) t``; himalaya's K-fold path costs
+``~2 k n n_train t`` whatever p.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._device import resolve_device
+from ._batching import choose_n_targets_batch, load_targets, run_target_batches
+from ._dual import DualPlan
+from ._primal import PrimalPlan
+
+__all__ = ["KernelRidgeCVResult", "RidgeCVResult", "solve_kernel_ridge_cv", "solve_ridge_cv"]
+
+# Largest tolerated difference of CV scores (absolute) or weights (relative)
+# between TF32 and float32 on the sample of targets the TF32 check re-solves.
+TF32_TOLERANCE = 1e-3
+_TF32_SAMPLE = 64
+
+
+@dataclass(frozen=True)
+class RidgeCVResult:
+    """Result of :func:`solve_ridge_cv` (CPU tensors).
+
+    Attributes
+    ----------
+    best_alphas : tensor of shape (n_targets,)
+    cv_scores : tensor of shape (n_alphas, n_targets)
+        Validation score averaged over folds (or leave-one-out score).
+    coef : tensor of shape (n_features, n_targets) or None
+        None when ``return_weights=False``.
+    intercept : tensor of shape (n_targets,) or None
+    method : {"primal", "dual"}
+    n_targets_batch : int
+        Target batch size in use at the end (after any out-of-memory back-off).
+    """
+
+    best_alphas: torch.Tensor
+    cv_scores: torch.Tensor
+    coef: torch.Tensor | None
+    intercept: torch.Tensor | None
+    method: str
+    n_targets_batch: int
+
+
+@dataclass(frozen=True)
+class KernelRidgeCVResult:
+    """Result of :func:`solve_kernel_ridge_cv` (CPU tensors).
+
+    Attributes
+    ----------
+    best_alphas : tensor of shape (n_targets,)
+    cv_scores : tensor of shape (n_alphas, n_targets)
+    dual_coef : tensor of shape (n_samples, n_targets) or None
+    intercept : tensor of shape (n_targets,) or None
+        Predictions are ``K(X_new, X_train) @ dual_coef + intercept``.
+    n_targets_batch : int
+    """
+
+    best_alphas: torch.Tensor
+    cv_scores: torch.Tensor
+    dual_coef: torch.Tensor | None
+    intercept: torch.Tensor | None
+    n_targets_batch: int
+
+
+@contextmanager
+def _tf32(enabled: bool):
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def _n_targets(Y: Any) -> int:
+    return int(Y.shape[1])
+
+
+def _solve(
+    plan: PrimalPlan | DualPlan,
+    solve_batch: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]],
+    Y: Any,
+    alphas: torch.Tensor,
+    *,
+    n_weights: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    n_targets_batch: int | None,
+    return_weights: bool,
+    allow_tf32: bool,
+    batch_hook: Callable[[int], None] | None,
+    verbose: bool | int,
+):
+    """Run ``solve_batch`` over target batches; gather results on the host."""
+    t = _n_targets(Y)
+    if n_targets_batch is None:
+        n_targets_batch = choose_n_targets_batch(t, plan.bytes_per_target(len(alphas)), device=device)
+    cv_scores = torch.empty(len(alphas), t, dtype=dtype)
+    best_alphas = torch.empty(t, dtype=torch.float64)
+    weights = torch.empty(n_weights, t, dtype=dtype) if return_weights else None
+    intercept = torch.empty(t, dtype=dtype) if return_weights else None
+    use_tf32 = allow_tf32 and device.type == "cuda"
+    checked = [not use_tf32]
+
+    def process(start: int, stop: int) -> None:
+        Yb = load_targets(Y, start, stop, device=device, dtype=dtype)
+        with _tf32(use_tf32):
+            scores, w, b = solve_batch(Yb)
+        if not checked[0]:
+            _check_tf32(solve_batch, Yb, scores, w)
+            checked[0] = True
+        cv_scores[:, start:stop] = scores.cpu()
+        best_alphas[start:stop] = alphas[scores.argmax(0)].cpu()
+        if weights is not None:
+            weights[:, start:stop] = w.cpu()
+            intercept[start:stop] = b.cpu()
+
+    final_batch = run_target_batches(
+        t, n_targets_batch, process, device=device, batch_hook=batch_hook, verbose=verbose
+    )
+    return best_alphas, cv_scores, weights, intercept, final_batch
+
+
+def _check_tf32(solve_batch, Yb: torch.Tensor, scores: torch.Tensor, w: torch.Tensor | None) -> None:
+    """Re-solve a sample of targets without TF32 and warn if results moved."""
+    idx = torch.linspace(0, Yb.shape[1] - 1, min(_TF32_SAMPLE, Yb.shape[1]), device=Yb.device).long()
+    with _tf32(False):
+        ref_scores, ref_w, _ = solve_batch(Yb[:, idx])
+    score_err = float((scores[:, idx] - ref_scores).abs().max())
+    weight_err = 0.0
+    if w is not None:
+        weight_err = float((w[:, idx] - ref_w).norm() / ref_w.norm().clamp_min(1e-30))
+    if max(score_err, weight_err) > TF32_TOLERANCE:
+        warnings.warn(
+            f"TF32 changed the ridge results on a sample of {len(idx)} targets (CV score difference "
+            f"{score_err:.2e}, relative weight difference {weight_err:.2e}, tolerance {TF32_TOLERANCE:g}). "
+            "Use allow_tf32=False for float32 accuracy.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _choose_method(method: str, n_features: int, splits: Sequence | str, n_samples: int) -> str:
+    if method != "auto":
+        return method
+    n_train = n_samples if isinstance(splits, str) else max(len(tr) for tr, _ in splits)
+    return "dual" if n_train < n_features else "primal"
+
+
+def solve_ridge_cv(
+    X: torch.Tensor,
+    Y: Any,
+    alphas: Any,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str,
+    *,
+    device: Any = "auto",
+    dtype: torch.dtype = torch.float32,
+    n_targets_batch: int | None = None,
+    fit_intercept: bool = True,
+    score: str = "r2",
+    method: str = "auto",
+    return_weights: bool = True,
+    allow_tf32: bool = False,
+    batch_hook: Callable[[int], None] | None = None,
+    verbose: bool | int = False,
+) -> RidgeCVResult:
+    """Ridge regression with one alpha per target chosen by cross-validation.
+
+    Parameters
+    ----------
+    X : tensor of shape (n_samples, n_features)
+    Y : tensor, array, memmap, h5py.Dataset or zarr.Array of shape (n_samples, n_targets)
+        Read in column batches, so it may be larger than memory.
+    alphas : array of shape (n_alphas,)
+        Positive regularization strengths.
+    splits : sequence of (train, val) integer index arrays, or "loo"
+        Cross-validation folds; "loo" gives exact leave-one-out (efficient
+        closed form from the eigendecomposition).
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+    dtype : torch.dtype
+        Dtype of the large products (decompositions are always float64).
+    n_targets_batch : int, optional
+        Targets per batch; by default the largest that fits half the free
+        device memory (CUDA) or half the available RAM up to 2 GiB (CPU).
+    fit_intercept : bool
+        Centre features and targets on each training fold.
+    score : {"r2", "pearson"}
+        CV criterion maximized per target.
+    method : {"auto", "primal", "dual"}
+        "auto" uses the dual form when ``n_train < n_features``.
+    return_weights : bool
+        Refit on all samples and return ``coef`` and ``intercept``.
+    allow_tf32 : bool
+        Allow TF32 tensor cores on CUDA, with an accuracy check on a sample.
+    batch_hook : callable, optional
+        Called with the batch size before each batch; an out-of-memory error
+        it raises is handled like a real one (halve the batch, retry).
+    verbose : bool or int
+        Progress bar over targets.
+
+    Returns
+    -------
+    result : RidgeCVResult
+    """
+    device = resolve_device(device)
+    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
+    X = X.to(device)
+    method = _choose_method(method, X.shape[1], splits, X.shape[0])
+    if method == "primal":
+        plan = PrimalPlan(X, splits, n_alphas=len(alphas_t), fit_intercept=fit_intercept, dtype=dtype)
+
+        def solve_batch(Yb):
+            Yc, y_mean = plan.centre_targets(Yb)
+            XtY = plan.x.T @ Yc
+            scores = plan.cv_scores(Yc, XtY, alphas_t, score)
+            if not return_weights:
+                return scores, None, None
+            coef = plan.refit(XtY, alphas_t[scores.argmax(0)])
+            return scores, coef, y_mean - plan.x_mean.to(dtype) @ coef
+
+    else:
+        X64 = X.to(torch.float64)
+        x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
+        Xc64 = X64 - x_mean
+        plan = DualPlan(Xc64 @ Xc64.T, splits, fit_intercept=fit_intercept, dtype=dtype)
+        xc = Xc64.to(dtype)
+
+        def solve_batch(Yb):
+            Yc, y_mean = plan.centre_targets(Yb)
+            scores = plan.cv_scores(Yc, alphas_t, score)
+            if not return_weights:
+                return scores, None, None
+            dual, _ = plan.refit(Yc, y_mean, alphas_t[scores.argmax(0)])
+            coef = xc.T @ dual
+            return scores, coef, y_mean - x_mean.to(dtype) @ coef
+
+    best, cv_scores, coef, intercept, final_batch = _solve(
+        plan,
+        solve_batch,
+        Y,
+        alphas_t,
+        n_weights=X.shape[1],
+        device=device,
+        dtype=dtype,
+        n_targets_batch=n_targets_batch,
+        return_weights=return_weights,
+        allow_tf32=allow_tf32,
+        batch_hook=batch_hook,
+        verbose=verbose,
+    )
+    return RidgeCVResult(best, cv_scores, coef, intercept, method, final_batch)
+
+
+def solve_kernel_ridge_cv(
+    K: torch.Tensor,
+    Y: Any,
+    alphas: Any,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str,
+    *,
+    device: Any = "auto",
+    dtype: torch.dtype = torch.float32,
+    n_targets_batch: int | None = None,
+    fit_intercept: bool = True,
+    score: str = "r2",
+    return_weights: bool = True,
+    allow_tf32: bool = False,
+    batch_hook: Callable[[int], None] | None = None,
+    verbose: bool | int = False,
+) -> KernelRidgeCVResult:
+    """Kernel ridge regression with one alpha per target chosen by cross-validation.
+
+    Parameters
+    ----------
+    K : tensor of shape (n_samples, n_samples)
+        Training kernel (symmetric positive semi-definite); used in float64.
+    Y, alphas, splits, device, dtype, n_targets_batch, fit_intercept, score, return_weights, allow_tf32, \
+batch_hook, verbose
+        As in :func:`solve_ridge_cv`.
+
+    Returns
+    -------
+    result : KernelRidgeCVResult
+    """
+    device = resolve_device(device)
+    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
+    plan = DualPlan(K.to(device=device, dtype=torch.float64), splits, fit_intercept=fit_intercept, dtype=dtype)
+
+    def solve_batch(Yb):
+        Yc, y_mean = plan.centre_targets(Yb)
+        scores = plan.cv_scores(Yc, alphas_t, score)
+        if not return_weights:
+            return scores, None, None
+        dual, intercept = plan.refit(Yc, y_mean, alphas_t[scores.argmax(0)])
+        return scores, dual, intercept
+
+    best, cv_scores, dual, intercept, final_batch = _solve(
+        plan,
+        solve_batch,
+        Y,
+        alphas_t,
+        n_weights=K.shape[0],
+        device=device,
+        dtype=dtype,
+        n_targets_batch=n_targets_batch,
+        return_weights=return_weights,
+        allow_tf32=allow_tf32,
+        batch_hook=batch_hook,
+        verbose=verbose,
+    )
+    return KernelRidgeCVResult(best, cv_scores, dual, intercept, final_batch)

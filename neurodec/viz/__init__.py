@@ -1,0 +1,40 @@
+"""Brain maps, figures and reports: score maps in the subject's space, ROI plots, HTML reports.
+
+Names are imported on first access so ``import neurodec.viz`` stays light
+(nibabel, nilearn and matplotlib load only when a map or figure is made).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "map_kind": "maps",
+    "surface_from_units": "maps",
+    "volume_from_units": "maps",
+    "write_surface_maps": "maps",
+    "write_volume_map": "maps",
+    "figure_to_png": "figures",
+    "plot_heatmap": "figures",
+    "plot_roi_bars": "figures",
+    "plot_surface_map": "figures",
+    "plot_volume_map": "figures",
+    "ReportSection": "report",
+    "write_html_report": "report",
+    "bids_filename": "derivatives",
+    "bids_subject_label": "derivatives",
+    "derivatives_folder": "derivatives",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
