@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["extract_features"]
 
 
+class _StopForward(Exception):
+    """Raised by a hook once every requested layer has its output (see _run_forward)."""
+
+
 class _MemorySink:
     """Rows kept in memory (no cache); same interface as cache.PartialFeatures."""
 
@@ -102,11 +106,19 @@ def _run_forward(
     start = min(sink.done_rows for sink in sinks.values())
     channels = feature_stages(backbone.model)
     captured: dict[str, torch.Tensor] = {}
+    # The first batch runs the whole model and counts the hook calls; later
+    # batches stop once that many calls have fired, i.e. right after the last
+    # requested layer, skipping the rest of the network. A module called
+    # several times per forward keeps its last call's output either way.
+    calls = {"seen": 0, "needed": None}
 
     def hook_for(layer: str) -> Any:
         def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
             pooled = pool_output(output, pooling, grid=grid, layer=layer, channels=channels.get(layer))
             captured[layer] = pooled.float().cpu()
+            calls["seen"] += 1
+            if calls["seen"] == calls["needed"]:
+                raise _StopForward
 
         return hook
 
@@ -126,10 +138,18 @@ def _run_forward(
             if i + 1 < len(starts):
                 pending = pool.submit(_batch, backbone, stimuli, ids[starts[i + 1] : starts[i + 1] + batch_size])
             captured.clear()
+            calls["seen"] = 0
             with torch.inference_mode(), torch.autocast(
                 device.type, dtype=autocast or torch.float32, enabled=autocast is not None
             ):
-                backbone.model(x)
+                try:
+                    backbone.model(x)
+                except _StopForward:
+                    pass
+            calls["needed"] = calls["seen"]
+            missing = [layer for layer in sinks if layer not in captured]
+            if missing:
+                raise ValueError(f"Layers {missing} of {backbone.name!r} were not called by the model's forward pass.")
             for layer, sink in sinks.items():
                 if sink.done_rows < b0 + len(x):
                     sink.write(b0, captured[layer].numpy())

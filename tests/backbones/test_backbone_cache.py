@@ -21,12 +21,14 @@ class _Interrupt(RuntimeError):
 def _count_forwards(backbone, *, fail_at=None):
     calls = []
 
-    def hook(module, inputs, output):
+    def hook(module, inputs):
         calls.append(len(inputs[0]))
         if fail_at is not None and len(calls) == fail_at:
             raise _Interrupt("simulated crash")
 
-    return calls, backbone.model.register_forward_hook(hook)
+    # A pre-hook: extraction stops the forward pass after its last layer, so
+    # the model's own forward hook would not fire.
+    return calls, backbone.model.register_forward_pre_hook(hook)
 
 
 def _key(features):

@@ -25,6 +25,19 @@ def test_features_match_a_manual_forward(atto, stimuli):
     assert not atto.model._forward_hooks and not atto.model.stages[1]._forward_hooks
 
 
+def test_forward_stops_after_the_last_requested_layer(atto, stimuli):
+    calls = []
+    handle = atto.model.stages[3].register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+    try:
+        early = extract_features(atto, stimuli, layers=["stages.1", "stages.0"], batch_size=4, verbose=False)
+    finally:
+        handle.remove()
+    assert calls == [4]  # only the first batch, which learns where to stop, runs the last stage
+    full = extract_features(atto, stimuli, layers=["stages.0", "stages.1", "output"], batch_size=4, verbose=False)
+    for layer in ("stages.0", "stages.1"):
+        assert np.array_equal(early[layer].data, full[layer].data)
+
+
 @pytest.mark.parametrize(("pooling", "dim"), [("avg", 160), ("max", 160), ("grid", 160 * 4), ("flatten", 160 * 14 * 14)])
 def test_map_pooling_shapes(atto, stimuli, pooling, dim):
     feats = extract_features(atto, stimuli.subset(stimuli.ids[:3]), layers="stages.2", pooling=pooling, verbose=False)
