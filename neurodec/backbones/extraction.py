@@ -1,8 +1,9 @@
 """Layer-wise feature extraction: stimuli -> one :class:`~neurodec.data.Features` per layer.
 
 Forward hooks on the requested modules capture their outputs during one
-forward pass per batch; each output is pooled (see :mod:`.pooling`) inside
-the hook, so full activation maps never outlive their batch. Batches are
+forward pass per batch, which stops right after the last requested layer;
+each output is pooled (see :mod:`.pooling`) inside the hook, so full
+activation maps never outlive their batch. Batches are
 preprocessed from the stimuli's uint8 images by the backbone's own
 preprocessing (in a helper thread, one batch ahead of the forward pass),
 and with a cache each layer's rows are written to disk batch by batch (see :mod:`.cache`), so memory does not grow with the number of
