@@ -58,6 +58,11 @@ def test_open_clip_pretrained_needs_a_tag():
         load("open_clip/ViT-S-32", weights="pretrained")
 
 
+def test_unregistered_transformers_model_needs_a_class_for_random_init():
+    with pytest.raises(ValueError, match="names no transformers model class.*register a BackboneSpec with model_class"):
+        load("transformers/some-lab/some-vit", weights="random")
+
+
 def test_encode_text_needs_a_text_tower(atto):
     with pytest.raises(ValueError, match="has no text tower"):
         atto.encode_text(["a cat"])
