@@ -81,5 +81,10 @@ def check_data(
         raise typer.Exit(1)
 
 
+from neurodec.backbones.cli import app as _backbones_app  # noqa: E402  (light: registry only)
+
+app.add_typer(_backbones_app, name="backbones")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = ["FeatureCache", "PartialFeatures"]
 
 _FORMAT = "neurodec-features-1"
+_CHUNK_BYTES = 1 << 20
 
 
 def _safe(text: str) -> str:
@@ -94,9 +95,11 @@ class PartialFeatures:
         if start > self.done_rows:
             raise ValueError(f"{self.path}: rows must be written in order; row {start} after {self.done_rows} done.")
         if "features" not in self._file:
+            # Row chunks of about 1 MiB: whole batches write at once, and reading
+            # a few rows (Features.align) does not pull in a huge chunk.
+            chunk_rows = max(1, min(len(rows), self.n_rows, _CHUNK_BYTES // (4 * max(1, rows.shape[1]))))
             self._file.create_dataset(
-                "features", shape=(self.n_rows, rows.shape[1]), dtype=np.float32,
-                chunks=(max(1, min(len(rows), self.n_rows)), rows.shape[1]),
+                "features", shape=(self.n_rows, rows.shape[1]), dtype=np.float32, chunks=(chunk_rows, rows.shape[1])
             )
         self._file["features"][start : start + len(rows)] = rows
         self._file.attrs["done_rows"] = max(self.done_rows, start + len(rows))
@@ -104,6 +107,8 @@ class PartialFeatures:
 
     def write_reducer(self, reducer: Any) -> None:
         """Store the fitted dimensionality reducer (pickled) beside the features."""
+        if "reducer" in self._file:  # left by an interrupted earlier run
+            del self._file["reducer"]
         self._file.create_dataset("reducer", data=np.void(pickle.dumps(reducer)))
 
     def finalize(self) -> Path:

@@ -29,7 +29,7 @@ __all__ = [
     "unwrap_state_dict",
 ]
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".npz")
 # Tried in this order. The trained weights come before their EMA copies: timm's train.py
 # saves "state_dict" (+ "state_dict_ema"), DeiT/ConvNeXt/Swin-style scripts "model"
 # (+ "model_ema"), and the authors' loaders of neurodec's own architectures (HorNet,
@@ -64,10 +64,11 @@ def file_sha256(path: str | os.PathLike, *, chunk_size: int = 1 << 24) -> str:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint file (.safetensors, or a torch pickle .pth/.pt/.bin/.ckpt) onto the CPU.
+    """Read a checkpoint file (.safetensors, .npz of arrays, or a torch pickle .pth/.pt/.bin/.ckpt) onto the CPU.
 
     Torch pickles are read with ``weights_only=True``: tensors and plain
-    containers only, never arbitrary code.
+    containers only, never arbitrary code. An .npz (e.g. TensorFlow variables
+    dumped with numpy) becomes a dict of tensors under the same names.
     """
     import torch
 
@@ -80,6 +81,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
+    if path.suffix == ".npz":
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: torch.from_numpy(arrays[name]) for name in arrays.files}
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
@@ -131,7 +137,8 @@ def apply_checkpoint(
         A state dict, possibly wrapped (see :func:`unwrap_state_dict`).
     checkpoint_filter : str or callable, optional
         ``f(state_dict, model) -> state_dict`` (or its ``"module:function"``
-        path) mapping a released checkpoint onto the model's parameter names.
+        path) mapping a released checkpoint onto the model's parameter names;
+        skipped when the state dict already has exactly the model's names.
     source : str
         Where the checkpoint came from, for error messages.
 
@@ -141,11 +148,13 @@ def apply_checkpoint(
         Listing (the first 10 of) missing keys, unexpected keys and shape mismatches.
     """
     state = unwrap_state_dict(checkpoint)
-    if checkpoint_filter is not None:
+    expected = model.state_dict()
+    # The filter maps released checkpoints; one saved from this very model
+    # (same parameter names) loads as it is.
+    if checkpoint_filter is not None and set(state) != set(expected):
         if isinstance(checkpoint_filter, str):
             checkpoint_filter = import_object(checkpoint_filter, what="checkpoint_filter")
         state = checkpoint_filter(state, model)
-    expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [

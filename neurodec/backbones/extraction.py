@@ -1,11 +1,12 @@
 """Layer-wise feature extraction: stimuli -> one :class:`~neurodec.data.Features` per layer.
 
 Forward hooks on the requested modules capture their outputs during one
-forward pass per batch; each output is pooled (see :mod:`.pooling`) inside
-the hook, so full activation maps never outlive their batch. Batches are
+forward pass per batch, which stops right after the last requested layer;
+each output is pooled (see :mod:`.pooling`) inside the hook, so full
+activation maps never outlive their batch. Batches are
 preprocessed from the stimuli's uint8 images by the backbone's own
-preprocessing, and with a cache each layer's rows are written to disk batch
-by batch (see :mod:`.cache`), so memory does not grow with the number of
+preprocessing (in a helper thread, one batch ahead of the forward pass),
+and with a cache each layer's rows are written to disk batch by batch (see :mod:`.cache`), so memory does not grow with the number of
 stimuli and an interrupted run resumes.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,7 @@ from .._logging import progress
 from ..data.features import Features
 from ..data.stimuli import Stimuli
 from .cache import FeatureCache
-from .loading import OUTPUT, Backbone
+from .loading import OUTPUT, Backbone, feature_stages
 from .pooling import POOLINGS, pool_output
 from .reduction import REDUCTIONS, fit_reducer, transform_rows
 
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["extract_features"]
+
+
+class _StopForward(Exception):
+    """Raised by a hook once every requested layer has its output (see _run_forward)."""
 
 
 class _MemorySink:
@@ -78,13 +84,6 @@ def _as_stimuli(stimuli: Any) -> Stimuli:
     )
 
 
-def _channels(model: "torch.nn.Module") -> dict[str, int]:
-    info = getattr(model, "feature_info", None)
-    if info is None or not hasattr(info, "module_name"):
-        return {}
-    return dict(zip(info.module_name(), info.channels()))
-
-
 def _batch(backbone: Backbone, stimuli: Stimuli, ids: Sequence[Hashable]) -> "torch.Tensor":
     import torch
 
@@ -106,13 +105,21 @@ def _run_forward(
 
     ids = list(stimuli.ids)
     start = min(sink.done_rows for sink in sinks.values())
-    channels = _channels(backbone.model)
+    channels = feature_stages(backbone.model)
     captured: dict[str, torch.Tensor] = {}
+    # The first batch runs the whole model and counts the hook calls; later
+    # batches stop once that many calls have fired, i.e. right after the last
+    # requested layer, skipping the rest of the network. A module called
+    # several times per forward keeps its last call's output either way.
+    calls = {"seen": 0, "needed": None}
 
     def hook_for(layer: str) -> Any:
         def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
             pooled = pool_output(output, pooling, grid=grid, layer=layer, channels=channels.get(layer))
             captured[layer] = pooled.float().cpu()
+            calls["seen"] += 1
+            if calls["seen"] == calls["needed"]:
+                raise _StopForward
 
         return hook
 
@@ -120,19 +127,35 @@ def _run_forward(
         (backbone.model if layer == OUTPUT else backbone.model.get_submodule(layer)).register_forward_hook(hook_for(layer))
         for layer in sinks
     ]
-    starts = range(start, len(ids), batch_size)
+    starts = list(range(start, len(ids), batch_size))
+    # One worker thread reads and preprocesses the next batch while this one
+    # runs forward (PIL and torch release the GIL), so image decoding and
+    # resizing overlap the model instead of adding to it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending = pool.submit(_batch, backbone, stimuli, ids[start : start + batch_size]) if starts else None
     try:
-        for b0 in progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch"):
-            x = _batch(backbone, stimuli, ids[b0 : b0 + batch_size]).to(device)
+        for i, b0 in enumerate(progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch")):
+            x = pending.result().to(device)
+            if i + 1 < len(starts):
+                pending = pool.submit(_batch, backbone, stimuli, ids[starts[i + 1] : starts[i + 1] + batch_size])
             captured.clear()
+            calls["seen"] = 0
             with torch.inference_mode(), torch.autocast(
                 device.type, dtype=autocast or torch.float32, enabled=autocast is not None
             ):
-                backbone.model(x)
+                try:
+                    backbone.model(x)
+                except _StopForward:
+                    pass
+            calls["needed"] = calls["seen"]
+            missing = [layer for layer in sinks if layer not in captured]
+            if missing:
+                raise ValueError(f"Layers {missing} of {backbone.name!r} were not called by the model's forward pass.")
             for layer, sink in sinks.items():
                 if sink.done_rows < b0 + len(x):
                     sink.write(b0, captured[layer].numpy())
     finally:
+        pool.shutdown(cancel_futures=True)
         for handle in handles:
             handle.remove()
 
@@ -246,6 +269,11 @@ def extract_features(
     }
     reduced = "none"
     if reduction is not None:
+        position = {sid: row for row, sid in enumerate(ids)}
+        unknown = [sid for sid in fit_ids if sid not in position]
+        if unknown:
+            raise ValueError(f"fit_ids has {len(unknown)} id(s) that are not among the stimuli, e.g. {unknown[:10]}.")
+        fit_rows = np.unique([position[sid] for sid in fit_ids])  # sorted: HDF5 reads need increasing rows
         fit_digest = hashlib.sha256(repr([str(i) for i in fit_ids]).encode()).hexdigest()[:16]
         reduced = f"{reduction}:n={n_components};seed={seed};fit={fit_digest}"
 
@@ -282,14 +310,18 @@ def extract_features(
         if reduction is None:
             results[layer] = (data, None)
             continue
-        rows = np.unique(Features(np.empty((len(ids), 0)), ids).rows_for(fit_ids))
-        reducer = fit_reducer(reduction, np.asarray(data[rows], dtype=np.float32), n_components=n_components, seed=seed)
+        reducer = fit_reducer(reduction, np.asarray(data[fit_rows], dtype=np.float32), n_components=n_components,
+                              seed=seed)
         key = {**base, "layer": layer, "reduction": reduced}
         sink = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
         for start, rows_out in transform_rows(reducer, data):
             sink.write(start, rows_out)
         sink.write_reducer(reducer)
-        results[layer] = (sink.data, reducer) if cache is None else (sink.finalize() and cache.load(key, ids))
+        if cache is None:
+            results[layer] = (sink.data, reducer)
+        else:
+            sink.finalize()
+            results[layer] = cache.load(key, ids)
 
     out = {}
     for layer in layers:

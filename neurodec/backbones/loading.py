@@ -17,10 +17,20 @@ from .sources import build_model
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["OUTPUT", "Backbone", "load"]
+__all__ = ["OUTPUT", "Backbone", "feature_stages", "load"]
 
 #: Layer name of a model's final output (its forward's return value).
 OUTPUT = "output"
+
+
+def feature_stages(model: "torch.nn.Module") -> dict[str, int]:
+    """Stage module -> channel count from a timm model's ``feature_info`` (empty for other models)."""
+    info = getattr(model, "feature_info", None)
+    if hasattr(info, "module_name"):  # FeatureInfo of features_only models
+        return dict(zip(info.module_name(), info.channels()))
+    if isinstance(info, list) and all(isinstance(i, dict) and "module" in i for i in info):
+        return {i["module"]: i.get("num_chs") for i in info}
+    return {}
 
 
 def _default_layers(model: "torch.nn.Module") -> tuple[str, ...]:
@@ -31,9 +41,9 @@ def _default_layers(model: "torch.nn.Module") -> tuple[str, ...]:
     """
     import torch
 
-    info = getattr(model, "feature_info", None)
-    if info is not None and hasattr(info, "module_name"):
-        return tuple(dict.fromkeys(info.module_name()))
+    stages = feature_stages(model)
+    if stages:
+        return tuple(stages)
     lists = [(len(m), name) for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
     if lists:
         _, name = max(lists, key=lambda item: item[0])
@@ -59,8 +69,9 @@ class Backbone:
     device : torch.device
         Where the model lives.
     weights : str
-        Identity of the weights: "pretrained:<tag>", "random:seed=<n>" or
-        "file:<sha256>", plus any architecture overrides; part of cache keys.
+        Identity of the weights: "pretrained:<tag>", "random:seed=<n>",
+        "file:<sha256>" or "snapshot:<sha256 of its files>", plus any
+        architecture overrides; part of cache keys.
     """
 
     def __init__(
@@ -129,6 +140,17 @@ class Backbone:
         return f"<Backbone {self.name!r} ({self.spec.source}, {self.weights}) on {self.device}, {len(self.layers)} layers>"
 
 
+def _snapshot_digest(folder: Path) -> str:
+    """SHA-256 over a snapshot folder's config and weight files (names and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and (path.suffix in CHECKPOINT_SUFFIXES or path.suffix == ".json"):
+            digest.update(f"{path.name}:{file_sha256(path)}".encode())
+    return digest.hexdigest()
+
+
 def _submodule(model: "torch.nn.Module", path: str | None, spec: BackboneSpec) -> "torch.nn.Module":
     if not path:
         return model
@@ -157,11 +179,12 @@ def load(
         "pretrained" loads the released weights (needs the network or the
         library's cache: timm/torch hub, open_clip, Hugging Face); "random"
         initializes randomly (reproducibly, from ``seed``); a path to a
-        .pth/.pt/.bin/.ckpt/.safetensors file loads that state dict strictly
+        .pth/.pt/.bin/.ckpt/.safetensors/.npz file loads that state dict strictly
         into the architecture (wrappers such as ``state_dict``/``model`` keys
         and ``module.`` prefixes are stripped, the spec's checkpoint_filter
-        applied); a folder is a local transformers snapshot (config.json and
-        weights, as ``from_pretrained`` reads it).
+        applied unless the names already match); a folder is a local
+        transformers snapshot (config.json and weights, as ``from_pretrained``
+        reads it).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to put the model; "auto" picks CUDA when available.
     eval : bool
@@ -172,7 +195,8 @@ def load(
         Architecture overrides passed to the source: timm/open_clip constructor
         arguments, transformers config fields (e.g. ``hidden_size=32``), or a
         neurodec builder's arguments. The default layers of a resized model
-        are the registered layers it still has (else its blocks).
+        (or of a snapshot folder's) are the registered layers it still has
+        (else its blocks).
 
     Returns
     -------
@@ -195,7 +219,11 @@ def load(
             f"The 'weights' parameter must be 'pretrained', 'random' or an existing file or folder. Got {str(weights)!r}."
         )
     snapshot = path if path is not None and path.is_dir() else None
-    with torch.random.fork_rng(devices=[]):
+    if path is not None and snapshot is None and path.suffix not in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"The 'weights' file {path} must end with one of {CHECKPOINT_SUFFIXES}.")
+    # Weights are initialized on the CPU so a seed gives the same model on
+    # every device; the meta device (layer listing) builds without memory.
+    with torch.random.fork_rng(devices=[]), torch.device("meta" if dev.type == "meta" else "cpu"):
         torch.manual_seed(seed)
         built = build_model(spec, pretrained=weights == "pretrained", model_kwargs=model_kwargs, snapshot=snapshot)
     if weights == "pretrained":
@@ -203,10 +231,8 @@ def load(
     elif weights == "random":
         identity = f"random:seed={seed}"
     elif snapshot is not None:
-        identity = f"snapshot:{snapshot.resolve()}"
+        identity = f"snapshot:{_snapshot_digest(snapshot)}"
     else:
-        if path.suffix not in CHECKPOINT_SUFFIXES:
-            raise ValueError(f"The 'weights' file {path} must end with one of {CHECKPOINT_SUFFIXES}.")
         apply_checkpoint(built.root, read_checkpoint(path), checkpoint_filter=spec.checkpoint_filter, source=str(path))
         identity = f"file:{file_sha256(path)}"
     model = _submodule(built.root, spec.submodule or built.tower, spec)
@@ -214,7 +240,7 @@ def load(
     if eval:
         built.root.eval()
     layers = spec.layers
-    if model_kwargs:
+    if model_kwargs or snapshot is not None:
         # A resized architecture (fewer blocks) keeps the registered layers it still has.
         present = {name for name, _ in model.named_modules()} | {OUTPUT}
         layers = tuple(layer for layer in layers if layer in present)

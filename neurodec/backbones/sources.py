@@ -64,11 +64,19 @@ def _build_timm(spec: "BackboneSpec", pretrained: bool, kwargs: dict[str, Any]) 
 
 def _build_open_clip(spec: "BackboneSpec", pretrained: bool, kwargs: dict[str, Any]) -> Built:
     import open_clip
+    import torch
 
+    if pretrained and not spec.pretrained:
+        tags = open_clip.list_pretrained_tags_by_model(spec.model_id)
+        raise ValueError(
+            f"Backbone {spec.name!r} names no pretrained tag; use 'open_clip/{spec.model_id}:<tag>' with one of "
+            f"{tags} or weights='random'."
+        )
     tag = spec.pretrained if pretrained else None
     try:
         model, _, transform = open_clip.create_model_and_transforms(
-            spec.model_id, pretrained=tag, require_pretrained=tag is not None, **kwargs
+            spec.model_id, pretrained=tag, require_pretrained=tag is not None,
+            device=torch.get_default_device(), **kwargs,
         )
     except (OSError, RuntimeError) as exc:
         if tag is None:
@@ -132,7 +140,12 @@ def _build_transformers(
             )
         return Built(model, preprocess)
     model_class, config_class = _transformers_classes(spec)
-    return Built(model_class(config_class(**kwargs)), preprocess)
+    config = config_class(**kwargs)
+    size = getattr(getattr(config, "vision_config", config), "image_size", spec.input_size)
+    if isinstance(size, int) and size != spec.input_size:
+        # A config resized for a small model keeps the spec's crop ratio at its own input size.
+        preprocess = ImagePreprocessor(transform_from_spec(dataclasses.replace(spec, input_size=size)))
+    return Built(model_class(config), preprocess)
 
 
 def _build_neurodec(spec: "BackboneSpec", pretrained: bool, kwargs: dict[str, Any]) -> Built:
