@@ -179,8 +179,9 @@ def _roi_columns(
         labels, names = load_nsd_roi(root, subject, atlas, space=space)
         if labels.shape != mask.shape:
             raise ValueError(f"ROI {atlas!r} has shape {labels.shape}; the betas in {space!r} have {mask.shape}.")
-        values = pd.Series(labels[mask])
-        columns[f"roi:{atlas}"] = values.map(lambda v: names.get(v, str(v)) if v > 0 else "").to_numpy()
+        values = np.clip(labels[mask], 0, None)
+        lookup = np.array(["", *(names.get(v, str(v)) for v in range(1, int(values.max(initial=0)) + 1))], dtype=object)
+        columns[f"roi:{atlas}"] = lookup[values]
     return columns
 
 
