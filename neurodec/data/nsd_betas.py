@@ -117,18 +117,21 @@ def _read_hdf5_chunks(ds: object, mask: np.ndarray, out: np.ndarray) -> None:
     """One raw-chunk read per masked voxel (unfiltered, one time course per chunk)."""
     dsid, dtype, n_trials = ds.id, ds.dtype, ds.shape[0]  # type: ignore[attr-defined]
     empty = np.full(n_trials, ds.fillvalue, dtype=dtype).tobytes()  # type: ignore[attr-defined]
-    voxels = np.argwhere(mask)
-    for start in range(0, len(voxels), _VOXEL_BATCH):
+    voxels = np.argwhere(mask)  # output column order: C order of (i, j, k)
+    # Visit voxels in the file's (k, j, i) order: consecutive lookups then walk
+    # the chunk index in order, about 2x less CPU than jumping around it.
+    order = np.lexsort((voxels[:, 0], voxels[:, 1], voxels[:, 2]))
+    for start in range(0, len(order), _VOXEL_BATCH):
+        columns = order[start : start + _VOXEL_BATCH]
         raws = []
-        for i, j, k in voxels[start : start + _VOXEL_BATCH].tolist():
+        for i, j, k in voxels[columns].tolist():
             try:
                 raws.append(dsid.read_direct_chunk((0, k, j, i))[1])
             except RuntimeError as exc:
                 if "not allocated" not in str(exc):
                     raise
                 raws.append(empty)  # a chunk never written holds the fill value
-        block = np.frombuffer(b"".join(raws), dtype=dtype).reshape(len(raws), n_trials)
-        out[:, start : start + len(raws)] = block.T
+        out[:, columns] = np.frombuffer(b"".join(raws), dtype=dtype).reshape(len(raws), n_trials).T
 
 
 def _read_hdf5_slabs(ds: object, mask: np.ndarray, out: np.ndarray) -> None:
