@@ -179,8 +179,9 @@ def _roi_columns(
         labels, names = load_nsd_roi(root, subject, atlas, space=space)
         if labels.shape != mask.shape:
             raise ValueError(f"ROI {atlas!r} has shape {labels.shape}; the betas in {space!r} have {mask.shape}.")
-        values = pd.Series(labels[mask])
-        named = values.map(lambda v: names.get(v, str(v)) if v > 0 else "")
+        values = np.clip(labels[mask], 0, None)
+        lookup = np.array(["", *(names.get(v, str(v)) for v in range(1, int(values.max(initial=0)) + 1))], dtype=object)
+        named = lookup[values]
         # Categories in the ctab's label order (V1v, V1d, ... not alphabetical), so
         # tables and figures list ROIs the way NSD numbers them.
         order = [names[k] for k in sorted(names) if k > 0]

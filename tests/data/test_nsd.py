@@ -261,3 +261,12 @@ def test_hdf5_other_layouts_and_unwritten_chunks(nsd, tmp_path):
     column = np.argwhere(mask).tolist().index([1, 2, 1])
     np.testing.assert_allclose(out[:, column], raw[1, 2, 1] / np.float32(300), rtol=1e-6)
     assert not np.delete(out, column, axis=1).any()
+
+
+def test_run_from_stimpattern_without_behaviour(tmp_path):
+    mini = make_nsd_miniature(tmp_path, formats=("nifti",), surface=False)
+    SPEC.path("behavior", tmp_path, subject=1).unlink()
+    resp = load_nsd(tmp_path, 1, sessions=[2], verbose=False, rois=[])
+    design = mini.design.trials(1).iloc[12:24]
+    np.testing.assert_array_equal(resp.trials["run"], design["run"])
+    assert set(resp.trials["run"]) == {1, 2}
