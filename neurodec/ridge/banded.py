@@ -75,8 +75,13 @@ def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     n_features = X.shape[1]
     if groups is None:  # one band: an ordinary ridge, as in himalaya
         return X, [np.arange(n_features)]
-    labels = np.asarray(groups) if not isinstance(groups, (list, tuple)) else None
-    if labels is not None and labels.ndim == 1 and labels.shape == (n_features,) and labels.dtype.kind in "iu":
+    if all(not isinstance(g, slice) and np.ndim(g) == 0 for g in groups):  # a band label per column
+        labels = np.asarray(groups)
+        if labels.shape != (n_features,) or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"'groups' given as labels must hold one integer band label per column, shape ({n_features},). "
+                f"Got shape {labels.shape} of dtype {labels.dtype}."
+            )
         bands = [np.flatnonzero(labels == u) for u in np.unique(labels)]
     else:
         bands = [np.arange(n_features)[g] if isinstance(g, slice) else np.asarray(g, dtype=np.int64) for g in groups]
