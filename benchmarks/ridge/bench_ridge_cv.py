@@ -176,6 +176,31 @@ def run_case(args: argparse.Namespace, p: int, t: int) -> list[dict]:
     return rows
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The results as a markdown table (one line per solver run, gates under their case)."""
+    lines = [
+        "| device | p | t | solver | wall s | CPU s | peak RSS GiB | peak GPU GiB | model GFLOP | GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    gates = []
+    for r in rows:
+        if "gate" in r:
+            g = r["gate"]
+            gates.append(
+                f"- p={r['p']}, t={r['t']}: speed-up {g['speedup']:.2f}x, same best alpha on "
+                f"{100 * g['same_alpha_fraction']:.2f}% of targets, max |pred diff| / std(Y) = "
+                f"{g['max_pred_diff_over_std']:.1e}"
+            )
+            continue
+        cpu = np.median(r["cpu_times_s"]) if "cpu_times_s" in r else float("nan")
+        gpu = f"{r['peak_gpu_gib']:.2f}" if r.get("peak_gpu_gib") is not None else "-"
+        lines.append(
+            f"| {r['device']} | {r['p']} | {r['t']} | {r['solver']} | {r['median_s']:.1f} | {cpu:.1f} | "
+            f"{r['peak_rss_gib']:.2f} | {gpu} | {r['model_gflop']:.0f} | {r['achieved_gflops']:.1f} |"
+        )
+    return "\n".join(lines + [""] + gates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=9000)
@@ -189,12 +214,16 @@ def main() -> None:
     parser.add_argument("--solvers", nargs="+", default=["neurodec", "himalaya"])
     parser.add_argument("--cache", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "neurodec_ridge_bench"))
     parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument("--table", action="store_true", help="print --output as a markdown table and exit")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out-prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.table:
+        print(markdown_table(json.loads(Path(args.output).read_text())))
         return
     rows = [row for p in args.p for row in run_case(args, p, args.t)]
     output = Path(args.output)
