@@ -26,7 +26,7 @@ logger = get_logger(__name__)
 # Fraction of free device memory (or available RAM) one target batch may use;
 # the rest stays for the allocator's fragmentation and for other processes.
 _MEMORY_FRACTION = 0.5
-_CPU_BUDGET_CAP = 4 * 2**30
+_CPU_BUDGET_CAP = 2 * 2**30
 
 
 def load_targets(Y: Any, start: int, stop: int, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -70,7 +70,7 @@ def choose_n_targets_batch(n_targets: int, bytes_per_target: int, *, device: tor
         Working memory one target needs during a batch (all temporaries).
     device : torch.device
         On CUDA the budget is half the free memory (``torch.cuda.mem_get_info``);
-        on CPU half the available RAM, capped at 4 GiB.
+        on CPU half the available RAM, capped at 2 GiB.
     """
     budget = _available_bytes(device)
     return int(max(1, min(n_targets, budget // max(1, bytes_per_target))))

@@ -28,8 +28,9 @@ Leave-one-out: with ``Q = X V``, the hat matrix diagonal for each alpha is
 
 FLOP model (t targets, k folds, a alphas, n_v validation rows per fold):
 ``X^T Y`` and the downdates ``2 n p t`` each; rotations ``2 k p^2 t``;
-validation predictions ``2 a n p t`` (or ``2 a k p^2 t`` on the moment
-route when ``p < n_v``); refit ``4 p^2 t``. Decompositions cost
+validation predictions ``2 a n p t`` (or ``2 (a + 1) k p^2 t`` on the
+moment route when ``p < n_v``, where ``A^T R`` is rotated from the
+already computed ``X_val^T Y_val``); refit ``4 p^2 t``. Decompositions cost
 ``(k + 1) * ~9 p^3`` in float64, independent of ``t``.
 """
 
@@ -74,6 +75,8 @@ class _Fold:
     A: torch.Tensor  # (n_val, p) centred validation rows in the eigenbasis
     AtA: torch.Tensor | None  # (p, p) for the moment route, else None
     A_sum: torch.Tensor | None  # (p,) column sums of A for the moment route
+    rows_are_val: bool  # the downdated rows are exactly the validation rows
+    x_val_sum: torch.Tensor  # (p,) column sums of the validation rows
 
 
 class PrimalPlan:
@@ -152,13 +155,15 @@ class PrimalPlan:
             A=A64.to(self.dtype),
             AtA=(A64.T @ A64).to(self.dtype) if use_moments else None,
             A_sum=A64.sum(0).to(self.dtype) if use_moments else None,
+            rows_are_val=downdate and np.array_equal(np.sort(np.asarray(val)), out),
+            x_val_sum=Xc64[val_t].sum(0).to(self.dtype),
         )
 
     def bytes_per_target(self, n_alphas: int) -> int:
         """Working memory per target of one batch (all temporaries, generous)."""
         n, p = self.n_samples, self.n_features
         itemsize = torch.empty((), dtype=self.dtype).element_size()
-        return itemsize * (3 * n + 6 * p + 2 * n_alphas + 8)
+        return itemsize * (4 * n + 6 * p + 2 * n_alphas + 8)
 
     def centre_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shift targets by their full-data mean (zeros without intercept)."""
@@ -173,12 +178,12 @@ class PrimalPlan:
         y_sum = Yc.sum(0)
         for fold in self.folds:
             Y_rows = Yc[fold.rows]
-            xty = fold.x_rows.T @ Y_rows
+            x_rows_Y = fold.x_rows.T @ Y_rows
             if fold.downdate:
-                xty = XtY - xty
+                xty = XtY - x_rows_Y
                 ysum_train = y_sum - Y_rows.sum(0)
             else:
-                ysum_train = Y_rows.sum(0)
+                xty, ysum_train = x_rows_Y, Y_rows.sum(0)
             if self.fit_intercept:
                 ybar = ysum_train / fold.n_train
                 xty = xty - torch.outer(fold.mu, ysum_train)
@@ -193,7 +198,7 @@ class PrimalPlan:
                     scores[i] += score_predictions(R, fold.A @ DB, sst, score)
                 else:
                     if i == 0:
-                        AtR, rr, sum_r = fold.A.T @ R, (R * R).sum(0), R.sum(0)
+                        AtR, rr, sum_r = self._rotated_residuals(fold, R, x_rows_Y, ybar), (R * R).sum(0), R.sum(0)
                     scores[i] += score_from_moments(
                         rr=rr,
                         rp=(DB * AtR).sum(0),
@@ -205,6 +210,17 @@ class PrimalPlan:
                         score=score,
                     )
         return scores / len(self.folds)
+
+    @staticmethod
+    def _rotated_residuals(fold: _Fold, R: torch.Tensor, x_rows_Y: torch.Tensor, ybar: torch.Tensor) -> torch.Tensor:
+        """``A^T R`` (p x t); from ``X_val^T Y_val`` when already at hand (2 p^2 t instead of 2 n_val p t)."""
+        if not fold.rows_are_val or len(fold.val) <= fold.V.shape[0]:
+            return fold.A.T @ R
+        # (X_v - 1 mu^T)^T (Y_v - 1 ybar^T), expanded; Y_v sums are those of R shifted back by ybar.
+        n_val = len(fold.val)
+        y_val_sum = R.sum(0) + n_val * ybar
+        centred = x_rows_Y - torch.outer(fold.mu, y_val_sum) - torch.outer(fold.x_val_sum - n_val * fold.mu, ybar)
+        return fold.V.T @ centred
 
     def _loo_scores(self, Yc, XtY, alphas, score) -> torch.Tensor:
         B = self.V.T @ XtY

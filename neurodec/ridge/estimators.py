@@ -190,6 +190,17 @@ class RidgeCV(_BaseRidgeCV):
     See Also
     --------
     neurodec.ridge.solve_ridge_cv : the solver, with the algorithm and FLOP model.
+    neurodec.ridge.BlockedKFold : folds with a gap, for autocorrelated time series.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodec.ridge import RidgeCV
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((100, 5)), rng.standard_normal((100, 3))
+    >>> model = RidgeCV(alphas=np.logspace(-2, 4, 7), warn_alpha_edge=False).fit(X, Y)
+    >>> model.coef_.shape, model.best_alphas_.shape, model.cv_scores_.shape
+    ((5, 3), (3,), (7, 3))
     """
 
     def __init__(

@@ -215,7 +215,7 @@ def solve_ridge_cv(
         Dtype of the large products (decompositions are always float64).
     n_targets_batch : int, optional
         Targets per batch; by default the largest that fits half the free
-        device memory (CUDA) or half the available RAM up to 4 GiB (CPU).
+        device memory (CUDA) or half the available RAM up to 2 GiB (CPU).
     fit_intercept : bool
         Centre features and targets on each training fold.
     score : {"r2", "pearson"}

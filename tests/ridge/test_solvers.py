@@ -97,16 +97,18 @@ def test_float32_predictions_and_correlations_match_float64_reference(rng):
     np.testing.assert_allclose(_pearson(pred, Y_test), _pearson(ref, Y_test), atol=1e-4)
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("method", ["primal", "dual"])
-def test_loo_matches_sklearn_gcv(rng, method):
+def test_loo_matches_sklearn_gcv(rng, method, fit_intercept):
     X, Y, _ = make_encoding_data(rng, 120, 20 if method == "primal" else 200, 30)
-    ref = SkRidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
-    res = solve_ridge_cv(torch.from_numpy(X), Y, ALPHAS, "loo", device="cpu", dtype=torch.float64, method=method)
+    ref = SkRidgeCV(alphas=ALPHAS, alpha_per_target=True, fit_intercept=fit_intercept).fit(X, Y)
+    res = solve_ridge_cv(torch.from_numpy(X), Y, ALPHAS, "loo", device="cpu", dtype=torch.float64, method=method,
+                         fit_intercept=fit_intercept)
     np.testing.assert_array_equal(res.best_alphas.numpy(), ref.alpha_)
     np.testing.assert_allclose(res.coef.numpy(), ref.coef_.T, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(res.intercept.numpy(), ref.intercept_, rtol=1e-6)
     # The LOO score is exact: compare with explicit leave-one-out refits for one alpha.
-    loo_pred = np.array([Ridge(alpha=ALPHAS[3]).fit(np.delete(X, i, 0), np.delete(Y, i, 0)).predict(X[i : i + 1])[0]
+    loo_pred = np.array([Ridge(alpha=ALPHAS[3], fit_intercept=fit_intercept).fit(np.delete(X, i, 0), np.delete(Y, i, 0)).predict(X[i : i + 1])[0]
                          for i in range(len(X))])
     np.testing.assert_allclose(res.cv_scores.numpy()[3], r2_score(Y, loo_pred, multioutput="raw_values"), atol=1e-8)
 
@@ -203,3 +205,12 @@ def test_tf32_check_warns_when_results_move(rng):
 
     with pytest.warns(UserWarning, match="TF32 changed the ridge results"):
         _check_tf32(solve_batch, Yb, scores, w)
+
+
+def test_batch_size_follows_memory_budget():
+    from neurodec.ridge._batching import choose_n_targets_batch
+
+    cpu = torch.device("cpu")
+    assert choose_n_targets_batch(1000, 1, device=cpu) == 1000
+    assert choose_n_targets_batch(1000, 2**40, device=cpu) == 1
+    assert 1 < choose_n_targets_batch(10**6, 2**20, device=cpu) <= 2**30 // 2**20 * 2

@@ -1,0 +1,45 @@
+"""CUDA runs give the CPU results (float tolerance); CUDA tensors come back on CUDA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import KFold
+
+from neurodec.ridge import KernelRidgeCV, RidgeCV, solve_ridge_cv
+
+from .conftest import make_encoding_data
+
+pytestmark = pytest.mark.gpu
+ALPHAS = np.logspace(-2, 5, 8)
+
+
+@pytest.mark.parametrize("method", ["primal", "dual"])
+@pytest.mark.parametrize("cv", [5, "loo"])
+def test_cuda_matches_cpu(rng, method, cv):
+    X, Y, _ = make_encoding_data(rng, 300, 40, 500)
+    cpu = RidgeCV(ALPHAS, cv=cv, method=method, device="cpu", warn_alpha_edge=False).fit(X, Y)
+    gpu = RidgeCV(ALPHAS, cv=cv, method=method, device="cuda", warn_alpha_edge=False).fit(X, Y)
+    assert np.isclose(gpu.best_alphas_, cpu.best_alphas_).mean() >= 0.999
+    np.testing.assert_allclose(gpu.cv_scores_, cpu.cv_scores_, atol=1e-5)
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), atol=1e-4 * Y.std())
+
+
+def test_cuda_tensors_in_cuda_tensors_out(rng):
+    X, Y, _ = make_encoding_data(rng, 200, 10, 20)
+    Xc, Yc = torch.from_numpy(X).cuda(), torch.from_numpy(Y).float().cuda()
+    model = RidgeCV(ALPHAS, warn_alpha_edge=False).fit(Xc, Yc)
+    assert model.coef_.is_cuda and model.predict(Xc).is_cuda and model.score_targets(Xc, Yc).is_cuda
+    kernel = KernelRidgeCV(ALPHAS, kernel="rbf", warn_alpha_edge=False).fit(Xc, Yc)
+    assert kernel.predict(Xc).is_cuda
+
+
+def test_tf32_opt_in_stays_close(rng):
+    X, Y, _ = make_encoding_data(rng, 400, 64, 256)
+    splits = list(KFold(5).split(X))
+    ref = solve_ridge_cv(torch.from_numpy(X), Y, ALPHAS, splits, device="cuda")
+    tf32 = solve_ridge_cv(torch.from_numpy(X), Y, ALPHAS, splits, device="cuda", allow_tf32=True)
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # restored after the call
+    assert (tf32.best_alphas == ref.best_alphas).float().mean() >= 0.95
+    np.testing.assert_allclose(tf32.cv_scores.numpy(), ref.cv_scores.numpy(), atol=5e-3)
