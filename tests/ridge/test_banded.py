@@ -253,3 +253,15 @@ def test_bad_input_errors(rng):
     model = BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], n_iter=2, device="cpu").fit(X, Y)
     with pytest.raises(ValueError, match="expecting 5 features"):
         model.predict(X[:, :4])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_cuda_matches_cpu(rng, method):
+    Xs, Y = _two_band_data(rng, n_targets=200)
+    kwargs = dict(alphas=ALPHAS, n_iter=8, random_state=0, method=method, dtype="float64")
+    cpu = BandedRidgeCV(device="cpu", **kwargs).fit(Xs, Y)
+    gpu = BandedRidgeCV(device="cuda", **kwargs).fit(Xs, Y)
+    np.testing.assert_allclose(gpu.cv_scores_, cpu.cv_scores_, atol=1e-9)
+    assert np.all(np.isclose(gpu.deltas_, cpu.deltas_), axis=0).mean() >= 0.99
+    np.testing.assert_allclose(gpu.predict(Xs), cpu.predict(Xs), atol=1e-6 * Y.std())
