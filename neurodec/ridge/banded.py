@@ -166,6 +166,20 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     See Also
     --------
     neurodec.ridge.delays.Delayer : delayed features; their bands stay contiguous.
+    neurodec.ridge.distributed.fit_distributed : the same fit, targets sharded over a Dask cluster.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodec.ridge import BandedRidgeCV
+    >>> rng = np.random.default_rng(0)
+    >>> XA, XB = rng.standard_normal((100, 5)), rng.standard_normal((100, 20))
+    >>> Y = XA @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((100, 3))
+    >>> model = BandedRidgeCV(n_iter=20, random_state=0, device="cpu").fit([XA, XB], Y)
+    >>> bool(np.all(model.best_gammas_[0] > model.best_gammas_[1]))  # band A explains Y
+    True
+    >>> model.predict([XA, XB], split=True).shape  # (n_bands, n_samples, n_targets)
+    (2, 100, 3)
     """
 
     def __init__(
