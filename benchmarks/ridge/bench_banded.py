@@ -11,7 +11,11 @@ work; with one thread per solver it is not inflated by idle spinning). Agreement
 the same (band weights, alpha), and the relative difference of held-out
 predictions.
 
-    python benchmarks/ridge/bench_banded.py [--n 3000 --bands 256 256 256 --targets 5000 --candidates 20]
+    python benchmarks/ridge/bench_banded.py [--n 3000 --bands 128 128 128 --targets 1000 --candidates 20]
+
+The default shapes run in ~10 minutes on a 2-core machine shared with other
+jobs; the gain over himalaya grows with ``n_train / n_features`` (see the
+FLOP model in ``neurodec.ridge.solvers``).
 
 Writes ``benchmarks/ridge/bench_banded.json``.
 """
@@ -95,11 +99,11 @@ def run_solver(name: str, args: argparse.Namespace, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=3000, help="training samples")
-    parser.add_argument("--bands", type=int, nargs="+", default=[256, 256, 256], help="features per band")
-    parser.add_argument("--targets", type=int, default=5000)
+    parser.add_argument("--bands", type=int, nargs="+", default=[128, 128, 128], help="features per band")
+    parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--candidates", type=int, default=20, help="band-weight candidates (equal budget)")
     parser.add_argument("--alphas", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="BLAS/torch threads of each solver")
     parser.add_argument("--himalaya-backend", default="numpy", choices=["numpy", "torch"])
     parser.add_argument("--solver", choices=["neurodec", "himalaya"], help=argparse.SUPPRESS)

@@ -117,12 +117,13 @@ def worker(args: argparse.Namespace) -> None:
     sync()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         best, coef, intercept = fit(Y)
         sync()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     X_test = np.load(folder / "X_test.npy")
     cols = np.linspace(0, Y.shape[1] - 1, min(N_PRED_TARGETS, Y.shape[1])).astype(int)
     pred = X_test @ np.asarray(coef)[:, cols] + np.asarray(intercept)[cols]
@@ -132,6 +133,7 @@ def worker(args: argparse.Namespace) -> None:
     result = {
         "times_s": times,
         "median_s": float(np.median(times)),
+        "cpu_times_s": cpu_times,  # all threads; robust to other processes' load, not to spin-waiting
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
     }
@@ -174,6 +176,31 @@ def run_case(args: argparse.Namespace, p: int, t: int) -> list[dict]:
     return rows
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The results as a markdown table (one line per solver run, gates under their case)."""
+    lines = [
+        "| device | p | t | solver | wall s | CPU s | peak RSS GiB | peak GPU GiB | model GFLOP | GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    gates = []
+    for r in rows:
+        if "gate" in r:
+            g = r["gate"]
+            gates.append(
+                f"- p={r['p']}, t={r['t']}: speed-up {g['speedup']:.2f}x, same best alpha on "
+                f"{100 * g['same_alpha_fraction']:.2f}% of targets, max |pred diff| / std(Y) = "
+                f"{g['max_pred_diff_over_std']:.1e}"
+            )
+            continue
+        cpu = np.median(r["cpu_times_s"]) if "cpu_times_s" in r else float("nan")
+        gpu = f"{r['peak_gpu_gib']:.2f}" if r.get("peak_gpu_gib") is not None else "-"
+        lines.append(
+            f"| {r['device']} | {r['p']} | {r['t']} | {r['solver']} | {r['median_s']:.1f} | {cpu:.1f} | "
+            f"{r['peak_rss_gib']:.2f} | {gpu} | {r['model_gflop']:.0f} | {r['achieved_gflops']:.1f} |"
+        )
+    return "\n".join(lines + [""] + gates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=9000)
@@ -187,12 +214,16 @@ def main() -> None:
     parser.add_argument("--solvers", nargs="+", default=["neurodec", "himalaya"])
     parser.add_argument("--cache", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "neurodec_ridge_bench"))
     parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument("--table", action="store_true", help="print --output as a markdown table and exit")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out-prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.table:
+        print(markdown_table(json.loads(Path(args.output).read_text())))
         return
     rows = [row for p in args.p for row in run_case(args, p, args.t)]
     output = Path(args.output)

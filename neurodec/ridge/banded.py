@@ -75,8 +75,13 @@ def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     n_features = X.shape[1]
     if groups is None:  # one band: an ordinary ridge, as in himalaya
         return X, [np.arange(n_features)]
-    labels = np.asarray(groups) if not isinstance(groups, (list, tuple)) else None
-    if labels is not None and labels.ndim == 1 and labels.shape == (n_features,) and labels.dtype.kind in "iu":
+    if all(not isinstance(g, slice) and np.ndim(g) == 0 for g in groups):  # a band label per column
+        labels = np.asarray(groups)
+        if labels.shape != (n_features,) or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"'groups' given as labels must hold one integer band label per column, shape ({n_features},). "
+                f"Got shape {labels.shape} of dtype {labels.dtype}."
+            )
         bands = [np.flatnonzero(labels == u) for u in np.unique(labels)]
     else:
         bands = [np.arange(n_features)[g] if isinstance(g, slice) else np.asarray(g, dtype=np.int64) for g in groups]
@@ -161,6 +166,20 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     See Also
     --------
     neurodec.ridge.delays.Delayer : delayed features; their bands stay contiguous.
+    neurodec.ridge.distributed.fit_distributed : the same fit, targets sharded over a Dask cluster.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodec.ridge import BandedRidgeCV
+    >>> rng = np.random.default_rng(0)
+    >>> XA, XB = rng.standard_normal((100, 5)), rng.standard_normal((100, 20))
+    >>> Y = XA @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((100, 3))
+    >>> model = BandedRidgeCV(n_iter=20, random_state=0, device="cpu").fit([XA, XB], Y)
+    >>> bool(np.all(model.best_gammas_[0] > model.best_gammas_[1]))  # band A explains Y
+    True
+    >>> model.predict([XA, XB], split=True).shape  # (n_bands, n_samples, n_targets)
+    (2, 100, 3)
     """
 
     def __init__(

@@ -172,6 +172,12 @@ def fit_distributed(
     estimator
         The same object, with its learned attributes equal (up to float
         round-off) to those of ``estimator.fit(X, Y)`` in a single process.
+
+    Examples
+    --------
+    >>> from neurodec.ridge import RidgeCV, fit_distributed
+    >>> Y = np.load("betas.npy", mmap_mode="r")  # doctest: +SKIP
+    >>> model = fit_distributed(RidgeCV(), X, Y, client="tcp://scheduler:8786")  # doctest: +SKIP
     """
     if len(getattr(Y, "shape", ())) != 2:
         raise ValueError(

@@ -188,7 +188,7 @@ def test_group_forms_agree(rng):
     # interleaved columns: labels per column and index arrays give the same model, in X's column order
     perm = rng.permutation(32)
     labels = np.r_[np.zeros(12, int), np.ones(20, int)][perm]
-    by_label = BandedRidgeCV(groups=labels, **kwargs).fit(X[:, perm], Y)
+    by_label = BandedRidgeCV(groups=labels.tolist(), **kwargs).fit(X[:, perm], Y)
     np.testing.assert_allclose(by_label.coef_, listed.coef_[perm], rtol=1e-10, atol=1e-12)
     by_index = BandedRidgeCV(groups=[np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)], **kwargs)
     np.testing.assert_allclose(by_index.fit(X[:, perm], Y).coef_, listed.coef_[perm], rtol=1e-10, atol=1e-12)
@@ -242,6 +242,8 @@ def test_bad_input_errors(rng):
         BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)]).fit([X[:, :2], X[:, 2:]], Y)
     with pytest.raises(ValueError, match="exactly one band"):
         BandedRidgeCV(groups=[slice(0, 2), slice(1, 5)]).fit(X, Y)
+    with pytest.raises(ValueError, match="one integer band label per column"):
+        BandedRidgeCV(groups=[0, 0, 1, 1]).fit(X, Y)
     with pytest.raises(ValueError, match="shape \\(n_candidates, 2\\)"):
         BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], n_iter=np.ones((3, 3))).fit(X, Y)
     with pytest.raises(ValueError, match="'score_func'"):
@@ -251,3 +253,15 @@ def test_bad_input_errors(rng):
     model = BandedRidgeCV(groups=[slice(0, 2), slice(2, 5)], n_iter=2, device="cpu").fit(X, Y)
     with pytest.raises(ValueError, match="expecting 5 features"):
         model.predict(X[:, :4])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_cuda_matches_cpu(rng, method):
+    Xs, Y = _two_band_data(rng, n_targets=200)
+    kwargs = dict(alphas=ALPHAS, n_iter=8, random_state=0, method=method, dtype="float64")
+    cpu = BandedRidgeCV(device="cpu", **kwargs).fit(Xs, Y)
+    gpu = BandedRidgeCV(device="cuda", **kwargs).fit(Xs, Y)
+    np.testing.assert_allclose(gpu.cv_scores_, cpu.cv_scores_, atol=1e-9)
+    assert np.all(np.isclose(gpu.deltas_, cpu.deltas_), axis=0).mean() >= 0.99
+    np.testing.assert_allclose(gpu.predict(Xs), cpu.predict(Xs), atol=1e-6 * Y.std())
