@@ -12,21 +12,9 @@ The registry is importable without torch; :func:`load`, :class:`Backbone`,
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_exports
 from .registry import BackboneSpec, get_backbone_spec, list_backbones, register_backbone
 
-__all__ = [
-    "Backbone",
-    "BackboneSpec",
-    "FeatureCache",
-    "extract_features",
-    "get_backbone_spec",
-    "list_backbones",
-    "load",
-    "register_backbone",
-]
 
 _LAZY = {
     "Backbone": "loading",
@@ -35,12 +23,6 @@ _LAZY = {
     "FeatureCache": "cache",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__, _LAZY, eager=["BackboneSpec", "get_backbone_spec", "list_backbones", "register_backbone"]
+)

@@ -13,8 +13,7 @@ The algorithm and its FLOP model are described in
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _ATTRIBUTES = {
     "RidgeCV": "estimators",
@@ -34,14 +33,4 @@ _ATTRIBUTES = {
     "fit_distributed": "distributed",
 }
 
-__all__ = sorted(_ATTRIBUTES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _ATTRIBUTES:
-        return getattr(importlib.import_module(f"{__name__}.{_ATTRIBUTES[name]}"), name)
-    raise AttributeError(f"module 'neurodec.ridge' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _ATTRIBUTES)
