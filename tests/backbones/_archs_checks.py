@@ -13,20 +13,22 @@ import torch
 from torch import nn
 
 from neurodec.backbones import get_backbone_spec, load
-from neurodec.backbones.archs import hornet, moat, repmlp
+from neurodec.backbones.archs._hornet_model import HorNet
+from neurodec.backbones.archs._moat_model import MOAT
 from neurodec.backbones.archs._moat_tf import _tf_variable
+from neurodec.backbones.archs._repmlp_model import RepMLPNet
 
 REFERENCES = Path(__file__).parent / "data" / "arch_references.json"
 
 
 def small_hornet() -> nn.Module:
     """A narrow, shallow HorNet with 7x7 and global-filter stages: fast to build and run."""
-    return hornet.HorNet((1, 1, 2, 1), 8, filter_sizes=(None, None, (4, 3), (2, 2)), num_classes=5)
+    return HorNet((1, 1, 2, 1), 8, filter_sizes=(None, None, (4, 3), (2, 2)), num_classes=5)
 
 
 def small_repmlpnet(**kwargs: object) -> nn.Module:
     """Four stages, several partitions per map and share sets of several channels, on 64 px input."""
-    return repmlp.RepMLPNet(
+    return RepMLPNet(
         (1, 1, 2, 1), (8, 16, 32, 64), hs=(8, 4, 2, 2), ws=(8, 4, 2, 2), sharesets_nums=(1, 4, 8, 16),
         num_classes=5, **kwargs,
     )  # fmt: skip
@@ -34,7 +36,7 @@ def small_repmlpnet(**kwargs: object) -> nn.Module:
 
 def small_moat() -> nn.Module:
     """A shallow MOAT with both block types, position embeddings and an MBConv shortcut convolution."""
-    return moat.MOAT((8, 8), (1, 1, 2, 1), (16, 32, 64, 64), num_classes=5)
+    return MOAT((8, 8), (1, 1, 2, 1), (16, 32, 64, 64), num_classes=5)
 
 
 def reference_input(size: int) -> torch.Tensor:

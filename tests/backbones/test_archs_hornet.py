@@ -19,6 +19,7 @@ from _archs_checks import (
 
 from neurodec.backbones import get_backbone_spec, list_backbones, load
 from neurodec.backbones.archs import hornet
+from neurodec.backbones.archs._hornet_model import GlobalLocalFilter
 
 # Millions of parameters. T/S/B: counted on the official models by mmpretrain's model
 # zoo (configs/hornet/README.md); L: the authors' README (rounded to 1M), with their
@@ -67,14 +68,14 @@ def test_gnconv_orders_and_global_filter_shapes():
 
 
 def test_global_filter_runs_at_its_trained_and_other_sizes():
-    block = hornet.GlobalLocalFilter(8, h=4, w=3).eval()
+    block = GlobalLocalFilter(8, h=4, w=3).eval()
     for size in (4, 6):  # rfft of a 4x4 map is 4x3: the stored filter; 6x6 resamples it
         x = torch.randn(1, 8, size, size)
         assert block(x).shape == x.shape
 
 
 def test_global_filter_halves_are_interleaved():
-    block = hornet.GlobalLocalFilter(4, h=2, w=2).eval()
+    block = GlobalLocalFilter(4, h=2, w=2).eval()
     with torch.no_grad():
         block.dw.weight.zero_()  # the local half becomes exactly zero (before post_norm)
         block.post_norm.weight.fill_(1.0)

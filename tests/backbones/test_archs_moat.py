@@ -20,7 +20,8 @@ from _archs_checks import (
 )
 
 from neurodec.backbones import get_backbone_spec, list_backbones
-from neurodec.backbones.archs import moat
+from neurodec.backbones.archs import _moat_model, moat
+from neurodec.backbones.archs._moat_tf import convert_tf_checkpoint
 
 # Exact parameter counts (with a 1000-class head) asserted by the authors' tests,
 # deeplab2 model/pixel_encoder/moat_test.py: (with, without position embedding).
@@ -62,20 +63,20 @@ def test_stages_have_paper_widths_and_strides():
 
 def test_same_padding_follows_tensorflow():
     # TF pads a strided 3x3 "same" convolution only at the bottom/right of an even input.
-    conv = moat._conv_same(1, 1, 3, stride=2, bias=False)
+    conv = _moat_model._conv_same(1, 1, 3, stride=2, bias=False)
     with torch.no_grad():
         conv.weight.fill_(1.0)
         out = conv(torch.ones(1, 1, 4, 4))[0, 0]
     assert out.tolist() == [[9.0, 6.0], [6.0, 4.0]]
     # ... and its "same" average pooling leaves the padding out of the mean.
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    pooled = moat._avg_pool_same(x, 3, 2)[0, 0]
+    pooled = _moat_model._avg_pool_same(x, 3, 2)[0, 0]
     torch.testing.assert_close(pooled[0, 0], x[0, 0, :3, :3].mean())
     torch.testing.assert_close(pooled[1, 1], x[0, 0, 2:, 2:].mean())
 
 
 def test_relative_position_bias_uses_key_minus_query():
-    attention = moat.RelativeAttention(32, head_size=32, position_embedding_size=3)
+    attention = _moat_model.RelativeAttention(32, head_size=32, position_embedding_size=3)
     with torch.no_grad():
         attention.relative_position_embedding.copy_(torch.arange(25.0).reshape(1, 5, 5))
     bias = attention._position_bias(3, 3)  # queries/keys indexed row * 3 + col
@@ -87,7 +88,7 @@ def test_relative_position_bias_uses_key_minus_query():
 
 def test_windowed_attention_tiles_the_map():
     torch.manual_seed(0)
-    block = randomize_(moat.MOATBlock(8, 32, stride=1, position_embedding_size=2))
+    block = randomize_(_moat_model.MOATBlock(8, 32, stride=1, position_embedding_size=2))
     x = torch.randn(1, 8, 4, 4)
     with torch.no_grad():
         global_out = block(x)
@@ -103,7 +104,7 @@ def test_windowed_attention_tiles_the_map():
 def test_matches_authors_tensorflow_code():
     """Same weights (converted from deeplab2's names and layouts), same logits as TensorFlow."""
     model = small_moat()
-    converted = moat.convert_tf_checkpoint(to_tf_variables(fill_deterministic_(small_moat())), model)
+    converted = convert_tf_checkpoint(to_tf_variables(fill_deterministic_(small_moat())), model)
     model.load_state_dict(converted, strict=True)
     with torch.no_grad():
         logits = model.eval()(reference_input(64))
@@ -166,7 +167,7 @@ def test_registry_specs():
     assert_specs_build(list_backbones("*moat_*"))
     spec = get_backbone_spec("moat_2")
     assert spec.model_id == "neurodec.backbones.archs.moat:moat_2"
-    assert resolve(spec.checkpoint_filter) is moat.convert_tf_checkpoint
+    assert resolve(spec.checkpoint_filter) is convert_tf_checkpoint
     assert spec.input_size == 384 and spec.mean == (0.5, 0.5, 0.5)
     assert spec.pretrained.endswith("moat2_imagenet_22k_and_1k_384_w_position_embedding.tar.gz")
     assert get_backbone_spec("tiny_moat_0").std == (0.229, 0.224, 0.225)

@@ -21,6 +21,7 @@ from _archs_checks import (
 
 from neurodec.backbones import get_backbone_spec, list_backbones
 from neurodec.backbones.archs import repmlp
+from neurodec.backbones.archs._repmlp_model import RepMLPBlock
 
 # Millions of parameters of the training-time models, from the authors' README.
 PUBLISHED = {
@@ -60,7 +61,7 @@ def test_locality_injection_preserves_outputs(reparam_conv_k):
         before = model(x)
         if reparam_conv_k:  # the branches matter: without them the output changes
             stripped = copy.deepcopy(model)
-            for block in (m for m in stripped.modules() if isinstance(m, repmlp.RepMLPBlock)):
+            for block in (m for m in stripped.modules() if isinstance(m, RepMLPBlock)):
                 block.reparam_conv_k = ()
             assert not torch.allclose(stripped(x), before, atol=1e-3)
         assert model.locality_injection() is model
@@ -94,7 +95,7 @@ def test_merged_weights_load_into_deploy_model():
 
 def test_equivalent_fc_of_a_single_conv_branch_is_the_convolution():
     """Planted truth: with fc3 zeroed and identity BNs, the merged FC applies the 3x3 kernel."""
-    block = repmlp.RepMLPBlock(2, h=3, w=3, reparam_conv_k=(3,), num_sharesets=2, globalperceptron_reduce=1).eval()
+    block = RepMLPBlock(2, h=3, w=3, reparam_conv_k=(3,), num_sharesets=2, globalperceptron_reduce=1).eval()
     kernel = torch.randn(2, 1, 3, 3)
     block.fc3_bn.eps = block.repconv3.bn.eps = 0.0
     with torch.no_grad():
