@@ -48,6 +48,9 @@ def expand_units(
 ) -> np.ndarray:
     """Put the values of the fitted (valid) units back among all units, NaN for the others."""
     values = np.asarray(values)
+    if valid.all():
+        # No copy: whole-brain weights are GBs and the usual fit keeps every unit.
+        return values.astype(dtype, copy=False)
     shape = list(values.shape)
     shape[axis] = n_units
     out = np.full(shape, np.nan, dtype=dtype)
