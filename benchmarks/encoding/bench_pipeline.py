@@ -310,11 +310,13 @@ def main() -> None:
     parser.add_argument("--alphas", type=int, default=17, help="logspace(-1, 7, ALPHAS), EncodingModel's default grid")
     parser.add_argument("--cv", type=int, default=5)
     parser.add_argument("--batch", type=int, default=None, help="n_targets_batch (memory mode)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (2 threads on the loaded shared machine ran 11x slower than 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (2 threads ran 11x slower than 1 on the loaded shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--tmp", default=None, help="folder for the simulated cache and responses")
-    parser.add_argument("--out", default=None, help="JSON file to write (default benchmarks/encoding/results_pipeline*.json)")
+    parser.add_argument("--out", default=None,
+                        help="JSON file to write (default benchmarks/encoding/results_<mode>_<voxels>.json)")
     args = parser.parse_args()
     result = run_pipeline(args) if args.mode == "pipeline" else run_memory(args)
     result["args"] = vars(args)

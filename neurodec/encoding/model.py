@@ -61,7 +61,8 @@ class EncodingModel(BaseEstimator):
         equivalent in expectation, cuts the cost by the number of repeats,
         and matches the repeat-averaged test protocol.
     n_targets_batch : int, optional
-        Units per batch in the ridge search and in predictions (bounds memory).
+        Units per batch in the ridge search, predictions and scoring (bounds
+        memory); scoring defaults to 8192 units per batch.
     standardize_features : bool
         Divide every (training-mean-centered) feature by its training standard
         deviation (recorded as ``feature_mean_`` and ``feature_scale_``); the
@@ -211,6 +212,8 @@ class EncodingModel(BaseEstimator):
             contributes its values in order.
         responses : Responses
             Of shape (n_trials, n_units), with "train" trials in ``trials["split"]``.
+            The data may be memory-mapped or HDF5-backed: they are read (and
+            repeat-averaged) one block of units at a time, never copied whole.
 
         Returns
         -------
@@ -380,7 +383,9 @@ class EncodingModel(BaseEstimator):
         if estimate_nc:
             nc = np.full(n_units, np.nan)
         # One seed for every block: the same permutations as one call over all units.
-        seed = random_state if isinstance(random_state, (int, np.integer)) else np.random.default_rng(random_state).integers(2**32)
+        seed = random_state
+        if not isinstance(random_state, (int, np.integer)):
+            seed = int(np.random.default_rng(random_state).integers(2**32))
         slices = self.feature_slices_
         banded = self.banded and len(slices) > 1
         r, r2 = np.full(n_units, np.nan), np.full(n_units, np.nan)
@@ -447,7 +452,9 @@ class EncodingModel(BaseEstimator):
         return save_encoding_model(self, path)
 
 
-def _given_or_from_ncsnr(noise_ceiling: np.ndarray | None, responses: Responses, test: SplitReader) -> np.ndarray | None:
+def _given_or_from_ncsnr(
+    noise_ceiling: np.ndarray | None, responses: Responses, test: SplitReader
+) -> np.ndarray | None:
     """The given noise ceiling, or the one of the ``ncsnr`` unit column; None when it must be estimated."""
     if noise_ceiling is None:
         if "ncsnr" not in responses.units.columns:

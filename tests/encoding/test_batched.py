@@ -78,10 +78,9 @@ def test_fit_and_score_from_memory_mapped_responses(planted, tmp_path):
     in_memory = dataclasses.replace(responses, data=data)
     with pytest.warns(UserWarning, match="excludes 1 of"):
         a = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0, warn_alpha_edge=False).fit(features["A"], in_memory)
+    batched = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0, n_targets_batch=5, warn_alpha_edge=False)
     with pytest.warns(UserWarning, match="excludes 1 of"):
-        b = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0, n_targets_batch=5, warn_alpha_edge=False).fit(
-            features["A"], mapped
-        )
+        b = batched.fit(features["A"], mapped)
     np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-5, atol=1e-6)
     with pytest.warns(UserWarning, match="1 units have NaN/inf test responses"):
         scores = b.score(features["A"], mapped)
