@@ -52,6 +52,7 @@ class SplitReader:
             raise ValueError(f"No trial belongs to split {split!r}; splits present: {present}.")
         self.responses = responses
         self.split = split
+        self.average = average
         self.rows = np.flatnonzero(mask)
         self.single_trials = responses.trials.iloc[self.rows].reset_index(drop=True)
         self.units = np.arange(responses.n_units) if units is None else np.asarray(units, dtype=np.int64)
@@ -85,11 +86,7 @@ class SplitReader:
         """The same rows restricted to exposed columns ``units`` (boolean mask or indices)."""
         units = np.asarray(units)
         index = np.flatnonzero(units) if units.dtype == bool else units
-        reader = SplitReader.__new__(SplitReader)
-        reader.__dict__.update(self.__dict__)
-        reader.units = self.units[index]
-        reader.shape = (self.shape[0], len(reader.units))
-        return reader
+        return SplitReader(self.responses, self.split, average=self.average, units=self.units[index])
 
     def _single(self, cols: slice) -> np.ndarray:
         """Single trials of the split for exposed columns ``cols``, shape (n_split_trials, n_cols)."""

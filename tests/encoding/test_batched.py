@@ -68,13 +68,22 @@ def test_batched_scoring_equals_unbatched(planted):
             np.testing.assert_allclose(b.split_r2, a.split_r2, rtol=1e-5, atol=1e-6)
 
 
-def test_fit_and_score_from_memory_mapped_responses(planted, tmp_path):
+@pytest.mark.parametrize("storage", ["memmap", "hdf5"])
+def test_fit_and_score_from_memory_mapped_responses(planted, tmp_path, storage):
+    import h5py
+
     features, responses = planted
     data = np.array(responses.data)
     data[:, 4] = np.nan  # an excluded unit inside a block
     data[responses.trials["split"].to_numpy() == "test", 6] = np.inf  # a unit whose test responses are not finite
-    np.save(tmp_path / "responses.npy", data)
-    mapped = dataclasses.replace(responses, data=np.load(tmp_path / "responses.npy", mmap_mode="r"))
+    if storage == "memmap":
+        np.save(tmp_path / "responses.npy", data)
+        stored = np.load(tmp_path / "responses.npy", mmap_mode="r")
+    else:
+        with h5py.File(tmp_path / "responses.h5", "w") as handle:
+            handle.create_dataset("data", data=data, chunks=(16, 8))
+        stored = h5py.File(tmp_path / "responses.h5", "r")["data"]
+    mapped = dataclasses.replace(responses, data=stored)
     in_memory = dataclasses.replace(responses, data=data)
     with pytest.warns(UserWarning, match="excludes 1 of"):
         a = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0, warn_alpha_edge=False).fit(features["A"], in_memory)
