@@ -14,8 +14,10 @@ features, exactly as :func:`neurodec.pipelines.run_subject` does.
 Stages (one ``EncodingModel`` per layer, as the pipeline fits them):
 
 - load: open each layer's cache file (HDF5-backed ``Features``);
-- align/average: ``Responses.split``, repeat averaging and ``design_matrix``
-  (reading the aligned rows from HDF5), timed inside fit and score;
+- align/average: reading the split's responses and averaging repeats
+  (``Responses.split`` or the encoding model's ``SplitReader``, reads made by
+  the ridge solver excepted) and ``design_matrix`` (aligned rows from HDF5),
+  timed inside fit and score;
 - fit: ``EncodingModel.fit``; its ``RidgeCV.fit`` call is timed separately;
 - score: ``EncodingModel.score`` (predict, r, R^2, noise ceiling);
 - outputs: ``write_encoding_outputs`` (maps, tables, figures, report).
@@ -27,8 +29,9 @@ responses, alphas and folds. Ratio = (fit + score) / bare ridge; also reported a
 depend on load drifting between the two timings on a shared machine.
 
 Run: ``PYTHONPATH=. python benchmarks/encoding/bench_pipeline.py [--voxels N] [--alphas A] ...``
-(``--mode memory`` measures peak RSS of fit + score on memory-mapped responses.)
-Writes ``benchmarks/encoding/results_pipeline*.json``.
+(``--mode memory`` measures the peak anonymous RSS of fit and of score on
+memory-mapped responses; ``--threads`` sets torch's thread count, 1 by default.)
+Writes ``benchmarks/encoding/results_<mode>_<voxels>.json`` (or ``--out``).
 """
 
 from __future__ import annotations
