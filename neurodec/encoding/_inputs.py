@@ -10,6 +10,10 @@ import numpy as np
 
 from ..data.features import Features
 from ..data.responses import Responses
+from ._split_reader import SplitReader
+
+#: Units per block wherever responses are read or scored column by column (bounds the temporaries).
+UNITS_BLOCK = 8192
 
 
 def as_spaces(features: Features | Sequence[Features] | Mapping[str, Features]) -> list[Features]:
@@ -29,12 +33,6 @@ def design_matrix(spaces: list[Features], stimulus_ids: np.ndarray) -> np.ndarra
     return np.hstack([np.asarray(f.align(stimulus_ids), dtype=np.float64) for f in spaces])
 
 
-def repeat_averaged(responses: Responses) -> Responses:
-    """One row per stimulus; responses that are already averaged keep their ``n_repeats``."""
-    already = "n_repeats" in responses.trials.columns and responses.trials["stimulus_id"].is_unique
-    return responses if already else responses.average_repeats()
-
-
 def check_responses(responses: Responses, where: str) -> None:
     if not isinstance(responses, Responses):
         raise TypeError(f"{where}: 'responses' must be a Responses. Got {type(responses).__name__}.")
@@ -50,6 +48,9 @@ def expand_units(
 ) -> np.ndarray:
     """Put the values of the fitted (valid) units back among all units, NaN for the others."""
     values = np.asarray(values)
+    if valid.all():
+        # No copy: whole-brain weights are GBs and the usual fit keeps every unit.
+        return values.astype(dtype, copy=False)
     shape = list(values.shape)
     shape[axis] = n_units
     out = np.full(shape, np.nan, dtype=dtype)
@@ -63,20 +64,19 @@ def expand_units(
 _FINGERPRINT_VALUES = 65536
 
 
-def training_fingerprint(spaces: list[Features], train: Responses) -> str:
+def training_fingerprint(spaces: list[Features], train: SplitReader) -> str:
     """A hash that changes when the training data of a fit change.
 
     Covers the feature spaces (names, widths, the rows used, a sample of
-    values), the training stimulus ids and a strided sample of the responses,
-    so a saved fit is reused only for the data it was fit on, without reading
-    everything twice.
+    values), the training stimulus ids and a strided sample of the responses
+    (read block by block), so a saved fit is reused only for the data it was
+    fit on, without reading everything twice.
     """
     digest = hashlib.sha1()
     ids = train.stimulus_ids
-    digest.update(repr((train.subject, train.space, train.shape, ids.tolist())).encode())
-    data = np.asarray(train.data).reshape(-1)
-    step = max(1, data.size // _FINGERPRINT_VALUES)
-    digest.update(np.ascontiguousarray(data[::step], dtype=np.float64).tobytes())
+    responses = train.responses
+    digest.update(repr((responses.subject, responses.space, train.shape, ids.tolist())).encode())
+    digest.update(train.strided_sample(_FINGERPRINT_VALUES, block=UNITS_BLOCK).tobytes())
     for space in spaces:
         digest.update(repr((space.name, space.n_features)).encode())
         rows = design_matrix([space], ids[:: max(1, len(ids) // 64)])

@@ -20,8 +20,9 @@ from sklearn.base import BaseEstimator
 
 from .._logging import get_logger
 from ..data.features import Features
-from ..data.responses import Responses
-from ._inputs import as_spaces, check_responses, design_matrix, expand_units, repeat_averaged, training_fingerprint
+from ..data.responses import Responses, noise_ceiling_from_ncsnr
+from ._inputs import UNITS_BLOCK, as_spaces, check_responses, design_matrix, expand_units, training_fingerprint
+from ._split_reader import SplitReader
 from .noise_ceiling import compute_noise_ceiling
 from .scores import EncodingScores, pearson_r, r2_score
 from .stats import fdr_correction, permutation_test
@@ -31,7 +32,6 @@ __all__ = ["EncodingModel"]
 logger = get_logger(__name__)
 
 _DEFAULT_ALPHAS = np.logspace(-1, 7, 17)
-_UNITS_BLOCK = 8192
 _FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
 
 
@@ -61,7 +61,8 @@ class EncodingModel(BaseEstimator):
         equivalent in expectation, cuts the cost by the number of repeats,
         and matches the repeat-averaged test protocol.
     n_targets_batch : int, optional
-        Units per batch in the ridge search and in predictions (bounds memory).
+        Units per batch in the ridge search, predictions and scoring (bounds
+        memory); scoring defaults to 8192 units per batch.
     standardize_features : bool
         Divide every (training-mean-centered) feature by its training standard
         deviation (recorded as ``feature_mean_`` and ``feature_scale_``); the
@@ -175,15 +176,15 @@ class EncodingModel(BaseEstimator):
             return list(splitter.split(np.empty((n_samples, 1))))
         return list(splitter.split(np.empty((n_samples, 1)), groups=groups))
 
-    def _valid_units(self, Y: np.ndarray) -> np.ndarray:
+    def _valid_units(self, Y: SplitReader) -> np.ndarray:
         finite = np.zeros(Y.shape[1], dtype=bool)
         constant = np.zeros(Y.shape[1], dtype=bool)
         # Column blocks keep the temporaries small for whole-brain data (10^5 units).
-        for start in range(0, Y.shape[1], _UNITS_BLOCK):
-            block = Y[:, start : start + _UNITS_BLOCK]
+        for cols in Y.column_blocks(UNITS_BLOCK):
+            block = Y[:, cols]
             ok = np.isfinite(block).all(axis=0)
-            finite[start : start + _UNITS_BLOCK] = ok
-            constant[start : start + _UNITS_BLOCK] = ok & (block.max(axis=0) == block.min(axis=0))
+            finite[cols] = ok
+            constant[cols] = ok & (block.max(axis=0) == block.min(axis=0))
         valid = finite & ~constant
         reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
         bad = np.flatnonzero(~valid)
@@ -212,6 +213,8 @@ class EncodingModel(BaseEstimator):
             contributes its values in order.
         responses : Responses
             Of shape (n_trials, n_units), with "train" trials in ``trials["split"]``.
+            The data may be memory-mapped or HDF5-backed: they are read (and
+            repeat-averaged) one block of units at a time, never copied whole.
 
         Returns
         -------
@@ -219,15 +222,13 @@ class EncodingModel(BaseEstimator):
         """
         spaces = as_spaces(features)
         check_responses(responses, "EncodingModel.fit")
-        train = responses.split("train")
-        if self.average_repeats:
-            train = repeat_averaged(train)
-        ids = train.stimulus_ids
+        # Responses are read (and repeat-averaged) block by block, in their dtype (float32 for NSD):
+        # whole-cortex data are GBs, and the ridge solver streams its target batches from the reader.
+        Y = SplitReader(responses, "train", average=self.average_repeats)
+        ids = Y.stimulus_ids
         X = design_matrix(spaces, ids)
-        # Responses stay in their dtype (float32 for NSD): whole-cortex data are tens of GB in float64.
-        Y = np.asarray(train.data)
         valid = self._valid_units(Y)
-        splits = self._splits(len(Y), pd.factorize(pd.Series(ids).astype(str))[0])
+        splits = self._splits(Y.shape[0], pd.factorize(pd.Series(ids).astype(str))[0])
         mean = X.mean(axis=0)
         scale = X.std(axis=0) if self.standardize_features else np.ones(X.shape[1])
         scale[scale == 0] = 1.0
@@ -235,7 +236,7 @@ class EncodingModel(BaseEstimator):
         edges = np.cumsum([0] + [f.n_features for f in spaces])
         slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         alphas = _DEFAULT_ALPHAS if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
-        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y if valid.all() else Y[:, valid])
+        ridge = self._ridge(alphas, splits, slices).fit(Xs, Y if valid.all() else Y.subset(valid))
 
         n_units = Y.shape[1]
         # float32 weights: (n_features, n_units) reaches 10^9 values for whole-brain fits.
@@ -249,12 +250,17 @@ class EncodingModel(BaseEstimator):
         self.feature_names_ = [f.name for f in spaces]
         self.feature_slices_ = slices
         self.valid_units_ = valid
-        self.n_train_ = len(Y)
+        self.n_train_ = Y.shape[0]
         self.subject_, self.space_ = responses.subject, responses.space
+<<<<<<< HEAD
         self.fingerprint_ = training_fingerprint(spaces, train)
         if self.warn_alpha_edge and not (self.banded and len(spaces) > 1):
             _warn_alpha_edge(self.best_alphas_, self.cv_scores_, alphas)
         logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, len(Y), valid.sum(), n_units)
+=======
+        self.fingerprint_ = training_fingerprint(spaces, Y)
+        logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, Y.shape[0], valid.sum(), n_units)
+>>>>>>> pipebench
         return self
 
     def _ridge(self, alphas: np.ndarray, splits: list, slices: list[slice]):
@@ -370,48 +376,68 @@ class EncodingModel(BaseEstimator):
         """
         check_responses(responses, "EncodingModel.score")
         self._check_fitted()
-        if responses.n_units != len(self.valid_units_):
+        n_units = len(self.valid_units_)
+        if responses.n_units != n_units:
             raise ValueError(
-                f"EncodingModel.score: the model was fit on {len(self.valid_units_)} units; "
+                f"EncodingModel.score: the model was fit on {n_units} units; "
                 f"these responses have {responses.n_units}."
             )
-        test = repeat_averaged(responses.split("test"))
-        Y = np.asarray(test.data, dtype=np.float64)
-        prediction = self.predict(features, stimulus_ids=test.stimulus_ids)
-        scored = self.valid_units_ & np.isfinite(Y).all(axis=0)
-        if (self.valid_units_ & ~scored).any():
+        # Units are scored block by block: test responses, predictions and their float64 temporaries
+        # never exist for every unit at once (whole-brain data).
+        test = SplitReader(responses, "test", average=True)
+        X = self._standardized(features, test.stimulus_ids)
+        nc = _given_or_from_ncsnr(noise_ceiling, responses, test)
+        estimate_nc = nc is None
+        if estimate_nc:
+            nc = np.full(n_units, np.nan)
+        # One seed for every block: the same permutations as one call over all units.
+        seed = random_state
+        if not isinstance(random_state, (int, np.integer)):
+            seed = int(np.random.default_rng(random_state).integers(2**32))
+        slices = self.feature_slices_
+        banded = self.banded and len(slices) > 1
+        r, r2 = np.full(n_units, np.nan), np.full(n_units, np.nan)
+        p_values = np.full(n_units, np.nan) if n_permutations > 0 else None
+        split_r2 = np.full((len(slices), n_units), np.nan) if banded else None
+        n_not_finite = 0
+        for cols in test.column_blocks(self.n_targets_batch or UNITS_BLOCK):
+            Y = np.asarray(test[:, cols], dtype=np.float64)
+            scored = self.valid_units_[cols] & np.isfinite(Y).all(axis=0)
+            n_not_finite += int((self.valid_units_[cols] & ~scored).sum())
+            if estimate_nc:
+                nc[cols] = compute_noise_ceiling(test.block_responses(cols))
+            units = np.flatnonzero(scored) + cols.start
+            if not units.size:
+                continue
+            Y = Y[:, scored]
+            prediction = self._linear(X, self.coef_[:, units]) + self.intercept_[units]
+            r[units], r2[units] = pearson_r(Y, prediction), r2_score(Y, prediction)
+            if p_values is not None:
+                p_values[units] = permutation_test(
+                    Y, prediction, n_permutations=n_permutations, block_size=block_size, random_state=seed,
+                    device=self.device, verbose=self.verbose,
+                ).p_values
+            if banded:
+                from ..ridge.banded import r2_score_split
+
+                # Training features are centered, so the intercept is the training mean of every unit: the
+                # band contributions (predictions without the intercept) split R^2 around that mean.
+                contributions = np.stack([self._linear(X[:, s], self.coef_[s][:, units]) for s in slices])
+                split_r2[:, units] = r2_score_split(Y - self.intercept_[units], contributions)
+        if n_not_finite:
             warnings.warn(
-                f"EncodingModel.score: {int((self.valid_units_ & ~scored).sum())} units have NaN/inf test "
-                "responses; their scores are NaN.",
+                f"EncodingModel.score: {n_not_finite} units have NaN/inf test responses; their scores are NaN.",
                 UserWarning,
                 stacklevel=2,
             )
-        r, r2 = np.full(len(scored), np.nan), np.full(len(scored), np.nan)
-        r[scored] = pearson_r(Y[:, scored], prediction[:, scored])
-        r2[scored] = r2_score(Y[:, scored], prediction[:, scored])
         scores = EncodingScores(
-            r=r, r2=r2, noise_ceiling=_given_or_computed(noise_ceiling, responses), units=responses.units,
-            name=self.name_, subject=responses.subject, space=responses.space, modality=responses.modality,
-            info=responses.info, n_test=len(Y),
+            r=r, r2=r2, noise_ceiling=nc, units=responses.units, name=self.name_, subject=responses.subject,
+            space=responses.space, modality=responses.modality, info=responses.info, n_test=test.shape[0],
         )
-        if n_permutations > 0:
-            result = permutation_test(
-                Y[:, scored], prediction[:, scored], n_permutations=n_permutations, block_size=block_size,
-                random_state=random_state, device=self.device, verbose=self.verbose,
-            )
-            scores.p_values = np.full(len(scored), np.nan)
-            scores.p_values[scored] = result.p_values
-            scores.q_values = fdr_correction(scores.p_values)[1]
-        if self.banded and len(self.feature_slices_) > 1:
-            from ..ridge.banded import r2_score_split
-
-            parts = self.predict(features, stimulus_ids=test.stimulus_ids, split=True)
-            scores.split_r2 = np.full((len(parts), len(scored)), np.nan)
-            # Training features are centered, so the intercept is the training mean of every unit: the
-            # band contributions (parts without their intercept shares) split R^2 around that mean.
-            contributions = parts[:, :, scored] - self.intercept_[scored] / len(parts)
-            scores.split_r2[:, scored] = r2_score_split(Y[:, scored] - self.intercept_[scored], contributions)
-            scores.space_names = list(self.feature_names_)
+        if p_values is not None:
+            scores.p_values, scores.q_values = p_values, fdr_correction(p_values)[1]
+        if banded:
+            scores.split_r2, scores.space_names = split_r2, list(self.feature_names_)
         return scores
 
     # --------------------------------------------------------- weights, disk
@@ -434,6 +460,7 @@ class EncodingModel(BaseEstimator):
         return save_encoding_model(self, path)
 
 
+<<<<<<< HEAD
 def _warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.ndarray) -> None:
     """Warn when predicted units (best CV R^2 > 0) sit at an end of the alpha grid.
 
@@ -463,8 +490,16 @@ def _warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.
 
 
 def _given_or_computed(noise_ceiling: np.ndarray | None, responses: Responses) -> np.ndarray:
+=======
+def _given_or_from_ncsnr(
+    noise_ceiling: np.ndarray | None, responses: Responses, test: SplitReader
+) -> np.ndarray | None:
+    """The given noise ceiling, or the one of the ``ncsnr`` unit column; None when it must be estimated."""
+>>>>>>> pipebench
     if noise_ceiling is None:
-        return compute_noise_ceiling(responses)
+        if "ncsnr" not in responses.units.columns:
+            return None
+        return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), test.trials["n_repeats"].to_numpy())
     noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64)
     if noise_ceiling.shape != (responses.n_units,):
         raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {noise_ceiling.shape}.")

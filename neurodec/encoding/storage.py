@@ -15,7 +15,8 @@ from .._io import atomic_path
 from .._logging import get_logger
 from ..data.features import Features
 from ..data.responses import Responses
-from ._inputs import as_spaces, repeat_averaged, training_fingerprint
+from ._inputs import as_spaces, training_fingerprint
+from ._split_reader import SplitReader
 from .model import _FITTED, EncodingModel
 
 __all__ = ["fit_or_load_encoding_model", "load_encoding_model", "save_encoding_model"]
@@ -116,9 +117,7 @@ def load_matching_encoding_model(
         return None
     model = EncodingModel(**params)
     saved = load_encoding_model(path)
-    train = responses.split("train")
-    if model.average_repeats:
-        train = repeat_averaged(train)
+    train = SplitReader(responses, "train", average=model.average_repeats)
     if _json_params(saved) != _json_params(model):
         logger.info("Refitting %s: saved with other parameters.", path)
     elif saved.fingerprint_ != training_fingerprint(as_spaces(features), train):
