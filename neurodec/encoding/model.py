@@ -252,15 +252,10 @@ class EncodingModel(BaseEstimator):
         self.valid_units_ = valid
         self.n_train_ = Y.shape[0]
         self.subject_, self.space_ = responses.subject, responses.space
-<<<<<<< HEAD
-        self.fingerprint_ = training_fingerprint(spaces, train)
+        self.fingerprint_ = training_fingerprint(spaces, Y)
         if self.warn_alpha_edge and not (self.banded and len(spaces) > 1):
             _warn_alpha_edge(self.best_alphas_, self.cv_scores_, alphas)
-        logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, len(Y), valid.sum(), n_units)
-=======
-        self.fingerprint_ = training_fingerprint(spaces, Y)
         logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, Y.shape[0], valid.sum(), n_units)
->>>>>>> pipebench
         return self
 
     def _ridge(self, alphas: np.ndarray, splits: list, slices: list[slice]):
@@ -460,7 +455,6 @@ class EncodingModel(BaseEstimator):
         return save_encoding_model(self, path)
 
 
-<<<<<<< HEAD
 def _warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.ndarray) -> None:
     """Warn when predicted units (best CV R^2 > 0) sit at an end of the alpha grid.
 
@@ -489,13 +483,10 @@ def _warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.
     )
 
 
-def _given_or_computed(noise_ceiling: np.ndarray | None, responses: Responses) -> np.ndarray:
-=======
 def _given_or_from_ncsnr(
     noise_ceiling: np.ndarray | None, responses: Responses, test: SplitReader
 ) -> np.ndarray | None:
     """The given noise ceiling, or the one of the ``ncsnr`` unit column; None when it must be estimated."""
->>>>>>> pipebench
     if noise_ceiling is None:
         if "ncsnr" not in responses.units.columns:
             return None
