@@ -79,7 +79,7 @@ def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = Tr
     # Sorted ids: the same stimulus set gives the same feature-cache key in every run.
     ids = sorted(set(responses.stimulus_ids.tolist()))
     stimuli = load_stimuli(ds.name, ds.root, **{"ids": ids, **ds.stimulus_options})
-    train_ids = responses.split("train").trials["stimulus_id"].unique()
+    train_ids = responses.trials.loc[responses.trials["split"] == "train", "stimulus_id"].unique()
     fits = _work_dir(config) / "fits" / f"sub-{subject}"
     params = {"device": config.device, "random_state": config.seed, "verbose": verbose, **config.model}
     scores: dict[str, Any] = {}
