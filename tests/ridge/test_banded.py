@@ -9,8 +9,6 @@ from sklearn.model_selection import KFold
 from neurodec.ridge._banded_solver import generate_band_weights
 from neurodec.ridge.banded import BandedRidgeCV, r2_score_split
 
-himalaya = pytest.importorskip("himalaya")
-
 ALPHAS = np.logspace(-2, 4, 7)
 
 

@@ -63,7 +63,8 @@ def test_delays_in_seconds_and_feature_names(rng):
 
 
 def test_dataframe_names_pass_through(rng):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     df = pd.DataFrame(rng.standard_normal((5, 2)), columns=["loud", "pitch"])
     names = Delayer(delays=[1, -1]).fit(df).get_feature_names_out()
     assert list(names) == ["loud_delay1", "loud_delay-1", "pitch_delay1", "pitch_delay-1"]

@@ -8,7 +8,7 @@ import pytest
 from neurodec.ridge.banded import BandedRidgeCV
 from neurodec.ridge.distributed import _read_columns, _target_source, fit_distributed
 
-distributed = pytest.importorskip("distributed")
+import distributed  # noqa: E402
 
 ATTRIBUTES = ("coef_", "intercept_", "cv_scores_", "deltas_", "best_gammas_", "y_offset_")
 
@@ -89,7 +89,8 @@ def test_memmap_targets_travel_as_a_file_location(client, rng, tmp_path):
 
 
 def test_hdf5_targets_travel_as_a_file_location(client, rng, tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     X, Y = _data(rng)
     path = tmp_path / "y.h5"
     with h5py.File(path, "w") as f:
