@@ -8,12 +8,24 @@ import pytest
 from neurodec._registry import Registry
 
 
-def test_import_is_light():
-    code = (
-        "import sys, neurodec; heavy = {'torch', 'timm', 'diffusers', 'nibabel', 'mne', 'transformers',"
-        " 'open_clip', 'nilearn', 'h5py', 'sklearn', 'dask'};"
-        " print(sorted(heavy & set(sys.modules)))"
-    )
+HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_clip", "nilearn", "h5py",
+         "sklearn", "dask", "matplotlib"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import neurodec",
+        "import neurodec.ridge",
+        "import neurodec.encoding, neurodec.viz; neurodec.encoding.pearson_r; neurodec.encoding.summarize_rois;"
+        " neurodec.viz.bids_filename",
+        "import neurodec.backbones as b; b.list_backbones(); b.get_backbone_spec('timm/resnet50')",
+    ],
+    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry"],
+)
+def test_imports_stay_light(statement):
+    # Heavy libraries load on first real use, never on import or registry queries.
+    code = f"import sys; {statement}; print(sorted(set({sorted(HEAVY)!r}) & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
