@@ -14,11 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from numbers import Integral
+
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
 
 from .._logging import get_logger
+from ..ridge._validation import check_alphas, warn_alpha_edge
 from ..data.features import Features
 from ..data.responses import Responses, noise_ceiling_from_ncsnr
 from ._inputs import UNITS_BLOCK, as_spaces, check_responses, design_matrix, expand_units, training_fingerprint
@@ -31,7 +35,6 @@ __all__ = ["EncodingModel"]
 
 logger = get_logger(__name__)
 
-_DEFAULT_ALPHAS = np.logspace(-1, 7, 17)
 _FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
 
 
@@ -42,7 +45,7 @@ class EncodingModel(BaseEstimator):
     ----------
     alphas : sequence of float, optional
         Ridge penalties searched per unit by cross-validation; default
-        ``logspace(-1, 7, 17)``.
+        ``np.logspace(-2, 8, 21)``, the grid of every neurodec ridge estimator.
     cv : int or scikit-learn splitter
         Folds of the search. An int gives shuffled K-fold over training
         stimuli (grouped by stimulus when single trials are fit, so repeats of
@@ -70,10 +73,10 @@ class EncodingModel(BaseEstimator):
     random_state : int, optional
         Seed of the folds and of the banded candidates.
     warn_alpha_edge : bool
-        Warn when units that are predicted (best cross-validated R^2 > 0)
-        choose the smallest or largest alpha of the grid (single-penalty
-        ridge), with a widened grid to try. Units without signal always
-        choose the largest alpha and are not counted.
+        Warn when units that are predicted (best cross-validated score > 0)
+        choose the smallest or largest alpha of the grid (banded fits too),
+        with a widened grid to try. Units without signal always choose the
+        largest alpha and are not counted.
     verbose : bool or int
         Progress bars and info messages.
 
@@ -125,6 +128,20 @@ class EncodingModel(BaseEstimator):
     >>> summarize_rois(scores, "prf-visualrois")  # doctest: +SKIP
     >>> model.save("fits/layer3.npz")  # reuse later with load_encoding_model  # doctest: +SKIP
     """
+
+    _parameter_constraints: dict = {
+        "alphas": ["array-like", None],
+        "cv": ["cv_object"],
+        "device": "no_validation",  # resolved (and checked) by neurodec._device.resolve_device
+        "banded": ["boolean"],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "average_repeats": ["boolean"],
+        "n_targets_batch": [Interval(Integral, 1, None, closed="left"), None],
+        "standardize_features": ["boolean"],
+        "random_state": ["random_state"],
+        "warn_alpha_edge": ["boolean"],
+        "verbose": ["verbose"],
+    }
 
     def __init__(
         self,
@@ -201,6 +218,7 @@ class EncodingModel(BaseEstimator):
             raise ValueError("EncodingModel.fit: every unit has NaN or constant training responses; nothing to fit.")
         return valid
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, features: Features | Sequence[Features], responses: Responses) -> "EncodingModel":
         """Fit on the training split of ``responses``.
 
@@ -235,7 +253,7 @@ class EncodingModel(BaseEstimator):
         Xs = (X - mean) / scale
         edges = np.cumsum([0] + [f.n_features for f in spaces])
         slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-        alphas = _DEFAULT_ALPHAS if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
+        alphas = check_alphas(self.alphas)
         ridge = self._ridge(alphas, splits, slices).fit(Xs, Y if valid.all() else Y.subset(valid))
 
         n_units = Y.shape[1]
@@ -253,8 +271,8 @@ class EncodingModel(BaseEstimator):
         self.n_train_ = Y.shape[0]
         self.subject_, self.space_ = responses.subject, responses.space
         self.fingerprint_ = training_fingerprint(spaces, Y)
-        if self.warn_alpha_edge and not (self.banded and len(spaces) > 1):
-            _warn_alpha_edge(self.best_alphas_, self.cv_scores_, alphas)
+        if self.warn_alpha_edge:
+            warn_alpha_edge(self.best_alphas_, self.cv_scores_, alphas, estimator="EncodingModel.fit", stacklevel=4)
         logger.info("Fit %s on %d training samples, %d of %d units.", self.name_, Y.shape[0], valid.sum(), n_units)
         return self
 
@@ -264,7 +282,7 @@ class EncodingModel(BaseEstimator):
 
             return BandedRidgeCV(
                 groups=slices, alphas=alphas, n_iter=self.n_iter, cv=splits, random_state=self.random_state,
-                device=self.device, n_targets_batch=self.n_targets_batch, verbose=self.verbose,
+                device=self.device, n_targets_batch=self.n_targets_batch, warn_alpha_edge=False, verbose=self.verbose,
             )
         from ..ridge import RidgeCV
 
@@ -453,34 +471,6 @@ class EncodingModel(BaseEstimator):
         from .storage import save_encoding_model
 
         return save_encoding_model(self, path)
-
-
-def _warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.ndarray) -> None:
-    """Warn when predicted units (best CV R^2 > 0) sit at an end of the alpha grid.
-
-    A unit without signal is best served by the strongest penalty (a constant
-    prediction), so it lands on the largest alpha whatever the grid; only
-    units the model predicts tell whether the grid is too narrow.
-    """
-    if len(alphas) < 2:
-        return
-    fitted = np.isfinite(best_alphas)
-    predicted = np.zeros(len(best_alphas), dtype=bool)
-    predicted[fitted] = np.nanmax(cv_scores[:, fitted], axis=0) > 0
-    low = predicted & np.isclose(best_alphas, alphas.min())
-    high = predicted & np.isclose(best_alphas, alphas.max())
-    if not (low.any() or high.any()):
-        return
-    log_min, log_max = np.log10(alphas.min()) - 2 * low.any(), np.log10(alphas.max()) + 2 * high.any()
-    grid = f"np.logspace({log_min:g}, {log_max:g}, {int(round(2 * (log_max - log_min))) + 1})"
-    warnings.warn(
-        f"EncodingModel.fit: {int(low.sum() + high.sum())} of the {int(predicted.sum())} units with a positive "
-        f"cross-validated R^2 chose an alpha at the edge of the grid ({int(low.sum())} the smallest, "
-        f"{alphas.min():g}; {int(high.sum())} the largest, {alphas.max():g}); their penalty may be off. "
-        f"Widen the grid, e.g. alphas={grid}, or pass warn_alpha_edge=False.",
-        UserWarning,
-        stacklevel=3,
-    )
 
 
 def _given_or_from_ncsnr(

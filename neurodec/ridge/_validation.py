@@ -9,8 +9,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 
 __all__ = [
+    "DEFAULT_ALPHAS",
+    "RIDGE_PARAMETER_CONSTRAINTS",
     "FiniteCheckedTargets",
     "check_alphas",
     "check_finite",
@@ -19,7 +22,23 @@ __all__ = [
     "warn_alpha_edge",
 ]
 
-DEFAULT_ALPHAS = np.logspace(-2, 8, 11)
+#: The default ridge penalties of every neurodec estimator: 1e-2 to 1e8, two per decade.
+DEFAULT_ALPHAS = np.logspace(-2, 8, 21)
+
+
+#: scikit-learn parameter constraints shared by the ridge estimators: ``fit`` validates them once,
+#: at the outermost call (nested estimators skip it, see ``sklearn.base._fit_context``).
+RIDGE_PARAMETER_CONSTRAINTS: dict[str, list] = {
+    "alphas": ["array-like", None],
+    "cv": ["cv_object", StrOptions({"loo", "gcv"})],
+    "fit_intercept": ["boolean"],
+    "score_func": [StrOptions({"r2", "pearson"})],
+    "device": "no_validation",  # resolved (and checked) by neurodec._device.resolve_device
+    "dtype": [StrOptions({"float32", "float64"})],
+    "n_targets_batch": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "warn_alpha_edge": ["boolean"],
+    "verbose": ["verbose"],
+}
 
 
 def check_alphas(alphas: Any) -> np.ndarray:
@@ -101,22 +120,48 @@ def resolve_splits(cv: Any, X: Any, n_samples: int, groups: Any) -> list[tuple[n
     return out
 
 
-def warn_alpha_edge(best_alphas: np.ndarray, cv_scores: np.ndarray, alphas: np.ndarray) -> None:
-    """Warn once when targets choose the smallest or largest alpha of the grid."""
+def warn_alpha_edge(
+    best_alphas: Any, cv_scores: Any, alphas: np.ndarray, *, estimator: str, stacklevel: int = 3
+) -> None:
+    """Warn when predicted targets (best CV score > 0) sit at an end of the alpha grid.
+
+    The one alpha-edge rule of every neurodec ridge fit (single-penalty and
+    banded). A target without signal is best served by the strongest penalty
+    (a constant prediction), so it lands on the largest alpha whatever the
+    grid; only targets the model predicts tell whether the grid is too narrow.
+    Excluded targets (NaN alpha or scores) are not counted.
+
+    Parameters
+    ----------
+    best_alphas : array or tensor of shape (n_targets,)
+    cv_scores : array or tensor of shape (n_candidates, n_targets)
+        Cross-validation score of each alpha (or banded candidate at its best alpha).
+    alphas : array of shape (n_alphas,)
+        The grid searched.
+    estimator : str
+        Names the call in the warning, e.g. "RidgeCV.fit".
+    stacklevel : int
+        As in :func:`warnings.warn`: the frame of the user's call.
+    """
     if len(alphas) < 2:
         return
-    informative = np.ptp(cv_scores, axis=0) > 0  # constant targets score the same everywhere
-    low = informative & np.isclose(best_alphas, alphas.min())
-    high = informative & np.isclose(best_alphas, alphas.max())
-    n_low, n_high = int(low.sum()), int(high.sum())
-    if n_low + n_high == 0:
+    as_numpy = lambda a: np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)  # noqa: E731
+    best_alphas = as_numpy(best_alphas).reshape(-1)
+    cv_scores = as_numpy(cv_scores).reshape(-1, best_alphas.size)
+    fitted = np.isfinite(best_alphas) & np.isfinite(cv_scores).any(axis=0)
+    predicted = np.zeros(best_alphas.size, dtype=bool)
+    predicted[fitted] = np.nanmax(cv_scores[:, fitted], axis=0) > 0
+    low = predicted & np.isclose(best_alphas, alphas.min())
+    high = predicted & np.isclose(best_alphas, alphas.max())
+    if not (low.any() or high.any()):
         return
-    lo, hi = np.log10(alphas.min()), np.log10(alphas.max())
-    widened = f"np.logspace({lo - 2 * bool(n_low):g}, {hi + 2 * bool(n_high):g}, {len(alphas) + 2 * bool(n_low) + 2 * bool(n_high)})"
+    log_min, log_max = np.log10(alphas.min()) - 2 * low.any(), np.log10(alphas.max()) + 2 * high.any()
+    grid = f"np.logspace({log_min:g}, {log_max:g}, {int(round(2 * (log_max - log_min))) + 1})"
     warnings.warn(
-        f"{n_low + n_high} of {len(best_alphas)} targets have their best alpha at the edge of the grid "
-        f"({n_low} at the smallest, {alphas.min():g}; {n_high} at the largest, {alphas.max():g}). "
-        f"Widen the grid, e.g. alphas={widened}, or pass warn_alpha_edge=False to silence this warning.",
+        f"{estimator}: {int(low.sum() + high.sum())} of the {int(predicted.sum())} targets with a positive "
+        f"cross-validated score chose an alpha at the edge of the grid ({int(low.sum())} the smallest, "
+        f"{alphas.min():g}; {int(high.sum())} the largest, {alphas.max():g}); their penalty may be off. "
+        f"Widen the grid, e.g. alphas={grid}, or pass warn_alpha_edge=False.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )

@@ -9,15 +9,16 @@ one part per space (variance partitioning).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from neurodec.ridge._banded_solver import generate_band_weights, solve_banded_ridge_cv
-from neurodec.ridge._scoring import SCORES
-from neurodec.ridge._validation import check_alphas, resolve_splits
+from neurodec.ridge._validation import RIDGE_PARAMETER_CONSTRAINTS, check_alphas, resolve_splits, warn_alpha_edge
 from neurodec.ridge.estimators import _DTYPES, _check_Y
 
 __all__ = ["BandedRidgeCV", "r2_score_split"]
@@ -111,7 +112,7 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         band label per column. None when ``X`` is passed as a list of one
         array per band (with a single array, None means one band).
     alphas : sequence of float or None
-        Ridge penalties tried for each candidate; None means ``np.logspace(-2, 8, 11)``.
+        Ridge penalties tried for each candidate; None means ``np.logspace(-2, 8, 21)``.
     n_iter : int or array of shape (n_candidates, n_bands)
         Candidate budget: that many candidates from :func:`generate_band_weights`
         (the first is uniform), or the candidate weights themselves.
@@ -136,6 +137,9 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         decompositions); by default from free GPU memory or a RAM budget.
     fit_intercept : bool
         Fit an intercept (features and targets centered per fold and on all samples).
+    warn_alpha_edge : bool
+        Warn when predicted targets choose the smallest or largest alpha of
+        the grid (the rule of :class:`neurodec.ridge.RidgeCV`).
     verbose : bool or int
         Progress bar over candidates.
 
@@ -182,6 +186,15 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     (2, 100, 3)
     """
 
+    _parameter_constraints: dict = {
+        **RIDGE_PARAMETER_CONSTRAINTS,
+        "groups": "no_validation",  # slices, index arrays or labels: checked against X in fit
+        "n_iter": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "concentration": [Interval(Real, 0, None, closed="neither"), "array-like"],
+        "random_state": ["random_state"],
+        "method": [StrOptions({"auto", "primal", "dual"})],
+    }
+
     def __init__(
         self,
         groups: Any = None,
@@ -197,6 +210,7 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype: str = "float32",
         n_targets_batch: int | None = None,
         fit_intercept: bool = True,
+        warn_alpha_edge: bool = True,
         verbose: bool | int = False,
     ) -> None:
         self.groups = groups
@@ -211,6 +225,7 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.n_targets_batch = n_targets_batch
         self.fit_intercept = fit_intercept
+        self.warn_alpha_edge = warn_alpha_edge
         self.verbose = verbose
 
     def _candidates(self, n_bands: int) -> np.ndarray:
@@ -226,6 +241,7 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
         return gammas
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> "BandedRidgeCV":
         """Search the band weights and alphas, then refit on all samples.
 
@@ -240,12 +256,6 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : BandedRidgeCV
         """
-        if self.score_func not in SCORES:
-            raise ValueError(f"The 'score_func' parameter must be one of {SCORES}. Got {self.score_func!r} instead.")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}. Got {self.dtype!r} instead.")
-        if self.method not in ("auto", "primal", "dual"):
-            raise ValueError(f"The 'method' parameter must be 'auto', 'primal' or 'dual'. Got {self.method!r} instead.")
         if y is None:
             raise ValueError("BandedRidgeCV requires y to be passed, but the target y is None.")
         X, bands = _band_columns(self.groups, X)
@@ -283,6 +293,8 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.X_offset_ = X.mean(0) if self.fit_intercept else np.zeros(X.shape[1])
         self.y_offset_ = self.intercept_ + self.X_offset_ @ self.coef_
         self.n_features_in_ = X.shape[1]
+        if self.warn_alpha_edge:
+            warn_alpha_edge(result.best_alphas, result.cv_scores, self.alphas_, estimator="BandedRidgeCV.fit", stacklevel=4)
         return self
 
     def predict(self, X: Any, split: bool = False) -> np.ndarray:

@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._device import resolve_device
 from ._scoring import SCORES, pearson_targets, r2_targets
 from ._validation import (
+    RIDGE_PARAMETER_CONSTRAINTS,
     FiniteCheckedTargets,
     check_alphas,
     check_finite,
@@ -85,10 +87,6 @@ class _BaseRidgeCV(RegressorMixin, BaseEstimator):
     """Shared validation, attribute storage and scoring of the ridge estimators."""
 
     def _setup(self, X: Any, y: Any, groups: Any):
-        if self.score_func not in SCORES:
-            raise ValueError(f"The 'score_func' parameter must be one of {SCORES}. Got {self.score_func!r} instead.")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}. Got {self.dtype!r} instead.")
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         alphas = check_alphas(self.alphas)
@@ -106,7 +104,9 @@ class _BaseRidgeCV(RegressorMixin, BaseEstimator):
         if ravel and out_device is None:
             self.best_alphas_, self.intercept_ = float(self.best_alphas_), float(self.intercept_)
         if self.warn_alpha_edge:
-            warn_alpha_edge(result.best_alphas.numpy(), result.cv_scores.numpy(), alphas)
+            warn_alpha_edge(
+                result.best_alphas, result.cv_scores, alphas, estimator=f"{type(self).__name__}.fit", stacklevel=5
+            )
 
     def score_targets(self, X: Any, y: Any, *, metric: str = "r2") -> Any:
         """Per-target score of the predictions on ``X``.
@@ -155,7 +155,7 @@ class RidgeCV(_BaseRidgeCV):
     Parameters
     ----------
     alphas : array of shape (n_alphas,), optional
-        Positive regularization strengths; default ``np.logspace(-2, 8, 11)``.
+        Positive regularization strengths; default ``np.logspace(-2, 8, 21)``.
     cv : int, splitter, iterable of (train, val), "loo" or "gcv"
         An int gives ``KFold(cv)`` without shuffling; any scikit-learn
         splitter works (``groups`` are passed from ``fit``); "loo"/"gcv" is
@@ -203,6 +203,12 @@ class RidgeCV(_BaseRidgeCV):
     ((5, 3), (3,), (7, 3))
     """
 
+    _parameter_constraints: dict = {
+        **RIDGE_PARAMETER_CONSTRAINTS,
+        "method": [StrOptions({"auto", "primal", "dual"})],
+        "allow_tf32": ["boolean"],
+    }
+
     def __init__(
         self,
         alphas: Any = None,
@@ -230,6 +236,7 @@ class RidgeCV(_BaseRidgeCV):
         self.warn_alpha_edge = warn_alpha_edge
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, groups: Any = None) -> RidgeCV:
         """Choose each target's alpha by cross-validation and refit on all samples.
 
@@ -244,8 +251,6 @@ class RidgeCV(_BaseRidgeCV):
         -------
         self : RidgeCV
         """
-        if self.method not in ("auto", "primal", "dual"):
-            raise ValueError(f"The 'method' parameter must be 'auto', 'primal' or 'dual'. Got {self.method!r} instead.")
         Xt, Y, ravel, alphas, splits, device, out_device = self._setup(X, y, groups)
         result = solve_ridge_cv(
             Xt,
@@ -282,7 +287,7 @@ class KernelRidgeCV(_BaseRidgeCV):
     Parameters
     ----------
     alphas : array of shape (n_alphas,), optional
-        Default ``np.logspace(-2, 8, 11)``.
+        Default ``np.logspace(-2, 8, 21)``.
     kernel : {"linear", "rbf", "poly", "cosine"} or callable
         A callable takes ``(X, Z, **kernel_params)`` (float64 tensors) and
         returns their kernel matrix.
@@ -301,6 +306,13 @@ class KernelRidgeCV(_BaseRidgeCV):
     X_fit_ : array or tensor of shape (n_samples, n_features)
     n_features_in_ : int
     """
+
+    _parameter_constraints: dict = {
+        **RIDGE_PARAMETER_CONSTRAINTS,
+        "kernel": [StrOptions({"linear", "rbf", "poly", "cosine"}), callable],
+        "kernel_params": [dict, None],
+        "allow_tf32": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -334,6 +346,7 @@ class KernelRidgeCV(_BaseRidgeCV):
     def _kernel(self, X: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
         return compute_kernel(X.to(torch.float64), Z.to(torch.float64), self.kernel, **(self.kernel_params or {}))
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, groups: Any = None) -> KernelRidgeCV:
         """Choose each target's alpha by cross-validation and refit on all samples.
 
