@@ -6,6 +6,8 @@ Heavy imports happen inside the commands so ``neurodec --help`` is instant.
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 app = typer.Typer(
@@ -14,6 +16,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _log_to_console(verbose: bool) -> None:
+    """neurodec's messages on the console (INFO, or WARNING when quiet); other libraries' at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("neurodec").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -27,17 +35,15 @@ def version() -> None:
 @app.command()
 def demo(
     root: str = typer.Option("neurodec_demo", help="Folder for the simulated dataset and the outputs."),
-    seed: int = typer.Option(0, help="Seed of the simulation."),
+    random_state: int = typer.Option(0, help="Seed of the simulation and of the backbone's random weights."),
     device: str = typer.Option("cpu", help="'cpu', 'cuda' or 'auto'."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Simulate an NSD-format subject, run the encoding pipeline on it, write a report."""
-    import logging
-
     from neurodec.pipelines.demo import run_demo
 
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    result = run_demo(root, seed=seed, device=device, verbose=not quiet)
+    _log_to_console(not quiet)
+    result = run_demo(root, random_state=random_state, device=device, verbose=not quiet)
     typer.echo("\nRecovered encoding vs the simulation's planted truth (median over each area's voxels):")
     typer.echo(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"\nReport: {result.report}")
@@ -48,13 +54,28 @@ def run(
     config: str = typer.Argument(..., help="Pipeline config (YAML), e.g. pipelines/encoding_nsd.yaml."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Run an encoding study from a config file; re-running reuses finished work."""
-    import logging
+    """Run an encoding study from a config file; re-running reuses finished work.
 
-    from neurodec.pipelines import load_config, run_encoding_study
+    The config is checked against the dataset and the backbones before any
+    work. When some subjects fail, the others finish and the command exits 1
+    naming each failed subject.
+    """
+    from neurodec.pipelines import ConfigError, StudyError, load_config, run_encoding_study
 
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    study = run_encoding_study(load_config(config), verbose=not quiet)
+    _log_to_console(not quiet)
+    try:
+        study = run_encoding_study(load_config(config, verbose=not quiet), verbose=not quiet)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except StudyError as exc:
+        _echo_reports(exc.result)
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    _echo_reports(study)
+
+
+def _echo_reports(study: "object") -> None:
     for subject, written in study.outputs.items():
         for path in written.get("report", []):
             typer.echo(f"subject {subject}: report {path}")

@@ -46,3 +46,15 @@ def test_registry_unknown_name_lists_close_matches():
     with pytest.raises(ValueError, match="already registered"):
         reg.add("resnet50", 3)
     assert reg.names("resnet*") == ["resnet18", "resnet50"]
+
+
+def test_every_listed_subpackage_exists():
+    import importlib
+
+    import neurodec
+
+    for name in neurodec.__all__:
+        if name != "__version__":
+            assert importlib.import_module(f"neurodec.{name}") is getattr(neurodec, name)
+    with pytest.raises(AttributeError, match="no attribute 'decoding'"):
+        neurodec.decoding

@@ -66,6 +66,7 @@ def load_encoding_model(path: str | os.PathLike) -> EncodingModel:
 
     Parameters that were not JSON-serializable (e.g. a scikit-learn splitter
     given as ``cv``) come back at their defaults; the fitted state is exact.
+    The model's ``loaded_from_`` attribute records ``path``.
     """
     path = Path(path)
     if not path.exists():
@@ -82,6 +83,7 @@ def load_encoding_model(path: str | os.PathLike) -> EncodingModel:
     model.feature_slices_ = [slice(a, b) for a, b in meta["feature_slices"]]
     model.n_train_, model.subject_, model.space_ = meta["n_train"], meta["subject"], meta["space"]
     model.fingerprint_ = meta["fingerprint"]
+    model.loaded_from_ = path
     return model
 
 
@@ -151,7 +153,7 @@ def fit_or_load_encoding_model(
     Returns
     -------
     EncodingModel
-        Fitted.
+        Fitted; a reused fit has the attribute ``loaded_from_`` (its path).
     """
     saved = load_matching_encoding_model(path, features, responses, **params)
     if saved is not None:

@@ -49,7 +49,7 @@ class DemoResult:
     study: Any
 
 
-def _demo_config(root: Path, seed: int, device: str) -> dict[str, Any]:
+def _demo_config(root: Path, random_state: int, device: str) -> dict[str, Any]:
     return {
         "name": "neurodec demo",
         "dataset": {
@@ -67,7 +67,7 @@ def _demo_config(root: Path, seed: int, device: str) -> dict[str, Any]:
                 "options": {"grid": GRID},
             }
         ],
-        "model": {"alphas": np.logspace(-1, 6, 15).tolist(), "cv": 5},
+        "model": {"cv": 5},  # the default alpha grid
         "outputs": {
             "root": str(root),
             "atlas": ["prf-visualrois", "floc-faces", "floc-places"],
@@ -75,7 +75,7 @@ def _demo_config(root: Path, seed: int, device: str) -> dict[str, Any]:
             "report": True,
         },
         "device": device,
-        "seed": seed,
+        "random_state": random_state,
     }
 
 
@@ -85,7 +85,7 @@ def make_demo_dataset(
     n_sessions: int = 4,
     trials_per_session: int = 300,
     n_shared: int = 50,
-    seed: int = 0,
+    random_state: int = 0,
     device: str = "cpu",
     verbose: bool = True,
 ) -> Any:
@@ -103,6 +103,7 @@ def make_demo_dataset(
     from ..data.synthetic_images import make_synthetic_images
 
     root = Path(root)
+    seed = random_state
     n_trials = n_sessions * trials_per_session
     n_images = max(n_trials // 3, n_shared + 1)
     design = make_nsd_design(
@@ -204,7 +205,7 @@ def summarize_demo(study: Any, truth: pd.DataFrame, *, n_test_repeats: float = 3
 def run_demo(
     root: str | Path = "neurodec_demo",
     *,
-    seed: int = 0,
+    random_state: int = 0,
     device: str = "cpu",
     verbose: bool = True,
     **dataset_size: int,
@@ -216,7 +217,7 @@ def run_demo(
     root : path-like
         Folder for the dataset (``root/nsd``), the feature cache and fits
         (``root/work``) and the outputs (``root/derivatives/neurodec``).
-    seed : int
+    random_state : int
         Seed of the images, the backbone's random weights and the simulation.
     device : {"cpu", "cuda", "auto"}
     verbose : bool
@@ -239,11 +240,11 @@ def run_demo(
     marker = root / "nsd" / "simulation_truth.csv"
     if not marker.is_file():
         logger.info("Writing the simulated NSD-format dataset under %s", root / "nsd")
-        make_demo_dataset(root, seed=seed, device=device, verbose=verbose, **dataset_size)
+        make_demo_dataset(root, random_state=random_state, device=device, verbose=verbose, **dataset_size)
     # Noise voxels have no driving layer: keep their "" rather than reading it back as NaN.
     truth = pd.read_csv(marker, keep_default_na=False)
-    config = config_from_dict(_demo_config(root, seed, device), base_dir=root, source="demo")
-    write_json_atomic(root / "demo_config.json", _demo_config(root, seed, device))
+    config = config_from_dict(_demo_config(root, random_state, device), base_dir=root, source="demo")
+    write_json_atomic(root / "demo_config.json", _demo_config(root, random_state, device))
     study = run_encoding_study(config, verbose=verbose)
     summary = summarize_demo(study, truth)
     reports = next(iter(study.outputs.values())).get("report", [])

@@ -8,22 +8,44 @@ Wiring only: every step calls the public API a notebook would use
 Re-running reuses finished work: features come from the resumable feature
 cache, and each fitted model is saved (atomically) with its parameters and a
 fingerprint of its training data, and reloaded instead of refitted when both
-match (:func:`neurodec.encoding.load_matching_encoding_model`). Subjects can be fanned out over a Dask cluster.
+match (:func:`neurodec.encoding.fit_or_load_encoding_model`). Subjects can be
+fanned out over a Dask cluster; a failing subject is named and the others finish.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
 from .config import BackboneConfig, EncodingStudyConfig
 
-__all__ = ["StudyResult", "run_encoding_study", "run_subject"]
+__all__ = ["StudyError", "StudyResult", "run_encoding_study", "run_subject"]
 
 logger = get_logger(__name__)
+
+
+class StudyError(RuntimeError):
+    """Some subjects of a study failed; the others finished.
+
+    Attributes
+    ----------
+    failures : dict of subject -> BaseException
+        Why each failed subject failed.
+    result : StudyResult
+        What the finished subjects produced.
+    """
+
+    def __init__(self, failures: dict[Any, BaseException], result: "StudyResult") -> None:
+        self.failures, self.result = failures, result
+        done = ", ".join(map(str, result.scores)) or "none"
+        lines = "\n".join(f"  subject {s}: {type(e).__name__}: {e}" for s, e in failures.items())
+        super().__init__(f"{len(failures)} subject(s) failed (finished: {done}):\n{lines}")
 
 
 @dataclasses.dataclass
@@ -55,7 +77,8 @@ def _work_dir(config: EncodingStudyConfig) -> Path:
 def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_ids: Any, verbose: bool) -> dict:
     from ..backbones import extract_features, load
 
-    backbone = load(bb.name, weights=bb.weights, device=config.device, seed=config.seed)
+    backbone = load(bb.name, weights=bb.weights, device=config.device, seed=config.random_state,
+                    **({} if bb.preprocess is None else {"preprocess": bb.preprocess}))
     return extract_features(
         backbone,
         stimuli,
@@ -63,7 +86,7 @@ def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_
         pooling=bb.pooling,
         cache=_work_dir(config) / "features",
         fit_ids=fit_ids,
-        seed=config.seed,
+        seed=config.random_state,
         verbose=verbose,
         **bb.options,
     )
@@ -72,7 +95,7 @@ def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_
 def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = True) -> tuple[dict, dict, list]:
     """Run the study for one subject; returns (scores, written outputs, reused model names)."""
     from ..data.registry import load_responses, load_stimuli
-    from ..encoding import EncodingModel, load_matching_encoding_model, write_encoding_outputs
+    from ..encoding import fit_or_load_encoding_model, write_encoding_outputs
 
     ds = config.dataset
     responses = load_responses(ds.name, ds.root, subject, verbose=verbose, **ds.options)
@@ -81,18 +104,14 @@ def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = Tr
     stimuli = load_stimuli(ds.name, ds.root, **{"ids": ids, **ds.stimulus_options})
     train_ids = responses.trials.loc[responses.trials["split"] == "train", "stimulus_id"].unique()
     fits = _work_dir(config) / "fits" / f"sub-{subject}"
-    params = {"device": config.device, "random_state": config.seed, "verbose": verbose, **config.model}
+    params = {"device": config.device, "random_state": config.random_state, "verbose": verbose, **config.model}
     scores: dict[str, Any] = {}
     reused: list[str] = []
     for bb in config.backbones:
         for layer, feats in _extract(config, bb, stimuli, train_ids, verbose).items():
             name = f"{bb.name}/{layer}"
-            path = fits / f"{_safe(name)}.npz"
-            model = load_matching_encoding_model(path, feats, responses, **params)
-            if model is None:
-                model = EncodingModel(**params).fit(feats, responses)
-                model.save(path)
-            else:
+            model = fit_or_load_encoding_model(fits / f"{_safe(name)}.npz", feats, responses, **params)
+            if hasattr(model, "loaded_from_"):
                 reused.append(name)
             scores[name] = dataclasses.replace(model.score(feats, responses), name=name)
     out_cfg = config.outputs
@@ -107,32 +126,88 @@ def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = Tr
     return scores, written, reused
 
 
-def run_encoding_study(config: EncodingStudyConfig, *, verbose: bool = True) -> StudyResult:
-    """Run every subject of ``config``; on a Dask cluster when ``config.scheduler`` is set.
+@contextlib.contextmanager
+def _dask_logs(verbose: bool) -> Iterator[None]:
+    """Dask's own loggers at WARNING when verbose, else ERROR (restored afterwards)."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "dask")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING if verbose else logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
-    ``scheduler: local`` starts a ``distributed.LocalCluster``; any other
-    string is the address of a running scheduler.
-    """
-    subjects = list(config.dataset.subjects)
-    if config.scheduler and len(subjects) > 1:
-        from distributed import Client, LocalCluster
 
+def _run_on_dask(config: EncodingStudyConfig, subjects: list, verbose: bool) -> dict[Any, Any]:
+    """Each subject's (result or exception), every subject run to its end."""
+    from distributed import Client, LocalCluster, wait
+
+    with _dask_logs(verbose):
         if config.scheduler == "local":
-            cluster = LocalCluster(n_workers=min(len(subjects), 2), threads_per_worker=1, processes=True)
+            cluster = LocalCluster(
+                n_workers=min(len(subjects), 2), threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.WARNING if verbose else logging.ERROR,
+            )
             client = Client(cluster)
         else:
             cluster, client = None, Client(config.scheduler)
         try:
             futures = client.map(lambda s: run_subject(config, s, verbose=False), subjects, pure=False)
-            results = client.gather(futures)
+            wait(futures)
+            return {s: f.exception() if f.status == "error" else f.result() for s, f in zip(subjects, futures)}
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _run_serially(config: EncodingStudyConfig, subjects: list, verbose: bool) -> dict[Any, Any]:
+    """Each subject's (result or exception); a failing subject does not stop the others."""
+    outcomes: dict[Any, Any] = {}
+    for subject in subjects:
+        try:
+            outcomes[subject] = run_subject(config, subject, verbose=verbose)
+        except Exception as exc:  # noqa: BLE001 - reported per subject, with the others' results, in StudyError
+            if len(subjects) == 1:
+                raise
+            logger.error("Subject %s failed: %s: %s", subject, type(exc).__name__, exc)
+            outcomes[subject] = exc
+    return outcomes
+
+
+def run_encoding_study(config: EncodingStudyConfig, *, verbose: bool = True) -> StudyResult:
+    """Run every subject of ``config``; on a Dask cluster when ``config.scheduler`` is set.
+
+    The config is first checked against the data and backbones
+    (:func:`~neurodec.pipelines.checks.check_study`) unless it already was.
+    ``scheduler: local`` starts a ``distributed.LocalCluster`` (quiet unless
+    ``verbose``); any other string is the address of a running scheduler. A
+    single subject runs in this process, without a cluster.
+
+    Raises
+    ------
+    StudyError
+        When some subjects failed: after the others finished; it names each
+        failed subject and why, and carries the finished subjects' result.
+    """
+    if not config.checked:
+        from .checks import check_study
+
+        config = check_study(config, verbose=verbose)
+    subjects = list(config.dataset.subjects)
+    if config.scheduler and len(subjects) > 1:
+        outcomes = _run_on_dask(config, subjects, verbose)
     else:
-        results = [run_subject(config, s, verbose=verbose) for s in subjects]
-    return StudyResult(
-        scores={s: r[0] for s, r in zip(subjects, results)},
-        outputs={s: r[1] for s, r in zip(subjects, results)},
-        reused={s: r[2] for s, r in zip(subjects, results)},
+        outcomes = _run_serially(config, subjects, verbose)
+    done = {s: r for s, r in outcomes.items() if not isinstance(r, BaseException)}
+    result = StudyResult(
+        scores={s: r[0] for s, r in done.items()},
+        outputs={s: r[1] for s, r in done.items()},
+        reused={s: r[2] for s, r in done.items()},
     )
+    failures = {s: r for s, r in outcomes.items() if isinstance(r, BaseException)}
+    if failures:
+        raise StudyError(failures, result)
+    return result

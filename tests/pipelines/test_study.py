@@ -48,3 +48,26 @@ def test_study_on_a_local_dask_cluster_equals_sequential(nsd_root, tmp_path):
     # Both subjects' outputs sit side by side in one derivatives folder.
     subjects = sorted(p.name for p in (tmp_path / "dask" / "derivatives" / "neurodec").glob("sub-*"))
     assert subjects == ["sub-01", "sub-02"]
+
+
+def _break_subject_2(root):
+    # Passes the up-front checks (the file exists) but cannot be read when the subject runs.
+    for path in (root / "nsddata_betas" / "ppdata" / "subj02").rglob("betas_session01.hdf5"):
+        path.write_bytes(b"not an HDF5 file")
+
+
+@pytest.mark.parametrize("scheduler", [None, "local"])
+def test_a_failing_subject_is_named_and_the_others_finish(nsd_root, tmp_path, scheduler):
+    import shutil
+
+    from neurodec.pipelines import StudyError, check_study
+
+    root = tmp_path / "nsd"
+    shutil.copytree(nsd_root, root)
+    config = check_study(_config(root, tmp_path / "out", scheduler=scheduler))
+    _break_subject_2(root)
+    with pytest.raises(StudyError, match=r"1 subject\(s\) failed \(finished: 1\):\n  subject 2: ") as info:
+        run_encoding_study(config, verbose=False)
+    assert list(info.value.failures) == [2]
+    assert list(info.value.result.scores) == [1]
+    assert info.value.result.outputs[1]["report"][0].is_file()
