@@ -186,7 +186,7 @@ def load_algonauts(
     >>> import tempfile
     >>> from neurodec.data.fixtures.algonauts import make_algonauts_miniature
     >>> root = tempfile.mkdtemp()
-    >>> _ = make_algonauts_miniature(root, seed=0)
+    >>> _ = make_algonauts_miniature(root, random_state=0)
     >>> responses = load_algonauts(root, 1, verbose=False)
     >>> responses.shape, responses.roi_mask("floc-places", "PPA").dtype
     ((6, 20), dtype('bool'))

@@ -375,7 +375,7 @@ def load_bold5000(
     >>> import tempfile
     >>> from neurodec.data.fixtures.bold5000 import make_bold5000_miniature
     >>> root = tempfile.mkdtemp()
-    >>> _ = make_bold5000_miniature(root, seed=0)
+    >>> _ = make_bold5000_miniature(root, random_state=0)
     >>> responses = load_bold5000(root, 1, source="release1", rois="PPA", verbose=False)
     >>> responses.shape, sorted(responses.trials["split"].unique())
     ((12, 8), ['test', 'train'])
