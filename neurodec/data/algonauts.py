@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._logging import progress
+from ._checks import ensure_readable, raise_if_nonfinite
 from .responses import Responses
 from .specs import DatasetSpec, load_spec
 from .stimuli import Stimuli
@@ -72,6 +73,7 @@ def _list_images(root: Path, subject: int, split: str) -> tuple[np.ndarray, list
 def _load_npy(path: Path, what: str, **kwargs: Any) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"Algonauts {what} file {path} does not exist.")
+    ensure_readable(path, f"Algonauts {what} file")
     try:
         return np.load(path, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
@@ -181,6 +183,12 @@ def load_algonauts(
     ``info["fsaverage_size"]`` gives each hemisphere's number of fsaverage
     vertices, to map values back onto the surface.
 
+    Checked: training images numbered 1..n without a gap, one fMRI row per
+    training image, one fMRI column per vertex of the vertex mask, ROI masks
+    that agree with each other, finite responses (NaN or infinite values
+    raise ValueError naming the file) and readable files (PermissionError
+    naming the file otherwise).
+
     Examples
     --------
     >>> import tempfile
@@ -229,6 +237,7 @@ def load_algonauts(
         units = pd.DataFrame({"hemi": hemi, "vertex": vertices})
         for roi in rois:
             units[f"roi:{roi}"] = _roi_names(root, subject, roi, _roi_labels(root, subject, roi, hemi, vertices))
+        raise_if_nonfinite(np.asarray(fmri), fmri_path, unit="vertex")
         blocks.append(fmri)
         unit_tables.append(units)
     data = np.asarray(blocks[0], dtype=np.float32) if len(blocks) == 1 else np.concatenate(blocks, axis=1)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._checks import ensure_readable
 from .specs import load_spec
 
 __all__ = ["NSDDesign", "load_nsd_behavior", "load_nsd_design", "load_nsd_stim_info"]
@@ -145,6 +146,7 @@ def load_nsd_design(root: str | os.PathLike) -> NSDDesign:
     path = load_spec("nsd").path("design", root)
     if not path.is_file():
         raise FileNotFoundError(f"NSD design file {path} does not exist; is {root} an NSD root?")
+    ensure_readable(path, "NSD design file")
     try:
         mat = scipy.io.loadmat(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises many kinds on bad files
@@ -186,6 +188,7 @@ def load_nsd_stim_info(root: str | os.PathLike) -> pd.DataFrame:
     path = load_spec("nsd").path("stim_info", root)
     if not path.is_file():
         raise FileNotFoundError(f"NSD stimulus information file {path} does not exist.")
+    ensure_readable(path, "NSD stimulus information file")
     table = pd.read_csv(path)
     table = table.drop(columns=[c for c in table.columns if c.startswith("Unnamed")])
     missing = [c for c in ("cocoId", "cocoSplit", "nsdId") if c not in table.columns]
@@ -208,6 +211,7 @@ def load_nsd_behavior(root: str | os.PathLike, subject: int) -> pd.DataFrame:
     path = load_spec("nsd").path("behavior", root, subject=subject)
     if not path.is_file():
         raise FileNotFoundError(f"NSD behaviour file {path} does not exist.")
+    ensure_readable(path, "NSD behaviour file")
     table = pd.read_csv(path, sep="\t")
     missing = [c for c in ("SESSION", "RUN", "73KID") if c not in table.columns]
     if missing:
