@@ -227,7 +227,12 @@ def _sessions(root: Path, subject: int) -> tuple[dict[int, tuple[Any, Path]], li
 def _voxel_masks(
     root: Path, subject: int, rois: str | Sequence[str] | None, mask: str | Path, volume_shape: tuple[int, ...]
 ) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """The selected voxels, each labelling ROI's volume, and a description of the mask."""
+    """The selected voxels, each labelling ROI's volume, and a description of the mask.
+
+    An ROI named in ``rois`` whose mask file holds no voxel is an error; one
+    found with ``rois=None`` (labelling only) is skipped with a warning naming
+    the file. A selection of no voxel at all is an error.
+    """
     spec = _spec()
     roi_paths = find_roi_masks(root, subject)
     names = list(roi_paths) if rois is None else resolve_rois(rois)
@@ -251,7 +256,21 @@ def _voxel_masks(
             raise ValueError(
                 f"Mask {sources[name]} has shape {volume.shape} but the betas' volumes are {volume_shape}."
             )
+    for name in [n for n in names if not volumes[n].any()]:
+        if rois is not None:
+            raise ValueError(
+                f"The 'rois' parameter of load_bold5000 selects {name}, but its mask {sources[name]} holds no voxel "
+                "(every value is 0)."
+            )
+        warnings.warn(
+            f"BOLD5000 ROI mask {sources[name]} holds no voxel; its column roi:{name[2:]} labels no unit as {name}. "
+            "Replace the file, or pass rois=[...] without it to silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
     voxels = volumes.pop("") if "" in volumes else np.logical_or.reduce(list(volumes.values()))
+    if not voxels.any():
+        raise ValueError(f"The voxel selection of load_bold5000 (mask={described}) holds no voxel.")
     return voxels, volumes, described
 
 

@@ -24,7 +24,7 @@ from .nsd_betas import BetaFile, read_masked_betas
 from .nsd_design import NSDDesign, load_nsd_behavior, load_nsd_design
 from .nsd_rois import HEMIS, SURFACE_SPACES, list_nsd_rois, load_nsd_roi, resolve_nsd_roi_mask
 from .responses import Responses
-from .nsd_sessions import NSDSessions, plan_nsd_sessions
+from .nsd_sessions import nsd_session_trials, plan_nsd_sessions
 from .nsd_stimuli import load_nsd_stimuli
 from .specs import load_spec
 
@@ -45,33 +45,6 @@ RoiArg = str | tuple[str, str | Sequence[str]] | np.ndarray | None
 def _check_choice(value: str, name: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"The {name!r} parameter of load_nsd must be one of {list(choices)}. Got {value!r} instead.")
-
-
-def _trial_table(
-    design: NSDDesign, subject: int, plan: NSDSessions, behavior: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """The design's trials of each planned session; checked against the behaviour file's 73KID column."""
-    table = design.trials(subject)
-    parts = []
-    for s, betas in plan.files.items():
-        part = table.iloc[plan.offsets[s] : plan.offsets[s] + betas[0].n_trials].copy()
-        part["session"], part["trial_in_session"] = s, np.arange(len(part))
-        if behavior is not None:
-            # Counts were cross-checked, so the session's rows pair up one to one.
-            rows = behavior[behavior["SESSION"] == s]
-            mismatch = np.flatnonzero(rows["stimulus_id"].to_numpy() != part["stimulus_id"].to_numpy())
-            if mismatch.size:
-                t = int(mismatch[0])
-                raise ValueError(
-                    f"The behaviour file {behavior.attrs.get('path')}: its 73KID column disagrees with the design "
-                    f"({design.path}) on {mismatch.size} trial(s) of session {s}; first: trial {t} of the session "
-                    f"shows 73KID {int(rows['73KID'].iloc[t])} in the behaviour file but 73k id "
-                    f"{int(part['stimulus_id'].iloc[t]) + 1} (1-based) in the design."
-                )
-            part["run"] = rows["RUN"].to_numpy().astype(np.int64)
-        parts.append(part)
-    trials = pd.concat(parts, ignore_index=True)
-    return trials[["stimulus_id", "session", "run", "repeat", "split", "trial_index", "trial_in_session", "shared"]]
 
 
 def _zscore_columns(block: np.ndarray) -> None:
@@ -247,15 +220,9 @@ def load_nsd(
         behavior=behavior,
     )
     files = plan.files
-    trials = _trial_table(design, subject, plan, behavior)
+    trials = nsd_session_trials(design, subject, plan, behavior)
 
     first = next(iter(files.values()))
-    for s, betas in files.items():
-        for beta, ref in zip(betas, first):
-            if beta.spatial_shape != ref.spatial_shape:
-                raise ValueError(
-                    f"Beta file {beta.path} has spatial shape {beta.spatial_shape}; {ref.path} has {ref.spatial_shape}."
-                )
     surface = space in SURFACE_SPACES
     shape = (sum(b.spatial_shape[0] for b in first),) if surface else first[0].spatial_shape
     if roi is None:

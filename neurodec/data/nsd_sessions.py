@@ -32,7 +32,7 @@ from .nsd_design import NSDDesign
 from .nsd_rois import HEMIS, SURFACE_SPACES
 from .specs import load_spec
 
-__all__ = ["NSDSessions", "beta_kind", "find_nsd_sessions", "plan_nsd_sessions"]
+__all__ = ["NSDSessions", "beta_kind", "find_nsd_sessions", "nsd_session_trials", "plan_nsd_sessions"]
 
 _FORMAT_KEYS = {"auto": ["betas_volume_hdf5", "betas_volume_nifti"], "hdf5": ["betas_volume_hdf5"],
                 "nifti": ["betas_volume_nifti"]}
@@ -285,8 +285,14 @@ def plan_nsd_sessions(
         sources["behaviour"] = str(behavior.attrs.get("path", "the behaviour table"))
         behaviour_sessions = set(counts["behaviour"])
     _cross_check(counts, sources, files, behaviour_sessions)
+    first = next(iter(files.values()))
     for betas in files.values():
         _raise_if_transposed(betas[0], None)
+        for beta, ref in zip(betas, first):
+            if beta.spatial_shape != ref.spatial_shape:
+                raise ValueError(
+                    f"Beta file {beta.path} has spatial shape {beta.spatial_shape}; {ref.path} has {ref.spatial_shape}."
+                )
 
     if "stimpattern" in counts or "behaviour" in counts:
         source = "stimpattern" if "stimpattern" in counts else "behaviour"
@@ -335,3 +341,54 @@ def plan_nsd_sessions(
 
 def _behaviour_path(root: Path, subject: int) -> Path:
     return load_spec("nsd").path("behavior", root, subject=subject)
+
+
+def nsd_session_trials(
+    design: NSDDesign, subject: int, plan: NSDSessions, behavior: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The design's trials of the planned sessions, in plan order, checked against the behaviour file.
+
+    Parameters
+    ----------
+    design : NSDDesign
+    subject : int
+        1-based subject number.
+    plan : NSDSessions
+        From :func:`plan_nsd_sessions` (trial counts already cross-checked).
+    behavior : pandas.DataFrame or None
+        The subject's behaviour table; its 73KID of each trial must be the
+        design's image of that trial, and its RUN becomes the ``run`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: ``stimulus_id, session, run, repeat, split,
+        trial_index, trial_in_session, shared``.
+
+    Raises
+    ------
+    ValueError
+        When the behaviour file's 73KID disagrees with the design (naming the
+        session, trial and both ids).
+    """
+    table = design.trials(subject)
+    parts = []
+    for s, betas in plan.files.items():
+        part = table.iloc[plan.offsets[s] : plan.offsets[s] + betas[0].n_trials].copy()
+        part["session"], part["trial_in_session"] = s, np.arange(len(part))
+        if behavior is not None:
+            # Counts were cross-checked, so the session's rows pair up one to one.
+            rows = behavior[behavior["SESSION"] == s]
+            mismatch = np.flatnonzero(rows["stimulus_id"].to_numpy() != part["stimulus_id"].to_numpy())
+            if mismatch.size:
+                t = int(mismatch[0])
+                raise ValueError(
+                    f"The behaviour file {behavior.attrs.get('path')}: its 73KID column disagrees with the design "
+                    f"({design.path}) on {mismatch.size} trial(s) of session {s}; first: trial {t} of the session "
+                    f"shows 73KID {int(rows['73KID'].iloc[t])} in the behaviour file but 73k id "
+                    f"{int(part['stimulus_id'].iloc[t]) + 1} (1-based) in the design."
+                )
+            part["run"] = rows["RUN"].to_numpy().astype(np.int64)
+        parts.append(part)
+    trials = pd.concat(parts, ignore_index=True)
+    return trials[["stimulus_id", "session", "run", "repeat", "split", "trial_index", "trial_in_session", "shared"]]
