@@ -58,13 +58,18 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(out)
 
 
+def _subset(rows: np.ndarray, n: int) -> np.ndarray | None:
+    """``rows`` when they are a sample of the ``n`` trials, None when they are all of them."""
+    return None if len(rows) == n else rows
+
+
 def _scan_mgh(path: Path, nan_trials: int | None) -> None:
     import nibabel as nib
 
     proxy = nib.load(path).dataobj
     rows = sample_indices(proxy.shape[3], nan_trials)
     block = np.stack([np.asarray(proxy[:, 0, 0, int(t)]) for t in rows])
-    raise_if_nonfinite(block, path, rows=None if nan_trials is None else rows, unit="vertex")
+    raise_if_nonfinite(block, path, rows=_subset(rows, proxy.shape[3]), unit="vertex")
 
 
 # --------------------------------------------------------------------------- NSD
@@ -185,7 +190,7 @@ def _check_bold5000(report: CheckReport, root: Path, nan_trials: int | None) -> 
                 for session, (img, path) in images.items():
                     rows = sample_indices(img.shape[3], nan_trials)
                     block = np.stack([np.asarray(img.dataobj[..., int(t)], dtype=np.float32)[voxels] for t in rows])
-                    raise_if_nonfinite(block, path, rows=None if nan_trials is None else rows, unit="voxel")
+                    raise_if_nonfinite(block, path, rows=_subset(rows, img.shape[3]), unit="voxel")
                 report.found.append(
                     f"{name} glmsingle: sessions {_ranges(sorted(images))}, {len(names)} trials, "
                     f"{int(voxels.sum())} brain voxels, ROI masks: {', '.join(labelled) or 'none'}"
@@ -241,7 +246,7 @@ def _check_algonauts(report: CheckReport, root: Path, nan_trials: int | None) ->
                 rows = sample_indices(fmri.shape[0], nan_trials)
                 raise_if_nonfinite(
                     np.asarray(fmri[rows], dtype=np.float32), spec.path("training_fmri", root, subject=subject, hemi=hemi),
-                    rows=None if nan_trials is None else rows, unit="vertex",
+                    rows=_subset(rows, fmri.shape[0]), unit="vertex",
                 )
                 sizes.append(f"{hemi} {len(units)}")
             n_test = len(_list_images(root, subject, "test")[0]) if spec.find("test_images", root, subject=subject) else 0
