@@ -91,12 +91,18 @@ def _check_nsd(report: CheckReport, root: Path, nan_trials: int | None) -> None:
         f"design: {design.n_subjects} subject(s), {design.masterordering.size} trials, "
         + (f"{design.n_sessions} sessions in stimpattern" if design.n_sessions else "no stimpattern")
     )
+    # What load_nsd reads by default (format="auto": HDF5 where present, else NIfTI); when a
+    # volume has both formats, each is also checked alone (format="hdf5" / "nifti").
     formats = {"betas_volume_hdf5": "hdf5", "betas_volume_nifti": "nifti", "betas_surface": "auto"}
-    runs: dict[int, set[tuple[str, str, str]]] = {}
+    present: dict[tuple[int, str, str], set[str]] = {}
     for key, fmt in formats.items():
         for fields, _ in spec.find(key, root):
-            space = fields.get("space", "fsaverage")
-            runs.setdefault(fields["subject"], set()).add((space, fields["beta_version"], fmt))
+            where = (fields["subject"], fields.get("space", "fsaverage"), fields["beta_version"])
+            present.setdefault(where, set()).add(fmt)
+    runs: dict[int, set[tuple[str, str, str]]] = {}
+    for (subject, space, beta_version), fmts in present.items():
+        explicit = sorted(fmts) if len(fmts) > 1 else []
+        runs.setdefault(subject, set()).update((space, beta_version, f) for f in ["auto", *explicit])
     subjects = sorted(set(runs) | {f["subject"] for f, _ in spec.find("behavior", root)}
                       | {f["subject"] for f, _ in spec.find("roi_volume", root)})
     shapes: dict[tuple[int, str], tuple[int, ...]] = {}
@@ -115,7 +121,7 @@ def _check_nsd(report: CheckReport, root: Path, nan_trials: int | None) -> None:
                 report.problems.append(f"{name} behaviour file: {exc}")
                 continue
         for space, beta_version, fmt in sorted(runs.get(subject, ())):
-            where = f"{name} {space}/{beta_version}" + ("" if fmt == "auto" else f" ({fmt})")
+            where = f"{name} {space}/{beta_version}" + ("" if fmt == "auto" else f" (format={fmt!r})")
             try:
                 plan = plan_nsd_sessions(
                     root, subject, space=space, beta_version=beta_version, fmt=fmt, sessions=None, design=design,
@@ -126,6 +132,13 @@ def _check_nsd(report: CheckReport, root: Path, nan_trials: int | None) -> None:
                     for beta in betas:
                         if beta.kind == "mgh":
                             _scan_mgh(beta.path, nan_trials)
+            except FileNotFoundError as exc:
+                # A format with files missing is no problem while format="auto" reads the other one.
+                (report.notes if fmt != "auto" else report.problems).append(
+                    f"{where}: {exc}" + (f" (format={fmt!r} cannot load it; the default format='auto' is "
+                                         "checked on its own)" if fmt != "auto" else "")
+                )
+                continue
             except _ERRORS as exc:
                 report.problems.append(f"{where}: {exc}")
                 continue
@@ -145,7 +158,8 @@ def _check_nsd(report: CheckReport, root: Path, nan_trials: int | None) -> None:
             for atlas in atlases:
                 try:
                     labels, names = load_nsd_roi(root, subject, atlas, space=space)
-                    resolve_nsd_roi_mask(root, subject, atlas, space=space, shape=shapes.get((subject, space), labels.shape))
+                    shape = shapes.get((subject, space), labels.shape)
+                    resolve_nsd_roi_mask(root, subject, atlas, space=space, shape=shape)
                 except _ERRORS as exc:
                     report.problems.append(f"{name} {space} ROI {atlas!r}: {exc}")
                     continue
@@ -244,12 +258,12 @@ def _check_algonauts(report: CheckReport, root: Path, nan_trials: int | None) ->
                     continue
                 fmri, units, _ = algonauts_hemisphere(root, subject, hemi, paths, rois)
                 rows = sample_indices(fmri.shape[0], nan_trials)
-                raise_if_nonfinite(
-                    np.asarray(fmri[rows], dtype=np.float32), spec.path("training_fmri", root, subject=subject, hemi=hemi),
-                    rows=_subset(rows, fmri.shape[0]), unit="vertex",
-                )
+                path = spec.path("training_fmri", root, subject=subject, hemi=hemi)
+                block = np.asarray(fmri[rows], dtype=np.float32)
+                raise_if_nonfinite(block, path, rows=_subset(rows, fmri.shape[0]), unit="vertex")
                 sizes.append(f"{hemi} {len(units)}")
-            n_test = len(_list_images(root, subject, "test")[0]) if spec.find("test_images", root, subject=subject) else 0
+            has_test = bool(spec.find("test_images", root, subject=subject))
+            n_test = len(_list_images(root, subject, "test")[0]) if has_test else 0
             report.found.append(
                 f"{name}: {len(ids)} training images, {n_test} test images, vertices {', '.join(sizes)}, "
                 f"ROI classes: {', '.join(rois) or 'none'}"

@@ -21,7 +21,7 @@ import pandas as pd
 from .._logging import get_logger, progress
 from ._checks import raise_if_nonfinite
 from .nsd_betas import BetaFile, read_masked_betas
-from .nsd_design import NSDDesign, load_nsd_behavior, load_nsd_design
+from .nsd_design import load_nsd_behavior, load_nsd_design
 from .nsd_rois import HEMIS, SURFACE_SPACES, list_nsd_rois, load_nsd_roi, resolve_nsd_roi_mask
 from .responses import Responses
 from .nsd_sessions import nsd_session_trials, plan_nsd_sessions

@@ -16,7 +16,9 @@ import numpy as np
 from ._checks import ensure_readable
 from .specs import load_spec
 
-__all__ = ["empty_nsd_roi_labels", "list_nsd_rois", "load_nsd_roi", "nsd_roi_paths", "read_ctab", "resolve_nsd_roi_mask"]
+__all__ = [
+    "empty_nsd_roi_labels", "list_nsd_rois", "load_nsd_roi", "nsd_roi_paths", "read_ctab", "resolve_nsd_roi_mask",
+]
 
 HEMIS = ("lh", "rh")
 SURFACE_SPACES = ("fsaverage",)

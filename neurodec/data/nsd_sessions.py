@@ -109,7 +109,8 @@ def find_nsd_sessions(
     ensure_listable(folder, "NSD beta folder")
     found = sorted({f["session"] for k in keys for f, _ in spec.find(k, root, **fields)})
     if not found:
-        what = "surface" if space in SURFACE_SPACES else {"auto": "HDF5 or NIfTI", "hdf5": "HDF5", "nifti": "NIfTI"}[fmt]
+        names = {"auto": "HDF5 or NIfTI", "hdf5": "HDF5", "nifti": "NIfTI"}
+        what = "surface" if space in SURFACE_SPACES else names[fmt]
         raise FileNotFoundError(f"No {what} beta files of subject {subject} in {folder}.")
     gaps = [s for s in range(1, found[-1] + 1) if s not in found]
     if gaps:
@@ -136,8 +137,8 @@ def _hdf5_orientation_problem(beta: BetaFile, expected_trials: int | None) -> st
     if reference is not None:
         wanted = (reference.n_trials, *reference.spatial_shape[::-1])
         if stored != wanted and stored == (*reference.spatial_shape, reference.n_trials):
-            return (f"its NIfTI twin {twin.name} is (X, Y, Z, n_trials) = {(*reference.spatial_shape, reference.n_trials)}, "
-                    f"so the HDF5 dataset should be {wanted}")
+            nifti_shape = (*reference.spatial_shape, reference.n_trials)
+            return f"its NIfTI twin {twin.name} is (X, Y, Z, n_trials) = {nifti_shape}, so it should be {wanted}"
         return None
     if expected_trials is not None and beta.n_trials != expected_trials and stored[-1] == expected_trials:
         return f"its last axis has the {expected_trials} trials the design expects, so it should come first"

@@ -41,8 +41,8 @@ def test_intact_root_is_usable_and_lists_subjects_sessions_and_atlases(mini):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "  found    design: 1 subject(s), 18 trials, 3 sessions in stimpattern" in lines
-    for fmt in ("hdf5", "nifti"):
-        assert (f"  found    subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR ({fmt}): sessions 1-3, 18 trials "
+    for fmt in ("", " (format='hdf5')", " (format='nifti')"):  # the default, then each format alone
+        assert (f"  found    subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR{fmt}: sessions 1-3, 18 trials "
                 "(trials per session from stimpattern), units (3, 4, 2)") in lines
     assert ("  found    subj01 fsaverage/betas_fithrf_GLMdenoise_RR: sessions 1-3, 18 trials (trials per session "
             "from stimpattern), units (8,)") in lines
@@ -55,9 +55,9 @@ def test_trial_count_disagreement_between_beta_file_and_design(mini):
     write_nsd_session_betas(mini.root, 1, 2, mini.subjects[1].betas[1][..., :5], affine=np.eye(4), formats=("nifti",))
     problems = _problems(mini.root)
     nifti = SPEC.path("betas_volume_nifti", mini.root, session=2, **FIELDS)
-    assert (f"subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR (nifti): Session 2: beta file {nifti} has 5 trials, "
-            f"but the design's stimpattern ({SPEC.path('design', mini.root)}) lists 6") in problems
-    assert "(hdf5)" not in problems  # the HDF5 twins are intact
+    assert (f"subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR (format='nifti'): Session 2: beta file {nifti} has 5 "
+            f"trials, but the design's stimpattern ({SPEC.path('design', mini.root)}) lists 6") in problems
+    assert problems.count("\n") == 0  # the default reads the intact HDF5 twins: only format='nifti' is refused
     result = _cli("nsd", mini.root)
     assert result.exit_code == 1 and "PROBLEM  subj01 func1pt8mm" in result.output
     assert result.output.splitlines()[-1].startswith("NOT usable")
@@ -74,10 +74,23 @@ def test_behaviour_file_disagreeing_with_stimpattern(mini):
 def test_missing_session_in_the_middle(mini):
     for key in ("betas_volume_nifti", "betas_volume_hdf5"):
         SPEC.path(key, mini.root, session=2, **FIELDS).unlink()
-    problems = _problems(mini.root)
-    assert "subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR (hdf5): Subject 1 (func1pt8mm, betas_fithrf_GLMdenoise_RR): " \
-           "session(s) [2] have no beta file" in problems
-    assert "(nifti): Subject 1" in problems
+    report = check_dataset("nsd", mini.root)
+    assert not report.usable
+    assert report.problems[0].startswith(
+        "subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR: Subject 1 (func1pt8mm, betas_fithrf_GLMdenoise_RR): "
+        "session(s) [2] have no beta file"
+    )
+    assert any(n.startswith("subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR (format='nifti'): Subject 1") and
+               n.endswith("(format='nifti' cannot load it; the default format='auto' is checked on its own)")
+               for n in report.notes)
+
+
+def test_partial_hdf5_twins_are_noted_while_the_default_loads(mini):
+    SPEC.path("betas_volume_hdf5", mini.root, session=2, **FIELDS).unlink()  # auto reads session 2's NIfTI
+    report = check_dataset("nsd", mini.root)
+    assert report.usable, report.problems
+    assert any("(format='hdf5'): Subject 1" in n and "session(s) [2] have no beta file" in n for n in report.notes)
+    assert load_nsd(mini.root, 1, verbose=False).n_trials == 18
 
 
 def test_nan_betas_are_reported_and_the_scan_is_sampled(mini):
@@ -120,7 +133,9 @@ def test_transposed_hdf5_is_reported_as_transposed(mini):
     with h5py.File(h5, "w") as f:
         f.create_dataset("betas", data=np.zeros((3, 4, 2, 6), np.int16))
     problems = _problems(mini.root)
-    assert f"(hdf5): Beta file {h5}: dataset 'betas' has shape (3, 4, 2, 6), in (X, Y, Z, n_trials) order" in problems
+    expected = f"Beta file {h5}: dataset 'betas' has shape (3, 4, 2, 6), in (X, Y, Z, n_trials) order"
+    assert f"subj01 func1pt8mm/betas_fithrf_GLMdenoise_RR: {expected}" in problems  # the default reads it
+    assert f"(format='hdf5'): {expected}" in problems
 
 
 def test_bold5000_count_mismatch_and_missing_stimuli(data_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import h5py
 import nibabel as nib
@@ -161,7 +162,8 @@ def test_transposed_hdf5_is_named_not_reported_as_a_trial_count(mini, keep_twin)
     message = str(info.value)
     assert f"Beta file {h5}: dataset 'betas' has shape (3, 4, 2, 6), in (X, Y, Z, n_trials) order" in message
     assert "hold (n_trials, Z, Y, X)" in message and "looks transposed" in message
-    assert "should be (6, 2, 4, 3)" in message if keep_twin else "the 6 trials the design expects" in message
+    why = "its NIfTI twin betas_session01.nii.gz is (X, Y, Z, n_trials) = (3, 4, 2, 6), so it should be (6, 2, 4, 3)"
+    assert (why if keep_twin else "its last axis has the 6 trials the design expects, so it should come first") in message
 
 
 # ------------------------------------------------------------------ ROIs
@@ -212,8 +214,8 @@ def test_nan_surface_betas_are_an_error_naming_file_trial_and_vertex(mini):
 
 @pytest.mark.parametrize("bad", [5.7, "5.7", "abc", True, float("nan"), None])
 def test_non_integer_stimulus_ids_are_refused(mini, bad):
-    with pytest.raises(ValueError, match=r"The 'ids' parameter of load_nsd_stimuli must hold integer ids\. Got "
-                                         rf"{__import__('re').escape(repr(bad))} \({type(bad).__name__}\) at position 1"):
+    expected = rf"must hold integer ids\. Got {re.escape(repr(bad))} \({type(bad).__name__}\) at position 1"
+    with pytest.raises(ValueError, match=rf"The 'ids' parameter of load_nsd_stimuli {expected}"):
         load_nsd_stimuli(mini.root, ids=[0, bad])
 
 

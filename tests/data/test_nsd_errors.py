@@ -74,7 +74,8 @@ def test_no_beta_files_at_all(mini):
     for s in (1, 2):
         for key in ("betas_volume_nifti", "betas_volume_hdf5"):
             _session(mini.root, s, key).unlink()
-    with pytest.raises(FileNotFoundError, match="No HDF5 or NIfTI beta files of subject 1 in .*betas_fithrf_GLMdenoise_RR"):
+    message = "No HDF5 or NIfTI beta files of subject 1 in .*/betas_fithrf_GLMdenoise_RR"
+    with pytest.raises(FileNotFoundError, match=message):
         load_nsd(mini.root, 1, verbose=False)
 
 
