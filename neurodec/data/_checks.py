@@ -148,8 +148,8 @@ def as_integer_ids(values: Iterable[object], argument: str) -> list[int]:
         converted = _as_int(value)
         if converted is None:
             raise ValueError(
-                f"The {argument} must hold integer ids. Got {value!r} ({type(value).__name__}) at position "
-                f"{position}; an id is converted only when that loses nothing (5, 5.0 or '5', not 5.7 or 'x')."
+                f"The {argument} must hold integers. Got {value!r} ({type(value).__name__}) at position "
+                f"{position}; a value is converted only when that loses nothing (5, 5.0 or '5', not 5.7 or 'x')."
             )
         out.append(converted)
     return out

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._logging import progress
-from ._checks import ensure_listable, ensure_readable, raise_if_nonfinite
+from ._checks import as_integer_ids, ensure_listable, ensure_readable, raise_if_nonfinite
 from .bold5000_rois import add_roi_columns, find_roi_masks, resolve_rois
 from .responses import Responses
 from .specs import DatasetSpec, load_spec
@@ -288,7 +288,7 @@ def _glmsingle(
     counts = {s: img.shape[3] for s, (img, _) in images.items()}
     trials = _trials(raw, test_images)
     trials["session"] = np.repeat(list(counts), list(counts.values()))
-    sessions = list(counts) if sessions is None else [int(s) for s in sessions]
+    sessions = list(counts) if sessions is None else as_integer_ids(sessions, "'sessions' parameter of load_bold5000")
     unknown = [s for s in sessions if s not in counts]
     if len(set(sessions)) != len(sessions) or not sessions:
         raise ValueError(f"'sessions' must be distinct session numbers. Got {sessions}.")

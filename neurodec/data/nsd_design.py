@@ -207,6 +207,9 @@ def load_nsd_behavior(root: str | os.PathLike, subject: int) -> pd.DataFrame:
 
     The 1-based ``73KID`` and ``10KID`` columns gain 0-based twins
     ``stimulus_id`` and ``column``; ``SESSION`` and ``RUN`` stay 1-based.
+    These four columns must hold whole numbers: a fractional, empty or
+    non-numeric value raises ValueError naming the column, row and value
+    (it is never truncated).
     """
     path = load_spec("nsd").path("behavior", root, subject=subject)
     if not path.is_file():
@@ -217,7 +220,26 @@ def load_nsd_behavior(root: str | os.PathLike, subject: int) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; it has {list(table.columns)}.")
     table.attrs["path"] = str(path)
-    table["stimulus_id"] = table["73KID"].astype(np.int64) - 1
+    for column in ("SESSION", "RUN", "73KID", "10KID"):
+        if column in table.columns:
+            table[column] = _integer_column(table[column], column, path)
+    table["stimulus_id"] = table["73KID"] - 1
     if "10KID" in table.columns:
-        table["column"] = table["10KID"].astype(np.int64) - 1
+        table["column"] = table["10KID"] - 1
     return table
+
+
+def _integer_column(values: pd.Series, column: str, path: Path) -> pd.Series:
+    """``values`` as int64, refusing any value that is not a whole number."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(as_float) | (as_float != np.round(as_float))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = values.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(
+            f"NSD behaviour file {path}: column {column!r} must hold whole numbers (1-based indices). Got "
+            f"{value!r} in data row {row + 1} ({int(bad.sum())} such value(s))."
+        )
+    return pd.Series(as_float.astype(np.int64), index=values.index, name=values.name)

@@ -57,6 +57,15 @@ def test_glmsingle_session_missing_in_the_middle(bold):
         _load(root)
 
 
+@pytest.mark.parametrize("bad", [1.5, "x"])
+def test_fractional_sessions_are_refused_not_truncated(bold, bad):
+    root, _ = bold
+    with pytest.raises(ValueError, match=rf"The 'sessions' parameter of load_bold5000 must hold integers\. Got "
+                                         rf"{bad!r} \({type(bad).__name__}\) at position 1"):
+        _load(root, sessions=[1, bad])
+    assert _load(root, sessions=[2.0]).trials["session"].unique().tolist() == [2]  # lossless: accepted
+
+
 def test_empty_roi_mask_selected_is_an_error_and_unselected_a_warning(bold):
     root, _ = bold
     path = B5.path("roi_masks", root, subject=1, roi_name="LHPPA")

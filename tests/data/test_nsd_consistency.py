@@ -214,7 +214,7 @@ def test_nan_surface_betas_are_an_error_naming_file_trial_and_vertex(mini):
 
 @pytest.mark.parametrize("bad", [5.7, "5.7", "abc", True, float("nan"), None])
 def test_non_integer_stimulus_ids_are_refused(mini, bad):
-    expected = rf"must hold integer ids\. Got {re.escape(repr(bad))} \({type(bad).__name__}\) at position 1"
+    expected = rf"must hold integers\. Got {re.escape(repr(bad))} \({type(bad).__name__}\) at position 1"
     with pytest.raises(ValueError, match=rf"The 'ids' parameter of load_nsd_stimuli {expected}"):
         load_nsd_stimuli(mini.root, ids=[0, bad])
 
@@ -227,10 +227,25 @@ def test_lossless_ids_are_accepted(mini):
 
 def test_image_sources_refuse_fractional_keys(mini):
     source = HDF5Images(SPEC.path("stimuli", mini.root), "imgBrick")
-    with pytest.raises(ValueError, match=r"key of HDF5Images.read \(\S*nsd_stimuli.hdf5\) must hold integer ids\. "
+    with pytest.raises(ValueError, match=r"key of HDF5Images.read \(\S*nsd_stimuli.hdf5\) must hold integers\. "
                                          r"Got 2.5 \(float\)"):
         source.read(2.5)
     np.testing.assert_array_equal(source.read(2.0), mini.images[2])
+
+
+@pytest.mark.parametrize("bad", ["5.7", "", "abc"])
+def test_behaviour_ids_are_never_truncated(mini, bad):
+    path, _ = _behaviour(mini.root)
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    row = lines[4].split("\t")
+    row[header.index("73KID")] = bad
+    lines[4] = "\t".join(row)
+    path.write_text("\n".join(lines) + "\n")
+    shown = repr(float(bad)) if bad == "5.7" else ("nan" if bad == "" else repr(bad))
+    with pytest.raises(ValueError, match=rf"NSD behaviour file {path}: column '73KID' must hold whole numbers "
+                                         rf"\(1-based indices\)\. Got {re.escape(shown)} in data row 4"):
+        load_nsd(mini.root, 1, verbose=False)
 
 
 @pytest.mark.parametrize(
