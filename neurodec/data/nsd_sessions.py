@@ -176,7 +176,7 @@ def _cross_check(
                 f"The trials per session disagree between the design's stimpattern ({sources['stimpattern']}) and "
                 f"the behaviour file ({sources['behaviour']}): " + _count_table(
                     {"stimpattern": design, "behaviour file": behaviour}, bad
-                ) + ". One of the two files is from another release or subject."
+                ) + ". Check that both files come from the same release and subject."
             )
     for s, betas in files.items():
         n = betas[0].n_trials
