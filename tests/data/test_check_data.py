@@ -121,9 +121,8 @@ def test_empty_roi_is_reported_and_empty_labels_noted(mini):
     assert "subj01 func1pt8mm ROI atlases: nsdgeneral, prf-visualrois" in report.found
     labels = np.asarray(nib.load(SPEC.path("roi_volume", mini.root, roi="prf-visualrois", **FIELDS)).dataobj)
     absent = [name for k, name in enumerate(["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"], 1) if k not in labels]
-    if absent:
-        assert any(f"ROI 'prf-visualrois': label(s) {absent} of its colour table cover no unit" in n
-                   for n in report.notes)
+    assert absent  # the miniature's random labels leave some out: they are noted, not refused
+    assert any(f"ROI 'prf-visualrois': label(s) {absent} of its colour table cover no unit" in n for n in report.notes)
 
 
 def test_transposed_hdf5_is_reported_as_transposed(mini):
@@ -138,15 +137,13 @@ def test_transposed_hdf5_is_reported_as_transposed(mini):
     assert f"(format='hdf5'): {expected}" in problems
 
 
-def test_bold5000_count_mismatch_and_missing_stimuli(data_dir):
+def test_bold5000_image_names_disagreeing_with_beta_files(data_dir):
     make_bold5000_miniature(data_dir, random_state=2)
     spec = load_spec("bold5000")
     assert check_dataset("bold5000", data_dir).usable
     names = spec.path("imgnames", data_dir, subject=1)
     lines = names.read_text().splitlines()
     names.write_text("\n".join(lines[:-1]) + "\n")
-    (image,) = [p for _, p in spec.find("stimuli", data_dir) if p.name == lines[0].removeprefix("rep_")]
-    image.unlink()
     report = check_dataset("bold5000", data_dir)
     assert not report.usable
     joined = "\n".join(report.problems)
