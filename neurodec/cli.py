@@ -85,15 +85,28 @@ def _echo_reports(study: "object") -> None:
 def check_data(
     dataset: str = typer.Argument(..., help="Dataset spec name, e.g. nsd, algonauts, bold5000."),
     root: str = typer.Argument(..., help="The dataset's root folder."),
+    nan_trials: int = typer.Option(
+        8, help="Trials of each float beta file scanned for NaN, evenly spaced; 0 scans every trial."
+    ),
 ) -> None:
-    """Check a dataset folder against its spec; exit 1 when it is not usable."""
-    from neurodec.data.specs import check_root, list_specs
+    """Check a dataset folder: files against the spec, then what the loader would refuse; exit 1 when not usable.
+
+    Lists the subjects, sessions and atlases found. "usable" means the loader
+    reads them correctly: trial counts agree between design, behaviour file
+    and beta files, no session is missing in the middle, no ROI is empty, the
+    scanned betas are finite.
+    """
+    from neurodec.data.checks import check_dataset
+    from neurodec.data.specs import list_specs
 
     if dataset not in list_specs():
         typer.echo(f"Unknown dataset {dataset!r}; known: {', '.join(list_specs())}.", err=True)
         raise typer.Exit(2)
+    if nan_trials < 0:
+        typer.echo(f"--nan-trials must be >= 0 (0: every trial). Got {nan_trials}.", err=True)
+        raise typer.Exit(2)
     try:
-        report = check_root(dataset, root)
+        report = check_dataset(dataset, root, nan_trials=nan_trials or None)
     except FileNotFoundError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._logging import progress
+from ._checks import ensure_readable, raise_if_nonfinite
 from .responses import Responses
 from .specs import DatasetSpec, load_spec
 from .stimuli import Stimuli
@@ -72,6 +73,7 @@ def _list_images(root: Path, subject: int, split: str) -> tuple[np.ndarray, list
 def _load_npy(path: Path, what: str, **kwargs: Any) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"Algonauts {what} file {path} does not exist.")
+    ensure_readable(path, f"Algonauts {what} file")
     try:
         return np.load(path, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
@@ -135,6 +137,37 @@ def _available_rois(root: Path, subject: int) -> list[str]:
     return sorted(fields["roi"] for fields, _ in _spec().find("roi_mapping", root, subject=subject))
 
 
+def algonauts_hemisphere(
+    root: Path, subject: int, hemi: str, image_paths: Sequence[Path], rois: Sequence[str]
+) -> tuple[np.ndarray, pd.DataFrame, int]:
+    """One hemisphere's training fMRI (memory-mapped), its unit table and its fsaverage size, checked.
+
+    The fMRI must have one row per training image and one column per vertex
+    of ``{hemi}.all-vertices_fsaverage_space.npy``; each ROI class must label
+    those vertices consistently. Shared by :func:`load_algonauts` and
+    ``neurodec check-data``.
+    """
+    spec = _spec()
+    fmri_path = spec.path("training_fmri", root, subject=subject, hemi=hemi)
+    fmri = _load_npy(fmri_path, "fMRI", mmap_mode="r")
+    if fmri.ndim != 2 or fmri.shape[0] != len(image_paths):
+        raise ValueError(
+            f"Algonauts fMRI file {fmri_path} must have shape (n_train_images, n_vertices) with "
+            f"{len(image_paths)} rows (one per training image in {image_paths[0].parent}). Got shape {fmri.shape}."
+        )
+    mask_path = spec.path("all_vertices_mask", root, subject=subject, hemi=hemi)
+    vertex_mask = _load_npy(mask_path, "vertex mask")
+    vertices = np.flatnonzero(vertex_mask)
+    if vertices.size != fmri.shape[1]:
+        raise ValueError(
+            f"Algonauts fMRI file {fmri_path} has {fmri.shape[1]} vertices but {mask_path} selects {vertices.size}."
+        )
+    units = pd.DataFrame({"hemi": hemi, "vertex": vertices})
+    for roi in rois:
+        units[f"roi:{roi}"] = _roi_names(root, subject, roi, _roi_labels(root, subject, roi, hemi, vertices))
+    return fmri, units, int(vertex_mask.size)
+
+
 def load_algonauts(
     root: str | Path,
     subject: int = 1,
@@ -181,12 +214,18 @@ def load_algonauts(
     ``info["fsaverage_size"]`` gives each hemisphere's number of fsaverage
     vertices, to map values back onto the surface.
 
+    Checked: training images numbered 1..n without a gap, one fMRI row per
+    training image, one fMRI column per vertex of the vertex mask, ROI masks
+    that agree with each other, finite responses (NaN or infinite values
+    raise ValueError naming the file) and readable files (PermissionError
+    naming the file otherwise).
+
     Examples
     --------
     >>> import tempfile
     >>> from neurodec.data.fixtures.algonauts import make_algonauts_miniature
     >>> root = tempfile.mkdtemp()
-    >>> _ = make_algonauts_miniature(root, seed=0)
+    >>> _ = make_algonauts_miniature(root, random_state=0)
     >>> responses = load_algonauts(root, 1, verbose=False)
     >>> responses.shape, responses.roi_mask("floc-places", "PPA").dtype
     ((6, 20), dtype('bool'))
@@ -211,27 +250,12 @@ def load_algonauts(
     spec = _spec()
     blocks, unit_tables, fsaverage_size = [], [], {}
     for hemi in progress(hemis, verbose=verbose, desc=f"algonauts subj{subject:02d}", unit="hemi"):
-        fmri_path = spec.path("training_fmri", root, subject=subject, hemi=hemi)
-        fmri = _load_npy(fmri_path, "fMRI", mmap_mode="r")
-        if fmri.ndim != 2 or fmri.shape[0] != len(paths):
-            raise ValueError(
-                f"Algonauts fMRI file {fmri_path} must have shape (n_train_images, n_vertices) with "
-                f"{len(paths)} rows (one per training image in {paths[0].parent}). Got shape {fmri.shape}."
-            )
-        mask_path = spec.path("all_vertices_mask", root, subject=subject, hemi=hemi)
-        vertex_mask = _load_npy(mask_path, "vertex mask")
-        vertices, fsaverage_size[hemi] = np.flatnonzero(vertex_mask), int(vertex_mask.size)
-        if vertices.size != fmri.shape[1]:
-            raise ValueError(
-                f"Algonauts fMRI file {fmri_path} has {fmri.shape[1]} vertices but {mask_path} selects "
-                f"{vertices.size}."
-            )
-        units = pd.DataFrame({"hemi": hemi, "vertex": vertices})
-        for roi in rois:
-            units[f"roi:{roi}"] = _roi_names(root, subject, roi, _roi_labels(root, subject, roi, hemi, vertices))
-        blocks.append(fmri)
+        fmri, units, fsaverage_size[hemi] = algonauts_hemisphere(root, subject, hemi, paths, rois)
+        block = np.asarray(fmri, dtype=np.float32)
+        raise_if_nonfinite(block, spec.path("training_fmri", root, subject=subject, hemi=hemi), unit="vertex")
+        blocks.append(block)
         unit_tables.append(units)
-    data = np.asarray(blocks[0], dtype=np.float32) if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
     logger.info("Algonauts subj%02d: %d training images x %d vertices (%s)", subject, *data.shape, "+".join(hemis))
     trials = pd.DataFrame(
         {

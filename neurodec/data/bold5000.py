@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._logging import progress
+from ._checks import as_integer_ids, ensure_listable, ensure_readable, raise_if_nonfinite
 from .bold5000_rois import add_roi_columns, find_roi_masks, resolve_rois
 from .responses import Responses
 from .specs import DatasetSpec, load_spec
@@ -59,6 +60,7 @@ def _check_subject(root: Path, subject: int) -> None:
 def _read_lines(path: Path, what: str) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"BOLD5000 {what} file {path} does not exist.")
+    ensure_readable(path, f"BOLD5000 {what} file")
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     lines = [line for line in lines if line]
     if not lines:
@@ -71,6 +73,7 @@ def _load_nifti(path: Path, what: str, ndim: int, *, keep_file_open: bool = Fals
 
     if not path.is_file():
         raise FileNotFoundError(f"BOLD5000 {what} file {path} does not exist.")
+    ensure_readable(path, f"BOLD5000 {what} file")
     try:
         img = nib.load(path, keep_file_open=keep_file_open)
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
@@ -146,11 +149,14 @@ def _roi_betas(
     for path in progress(paths, verbose=verbose, desc=f"BOLD5000 CSI{subject} ROI betas", unit="roi"):
         if not path.is_file():
             raise FileNotFoundError(f"BOLD5000 ROI betas file {path} does not exist.")
+        ensure_readable(path, "BOLD5000 ROI betas file")
         try:
             arrays.append(np.load(path, allow_pickle=False))
         except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
             raise ValueError(f"BOLD5000 ROI betas file {path} could not be read as .npy: {exc}") from exc
     _check_rows(arrays, paths, len(raw), order_path)
+    for array, path in zip(arrays, paths):
+        raise_if_nonfinite(np.asarray(array), path, unit="voxel")
     return arrays, raw, order_path
 
 
@@ -166,6 +172,7 @@ def _release1(root: Path, subject: int, rois: list[str], tr: int) -> tuple[list[
     path = spec.path("release1_rois", root, subject=subject, tr=tr)
     if not path.is_file():
         raise FileNotFoundError(f"BOLD5000 release-1 ROI file {path} does not exist.")
+    ensure_readable(path, "BOLD5000 release-1 ROI file")
     try:
         mat = scipy.io.loadmat(path, variable_names=rois)
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
@@ -176,16 +183,33 @@ def _release1(root: Path, subject: int, rois: list[str], tr: int) -> tuple[list[
         raise ValueError(f"BOLD5000 release-1 ROI file {path} lacks variable(s) {missing}; it holds {present}.")
     arrays = [mat[n] for n in rois]
     _check_rows(arrays, [Path(f"{path}:{n}") for n in rois], len(raw), order_path)
+    for array, name in zip(arrays, rois):
+        raise_if_nonfinite(np.asarray(array, dtype=np.float64), f"{path} (variable {name})", unit="voxel")
     return arrays, raw, order_path
 
 
 def _sessions(root: Path, subject: int) -> tuple[dict[int, tuple[Any, Path]], list[str]]:
-    """Beta images by session and the image names, checked to hold the same number of trials."""
+    """Beta images by session and the image names, checked to hold the same number of trials.
+
+    The sessions present must run from 1 without a gap: trials are matched to
+    the image names by position, so a missing session would shift every later
+    trial's image.
+    """
     spec = _spec()
+    example = spec.path("glmsingle_betas", root, subject=subject, session=1)
+    ensure_listable(example.parent, "BOLD5000 GLMsingle folder")
     found = spec.find("glmsingle_betas", root, subject=subject)
     if not found:
-        example = spec.path("glmsingle_betas", root, subject=subject, session=1)
         raise FileNotFoundError(f"No GLMsingle beta file matches {example} (any session).")
+    present = [fields["session"] for fields, _ in found]
+    gaps = [s for s in range(1, max(present) + 1) if s not in present]
+    if gaps:
+        missing = spec.path("glmsingle_betas", root, subject=subject, session=gaps[0])
+        raise FileNotFoundError(
+            f"CSI{subject}: GLMsingle session(s) {gaps} have no beta file (looked for {missing}), but later "
+            f"session(s) do (present: {sorted(present)}). The image names in CSI{subject}_imgnames.txt are matched "
+            "to trials by position, so no session may be missing before the last one."
+        )
     imgnames_path = spec.path("imgnames", root, subject=subject)
     raw = _read_lines(imgnames_path, "image names")
     images = {
@@ -203,7 +227,12 @@ def _sessions(root: Path, subject: int) -> tuple[dict[int, tuple[Any, Path]], li
 def _voxel_masks(
     root: Path, subject: int, rois: str | Sequence[str] | None, mask: str | Path, volume_shape: tuple[int, ...]
 ) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """The selected voxels, each labelling ROI's volume, and a description of the mask."""
+    """The selected voxels, each labelling ROI's volume, and a description of the mask.
+
+    An ROI named in ``rois`` whose mask file holds no voxel is an error; one
+    found with ``rois=None`` (labelling only) is skipped with a warning naming
+    the file. A selection of no voxel at all is an error.
+    """
     spec = _spec()
     roi_paths = find_roi_masks(root, subject)
     names = list(roi_paths) if rois is None else resolve_rois(rois)
@@ -227,7 +256,21 @@ def _voxel_masks(
             raise ValueError(
                 f"Mask {sources[name]} has shape {volume.shape} but the betas' volumes are {volume_shape}."
             )
+    for name in [n for n in names if not volumes[n].any()]:
+        if rois is not None:
+            raise ValueError(
+                f"The 'rois' parameter of load_bold5000 selects {name}, but its mask {sources[name]} holds no voxel "
+                "(every value is 0)."
+            )
+        warnings.warn(
+            f"BOLD5000 ROI mask {sources[name]} holds no voxel; its column roi:{name[2:]} labels no unit as {name}. "
+            "Replace the file, or pass rois=[...] without it to silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
     voxels = volumes.pop("") if "" in volumes else np.logical_or.reduce(list(volumes.values()))
+    if not voxels.any():
+        raise ValueError(f"The voxel selection of load_bold5000 (mask={described}) holds no voxel.")
     return voxels, volumes, described
 
 
@@ -245,7 +288,7 @@ def _glmsingle(
     counts = {s: img.shape[3] for s, (img, _) in images.items()}
     trials = _trials(raw, test_images)
     trials["session"] = np.repeat(list(counts), list(counts.values()))
-    sessions = list(counts) if sessions is None else [int(s) for s in sessions]
+    sessions = list(counts) if sessions is None else as_integer_ids(sessions, "'sessions' parameter of load_bold5000")
     unknown = [s for s in sessions if s not in counts]
     if len(set(sessions)) != len(sessions) or not sessions:
         raise ValueError(f"'sessions' must be distinct session numbers. Got {sessions}.")
@@ -270,6 +313,7 @@ def _glmsingle(
         if not np.allclose(img.affine, affine, atol=1e-4):
             differing.append(path.name)
         _masked_trials(img, path, voxels, data[row : row + counts[session]])
+        raise_if_nonfinite(data[row : row + counts[session]], path, unit="voxel")
         row += counts[session]
     if differing:
         warnings.warn(
@@ -370,12 +414,19 @@ def load_bold5000(
     warning when they differ, and ``info["affine_source"]`` says which file
     it came from.
 
+    Checks, so that no trial is dropped or mislabelled silently: the GLMsingle
+    sessions present run from 1 without a gap and their trials add up to the
+    lines of ``CSI{N}_imgnames.txt``; ROI responses have one row per line of
+    their trial list; every value read is finite (NaN or infinite betas raise
+    ValueError naming the file); a file or folder that exists but may not be
+    read raises PermissionError naming it.
+
     Examples
     --------
     >>> import tempfile
     >>> from neurodec.data.fixtures.bold5000 import make_bold5000_miniature
     >>> root = tempfile.mkdtemp()
-    >>> _ = make_bold5000_miniature(root, seed=0)
+    >>> _ = make_bold5000_miniature(root, random_state=0)
     >>> responses = load_bold5000(root, 1, source="release1", rois="PPA", verbose=False)
     >>> responses.shape, sorted(responses.trials["split"].unique())
     ((12, 8), ['test', 'train'])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ._checks import ensure_listable
 from .specs import load_spec
 from .stimuli import Stimuli
 
@@ -26,7 +27,9 @@ def find_bold5000_stimuli(root: str | Path) -> dict[str, Path]:
     Raises
     ------
     FileNotFoundError
-        If none of the three folders exists.
+        If none of the three folders exists, or none holds an image file.
+    PermissionError
+        If a stimulus folder exists but cannot be listed.
     ValueError
         If one file name occurs in two folders (the id would be ambiguous).
     """
@@ -34,6 +37,8 @@ def find_bold5000_stimuli(root: str | Path) -> dict[str, Path]:
     base = spec.path("stimuli", root, source="COCO", filename="x").parent.parent
     if not any((base / folder).is_dir() for folder in STIMULUS_FOLDERS):
         raise FileNotFoundError(f"BOLD5000 stimulus folder {base} has none of the folders {list(STIMULUS_FOLDERS)}.")
+    for folder in STIMULUS_FOLDERS:
+        ensure_listable(base / folder, "BOLD5000 stimulus folder")
     found: dict[str, Path] = {}
     for fields, path in spec.find("stimuli", root):
         name = fields["filename"]
@@ -43,6 +48,12 @@ def find_bold5000_stimuli(root: str | Path) -> dict[str, Path]:
         if name in found:
             raise ValueError(f"BOLD5000 stimulus {name} exists twice: {found[name]} and {path}.")
         found[name] = path
+    if not found:
+        present = [folder for folder in STIMULUS_FOLDERS if (base / folder).is_dir()]
+        raise FileNotFoundError(
+            f"The BOLD5000 stimulus folders {present} under {base} hold no image file; expected the presented "
+            f"images there (e.g. {spec.entry('stimuli').pattern})."
+        )
     return found
 
 
@@ -73,7 +84,7 @@ def load_bold5000_stimuli(root: str | Path, ids: Iterable[str] | None = None) ->
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} BOLD5000 stimulus file(s) are in none of {list(STIMULUS_FOLDERS)} under "
-            f"{next(iter(found.values())).parent.parent}: {missing[:10]}."
+            f"{next(iter(found.values())).parent.parent}: {missing[:10]} (ids are image file names)."
         )
     return Stimuli.from_files({i: found[i] for i in ids}, name="bold5000")
 

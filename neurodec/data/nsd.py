@@ -12,17 +12,19 @@ readers live in :mod:`.nsd_design`, :mod:`.nsd_rois`, :mod:`.nsd_betas` and
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._logging import get_logger, progress
-from .nsd_betas import BetaFile, read_beta_header, read_masked_betas
-from .nsd_design import NSDDesign, load_nsd_behavior, load_nsd_design
+from ._checks import raise_if_nonfinite
+from .nsd_betas import BetaFile, read_masked_betas
+from .nsd_design import load_nsd_behavior, load_nsd_design
 from .nsd_rois import HEMIS, SURFACE_SPACES, list_nsd_rois, load_nsd_roi, resolve_nsd_roi_mask
 from .responses import Responses
+from .nsd_sessions import nsd_session_trials, plan_nsd_sessions
 from .nsd_stimuli import load_nsd_stimuli
 from .specs import load_spec
 
@@ -43,100 +45,6 @@ RoiArg = str | tuple[str, str | Sequence[str]] | np.ndarray | None
 def _check_choice(value: str, name: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"The {name!r} parameter of load_nsd must be one of {list(choices)}. Got {value!r} instead.")
-
-
-def _session_files(
-    root: Path, subject: int, space: str, beta_version: str, fmt: str, sessions: Sequence[int] | None,
-    design: NSDDesign,
-) -> dict[int, list[Path]]:
-    """Beta file(s) of each requested session: [volume file] or [lh, rh]."""
-    spec = load_spec("nsd")
-    fields = dict(subject=subject, beta_version=beta_version)
-    if space in SURFACE_SPACES:
-        keys = ["betas_surface"]
-
-        def paths(s: int) -> list[Path]:
-            return [spec.path("betas_surface", root, hemi=h, session=s, **fields) for h in HEMIS]
-    else:
-        keys = {"auto": ["betas_volume_hdf5", "betas_volume_nifti"], "hdf5": ["betas_volume_hdf5"],
-                "nifti": ["betas_volume_nifti"]}[fmt]
-
-        def paths(s: int) -> list[Path]:
-            options = [spec.path(k, root, space=space, session=s, **fields) for k in keys]
-            return [next((p for p in options if p.is_file()), options[-1])]  # auto: HDF5 first
-    if sessions is None:
-        found = {f["session"] for k in keys for f, _ in spec.find(k, root, space=space, **fields)}
-        if not found:
-            folder = spec.path(keys[0], root, space=space, hemi="lh", session=1, **fields).parent
-            raise FileNotFoundError(f"No {fmt if space not in SURFACE_SPACES else 'surface'} beta files in {folder}.")
-        sessions = sorted(found)
-    if len(set(sessions)) != len(sessions):
-        raise ValueError(f"The 'sessions' of load_nsd must not repeat a session. Got {list(sessions)}.")
-    out = {}
-    for s in sessions:
-        if not isinstance(s, (int, np.integer)) or s < 1 or (design.n_sessions is not None and s > design.n_sessions):
-            upper = design.n_sessions if design.n_sessions is not None else "the number of sessions"
-            raise ValueError(f"The 'sessions' of load_nsd are 1-based numbers from 1 to {upper}. Got {s!r}.")
-        out[int(s)] = paths(int(s))
-        missing = [p for p in out[int(s)] if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"Session {s} of subject {subject}: beta file {missing[0]} does not exist.")
-    return out
-
-
-def _session_offsets(
-    files: Mapping[int, list[BetaFile]], design: NSDDesign, behavior: pd.DataFrame | None,
-    read_count: Callable[[int], int],
-) -> dict[int, int]:
-    """First global (0-based) trial of each session, after checking trial counts against the design."""
-    if design.trials_per_session is not None:
-        expected, source = dict(enumerate(design.trials_per_session.tolist(), start=1)), "stimpattern"
-    elif behavior is not None:
-        expected, source = behavior.groupby("SESSION").size().to_dict(), "behaviour file"
-    else:
-        # No per-session count in the design: sessions are consecutive blocks whose
-        # sizes come from the files of every earlier session.
-        expected, source = {s: read_count(s) for s in range(1, max(files) + 1)}, None
-    for s, betas in files.items():
-        if source is not None and s in expected and betas[0].n_trials != expected[s]:
-            raise ValueError(
-                f"Beta file {betas[0].path} has {betas[0].n_trials} trials, but the design ({source}) "
-                f"expects {expected[s]} for session {s}."
-            )
-    offsets = {}
-    for s, betas in files.items():
-        gaps = [r for r in range(1, s) if r not in expected]
-        if gaps:
-            raise ValueError(f"Cannot place session {s}'s trials: the trial counts of session(s) {gaps} are unknown.")
-        offsets[s] = int(sum(expected[r] for r in range(1, s)))
-        if offsets[s] + betas[0].n_trials > design.masterordering.size:
-            raise ValueError(
-                f"Beta file {betas[0].path} ends at trial {offsets[s] + betas[0].n_trials}, beyond the "
-                f"{design.masterordering.size} trials of the design's masterordering."
-            )
-    return offsets
-
-
-def _trial_table(
-    design: NSDDesign, subject: int, files: Mapping[int, list[BetaFile]], offsets: Mapping[int, int],
-    behavior: pd.DataFrame | None,
-) -> pd.DataFrame:
-    table = design.trials(subject)
-    parts = []
-    for s, betas in files.items():
-        part = table.iloc[offsets[s] : offsets[s] + betas[0].n_trials].copy()
-        part["session"], part["trial_in_session"] = s, np.arange(len(part))
-        parts.append(part)
-    trials = pd.concat(parts, ignore_index=True)
-    if behavior is not None and len(behavior) >= trials["trial_index"].max() + 1:
-        rows = behavior.iloc[trials["trial_index"].to_numpy()]
-        if not np.array_equal(rows["stimulus_id"].to_numpy(), trials["stimulus_id"].to_numpy()):
-            raise ValueError(
-                f"The behaviour file {behavior.attrs.get('path')}: its 73KID column disagrees with the "
-                "design's image of each trial."
-            )
-        trials["run"] = rows["RUN"].to_numpy().astype(np.int64)
-    return trials[["stimulus_id", "session", "run", "repeat", "split", "trial_index", "trial_in_session", "shared"]]
 
 
 def _zscore_columns(block: np.ndarray) -> None:
@@ -268,9 +176,36 @@ def load_nsd(
     Notes
     -----
     Only the masked units are read: at any time the loader holds the output
-    plus one slab of one session's file. Trial counts are read from the
-    files and checked against the design (its ``stimpattern``, else the
-    behaviour file).
+    plus one slab of one session's file.
+
+    Nothing is dropped, reordered or labelled by guesswork
+    (:func:`~neurodec.data.nsd_sessions.plan_nsd_sessions`, shared with
+    ``neurodec check-data``):
+
+    - with ``sessions=None`` the sessions present must run from 1 without a
+      gap; a session missing in the middle is an error (select the others
+      with ``sessions=``);
+    - each session's trial count is cross-checked between the design's
+      ``stimpattern``, the behaviour file and the beta file, and the
+      behaviour file's 73KID column against the design's image of each trial;
+    - without ``stimpattern`` and behaviour file, sessions are placed by
+      counting earlier sessions' trials, which is refused unless every beta
+      file holds the same number of trials;
+    - an HDF5 file written in (X, Y, Z, n_trials) order is named as transposed;
+    - an ``roi`` that selects no unit is an error, and so are NaN or infinite
+      betas among the units read (NSD's betas are finite: voxels outside the
+      brain are 0);
+    - unreadable files and folders raise :class:`PermissionError` naming them.
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing design, beta file or session (see above).
+    PermissionError
+        A file or folder that exists but may not be read.
+    ValueError
+        Bad arguments, malformed files, disagreeing trial counts, an empty
+        ROI selection, non-finite betas.
     """
     _check_choice(space, "space", NSD_SPACES)
     _check_choice(beta_version, "beta_version", NSD_BETA_VERSIONS)
@@ -280,30 +215,14 @@ def load_nsd(
     design.check_subject(subject)
     spec = load_spec("nsd")
     behavior = load_nsd_behavior(root, subject) if spec.path("behavior", root, subject=subject).is_file() else None
-    paths = _session_files(root, subject, space, beta_version, format, sessions, design)
-    kind_of = {".hdf5": "hdf5", ".gz": "nifti", ".nii": "nifti", ".mgh": "mgh"}
-    files = {s: [read_beta_header(p, kind_of[p.suffix]) for p in ps] for s, ps in paths.items()}
-
-    def read_count(s: int) -> int:
-        if s in files:
-            return files[s][0].n_trials
-        found = _session_files(root, subject, space, beta_version, format, [s], design)[s][0]
-        return read_beta_header(found, kind_of[found.suffix]).n_trials
-
-    offsets = _session_offsets(files, design, behavior, read_count)
-    trials = _trial_table(design, subject, files, offsets, behavior)
+    plan = plan_nsd_sessions(
+        root, subject, space=space, beta_version=beta_version, fmt=format, sessions=sessions, design=design,
+        behavior=behavior,
+    )
+    files = plan.files
+    trials = nsd_session_trials(design, subject, plan, behavior)
 
     first = next(iter(files.values()))
-    for s, betas in files.items():
-        if betas[-1].n_trials != betas[0].n_trials:  # surface: lh and rh
-            raise ValueError(
-                f"{betas[-1].path} has {betas[-1].n_trials} trials; {betas[0].path} has {betas[0].n_trials}."
-            )
-        for beta, ref in zip(betas, first):
-            if beta.spatial_shape != ref.spatial_shape:
-                raise ValueError(
-                    f"Beta file {beta.path} has spatial shape {beta.spatial_shape}; {ref.path} has {ref.spatial_shape}."
-                )
     surface = space in SURFACE_SPACES
     shape = (sum(b.spatial_shape[0] for b in first),) if surface else first[0].spatial_shape
     if roi is None:
@@ -331,6 +250,8 @@ def load_nsd(
             split = int(hemi_masks[0].sum())
             read_masked_betas(files[s][0], hemi_masks[0], block[:, :split])
             read_masked_betas(files[s][1], hemi_masks[1], block[:, split:])
+            raise_if_nonfinite(block[:, :split], files[s][0].path, unit="vertex")
+            raise_if_nonfinite(block[:, split:], files[s][1].path, unit="vertex")
         else:
             read_masked_betas(files[s][0], mask, block)
         if zscore_sessions:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import ensure_readable
+
 __all__ = ["BETA_SCALE", "BetaFile", "read_beta_header", "read_masked_betas"]
 
 #: Volume betas are stored as int16 percent signal change x 300.
@@ -77,11 +79,13 @@ def read_beta_header(path: str | Path, kind: str) -> BetaFile:
 
     Raises
     ------
+    PermissionError
+        When the file exists but may not be read.
     ValueError
-        When the file is unreadable, not 4-D, or of the wrong dtype (int16 for
+        When the file is corrupt, not 4-D, or of the wrong dtype (int16 for
         volumes, float32 for surfaces).
     """
-    path = Path(path)
+    path = ensure_readable(path, "Beta file")
     if kind == "hdf5":
         import h5py
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._checks import ensure_readable
 from .specs import load_spec
 
 __all__ = ["NSDDesign", "load_nsd_behavior", "load_nsd_design", "load_nsd_stim_info"]
@@ -145,6 +146,7 @@ def load_nsd_design(root: str | os.PathLike) -> NSDDesign:
     path = load_spec("nsd").path("design", root)
     if not path.is_file():
         raise FileNotFoundError(f"NSD design file {path} does not exist; is {root} an NSD root?")
+    ensure_readable(path, "NSD design file")
     try:
         mat = scipy.io.loadmat(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises many kinds on bad files
@@ -186,6 +188,7 @@ def load_nsd_stim_info(root: str | os.PathLike) -> pd.DataFrame:
     path = load_spec("nsd").path("stim_info", root)
     if not path.is_file():
         raise FileNotFoundError(f"NSD stimulus information file {path} does not exist.")
+    ensure_readable(path, "NSD stimulus information file")
     table = pd.read_csv(path)
     table = table.drop(columns=[c for c in table.columns if c.startswith("Unnamed")])
     missing = [c for c in ("cocoId", "cocoSplit", "nsdId") if c not in table.columns]
@@ -204,16 +207,39 @@ def load_nsd_behavior(root: str | os.PathLike, subject: int) -> pd.DataFrame:
 
     The 1-based ``73KID`` and ``10KID`` columns gain 0-based twins
     ``stimulus_id`` and ``column``; ``SESSION`` and ``RUN`` stay 1-based.
+    These four columns must hold whole numbers: a fractional, empty or
+    non-numeric value raises ValueError naming the column, row and value
+    (it is never truncated).
     """
     path = load_spec("nsd").path("behavior", root, subject=subject)
     if not path.is_file():
         raise FileNotFoundError(f"NSD behaviour file {path} does not exist.")
+    ensure_readable(path, "NSD behaviour file")
     table = pd.read_csv(path, sep="\t")
     missing = [c for c in ("SESSION", "RUN", "73KID") if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; it has {list(table.columns)}.")
     table.attrs["path"] = str(path)
-    table["stimulus_id"] = table["73KID"].astype(np.int64) - 1
+    for column in ("SESSION", "RUN", "73KID", "10KID"):
+        if column in table.columns:
+            table[column] = _integer_column(table[column], column, path)
+    table["stimulus_id"] = table["73KID"] - 1
     if "10KID" in table.columns:
-        table["column"] = table["10KID"].astype(np.int64) - 1
+        table["column"] = table["10KID"] - 1
     return table
+
+
+def _integer_column(values: pd.Series, column: str, path: Path) -> pd.Series:
+    """``values`` as int64, refusing any value that is not a whole number."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(as_float) | (as_float != np.round(as_float))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = values.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(
+            f"NSD behaviour file {path}: column {column!r} must hold whole numbers (1-based indices). Got "
+            f"{value!r} in data row {row + 1} ({int(bad.sum())} such value(s))."
+        )
+    return pd.Series(as_float.astype(np.int64), index=values.index, name=values.name)

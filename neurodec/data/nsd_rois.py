@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import ensure_readable
 from .specs import load_spec
 
-__all__ = ["list_nsd_rois", "load_nsd_roi", "read_ctab", "resolve_nsd_roi_mask"]
+__all__ = [
+    "empty_nsd_roi_labels", "list_nsd_rois", "load_nsd_roi", "nsd_roi_paths", "read_ctab", "resolve_nsd_roi_mask",
+]
 
 HEMIS = ("lh", "rh")
 SURFACE_SPACES = ("fsaverage",)
@@ -23,7 +26,7 @@ SURFACE_SPACES = ("fsaverage",)
 
 def read_ctab(path: str | os.PathLike) -> dict[int, str]:
     """Read a FreeSurfer colour table (``index name [r g b a]`` a line) as ``{index: name}``."""
-    path = Path(path)
+    path = ensure_readable(path, "ROI colour table")
     names: dict[int, str] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         parts = line.split()
@@ -49,6 +52,7 @@ def list_nsd_rois(root: str | os.PathLike, subject: int, *, space: str = "func1p
 def _load_label_file(path: Path) -> np.ndarray:
     import nibabel as nib
 
+    ensure_readable(path, "ROI file")
     try:
         data = np.asanyarray(nib.load(path).dataobj)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on bad files
@@ -68,6 +72,17 @@ def _label_names(root: str | os.PathLike, subject: int, atlas: str, space: str) 
         if path.is_file():
             return read_ctab(path)
     return {}
+
+
+def nsd_roi_paths(root: str | os.PathLike, subject: int, roi: str, *, space: str = "func1pt8mm") -> list[Path]:
+    """The label file(s) of ROI atlas ``roi``: [volume] or [lh, rh] on fsaverage (see :func:`load_nsd_roi`)."""
+    spec = load_spec("nsd")
+    hemi, _, base = roi.partition(".") if roi[:3] in ("lh.", "rh.") else ("", "", roi)
+    if space in SURFACE_SPACES:
+        return [spec.path("roi_surface_fsaverage", root, hemi=h, roi=base) for h in HEMIS]
+    if hemi:
+        return [spec.path("roi_volume_hemi", root, subject=subject, space=space, hemi=hemi, roi=base)]
+    return [spec.path("roi_volume", root, subject=subject, space=space, roi=base)]
 
 
 def load_nsd_roi(
@@ -95,14 +110,8 @@ def load_nsd_roi(
         present, else the subject's), ``{0: "Unknown", 1: ..., ...}``; empty
         when the atlas has no ctab.
     """
-    spec = load_spec("nsd")
-    hemi, _, base = roi.partition(".") if roi[:3] in ("lh.", "rh.") else ("", "", roi)
-    if space in SURFACE_SPACES:
-        paths = [spec.path("roi_surface_fsaverage", root, hemi=h, roi=base) for h in HEMIS]
-    elif hemi:
-        paths = [spec.path("roi_volume_hemi", root, subject=subject, space=space, hemi=hemi, roi=base)]
-    else:
-        paths = [spec.path("roi_volume", root, subject=subject, space=space, roi=base)]
+    base = roi.partition(".")[2] if roi[:3] in ("lh.", "rh.") else roi
+    paths = nsd_roi_paths(root, subject, roi, space=space)
     missing = [p for p in paths if not p.is_file()]
     if missing:
         known = list_nsd_rois(root, subject, space=space)
@@ -128,6 +137,13 @@ def resolve_nsd_roi_mask(
 
     ``roi`` is an atlas name (units with a label > 0), an ``(atlas, labels)``
     pair of label names, or a boolean mask of shape ``shape``.
+
+    Raises
+    ------
+    ValueError
+        When the atlas or a label is unknown, shapes disagree, or the
+        selection holds no unit (naming the atlas file and the labels that
+        do occur in it): an empty ROI is never returned as 0 units.
     """
     if isinstance(roi, np.ndarray):
         if roi.dtype != bool or roi.shape != tuple(shape):
@@ -135,12 +151,21 @@ def resolve_nsd_roi_mask(
                 f"A mask given as 'roi' must be a boolean array of shape {tuple(shape)} (the {space} units). "
                 f"Got dtype {roi.dtype} and shape {roi.shape} instead."
             )
+        if not roi.any():
+            raise ValueError(f"The boolean mask given as 'roi' selects no unit (all {roi.size} values are False).")
         return roi
     atlas, wanted = (roi, None) if isinstance(roi, str) else roi
     labels, names = load_nsd_roi(root, subject, atlas, space=space)
     if labels.shape != tuple(shape):
         raise ValueError(f"ROI {atlas!r} has shape {labels.shape}, but the betas in {space!r} have {tuple(shape)}.")
+    where = " and ".join(str(p) for p in nsd_roi_paths(root, subject, atlas, space=space))
+    present = sorted(int(v) for v in np.unique(labels) if v > 0)
     if wanted is None:
+        if not present:
+            raise ValueError(
+                f"The 'roi' {atlas!r} selects no unit: {where} has no label > 0 (values found: "
+                f"{sorted(int(v) for v in np.unique(labels))}; -1 is outside the atlas, 0 unlabelled)."
+            )
         return labels > 0
     wanted = [wanted] if isinstance(wanted, str) else list(wanted)
     if not names:
@@ -153,4 +178,16 @@ def resolve_nsd_roi_mask(
             f"Unknown label(s) {unknown} in NSD ROI atlas {atlas!r}; its labels are {list(index_of)}."
             + (f" Close matches: {close}." if close else "")
         )
-    return np.isin(labels, [index_of[name] for name in wanted])
+    mask = np.isin(labels, [index_of[name] for name in wanted])
+    if not mask.any():
+        raise ValueError(
+            f"The 'roi' ({atlas!r}, {wanted}) selects no unit: no voxel of {where} carries label(s) "
+            f"{[index_of[n] for n in wanted]}. Labels present: {[names.get(v, str(v)) for v in present]}."
+        )
+    return mask
+
+
+def empty_nsd_roi_labels(labels: np.ndarray, names: dict[int, str]) -> list[str]:
+    """Names of the labels 1..K that the colour table lists but no unit of ``labels`` carries."""
+    present = set(np.unique(labels).tolist())
+    return [name for index, name in sorted(names.items()) if index > 0 and index not in present]

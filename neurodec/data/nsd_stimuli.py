@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ._checks import as_integer_ids, ensure_readable
 from .nsd_design import load_nsd_stim_info
 from .specs import load_spec
 from .stimuli import HDF5Images, Stimuli
@@ -55,6 +56,8 @@ def load_nsd_stimuli(
         NSD root.
     ids : sequence of int, optional
         0-based 73k ids to include (default: every image in the brick).
+        Integer-valued floats and numeric strings are accepted (the
+        conversion is lossless); ``5.7`` or ``"abc"`` raise ValueError.
     captions : path, list of paths or mapping of split -> path, optional
         COCO caption annotations (``captions_train2017.json``,
         ``captions_val2017.json``), joined to NSD images on cocoId and
@@ -70,12 +73,13 @@ def load_nsd_stimuli(
     path = load_spec("nsd").path("stimuli", root)
     if not path.is_file():
         raise FileNotFoundError(f"NSD stimulus file {path} does not exist.")
+    ensure_readable(path, "NSD stimulus file")
     source = HDF5Images(path, "imgBrick")
     with h5py.File(path, "r") as f:
         if "imgBrick" not in f:
             raise ValueError(f"NSD stimulus file {path} has no dataset 'imgBrick'; it holds {sorted(f)}.")
         n_images = int(f["imgBrick"].shape[0])
-    ids = list(range(n_images)) if ids is None else [int(i) for i in ids]
+    ids = list(range(n_images)) if ids is None else as_integer_ids(ids, "'ids' parameter of load_nsd_stimuli")
     unknown = [i for i in ids if not 0 <= i < n_images]
     if unknown:
         raise ValueError(f"Stimulus id(s) {unknown[:10]} do not exist in {path} (0-based ids 0..{n_images - 1}).")

@@ -93,7 +93,7 @@ def simulate_subject(
     grid: int,
     shape: tuple[int, int, int] = (14, 16, 10),
     ncsnr_range: tuple[float, float] = (0.4, 1.5),
-    seed: int = 0,
+    random_state: int | np.random.Generator | None = 0,
 ) -> SimulatedSubject:
     """Plant an encoding model of ``layer_features`` in a small simulated volume.
 
@@ -113,8 +113,8 @@ def simulate_subject(
         Volume shape (X, Y, Z); the brain is the inscribed ellipsoid.
     ncsnr_range : tuple of float
         Noise-ceiling SNRs of driven voxels are log-uniform in this range.
-    seed : int
-        Seed: same inputs and seed give the same subject.
+    random_state : int, numpy.random.Generator or None
+        Seed or generator: the same inputs and int seed give the same subject.
     """
     for key in (early_layer, late_layer):
         if key not in layer_features:
@@ -127,7 +127,7 @@ def simulate_subject(
         raise ValueError("layer_features and categories must describe the same images.")
     if early.shape[1] % (grid * grid):
         raise ValueError(f"The early layer has {early.shape[1]} features, not a multiple of grid**2 = {grid * grid}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     mask = _ellipsoid(shape)
     voxels = np.argwhere(mask)
     n_vox = len(voxels)
@@ -223,7 +223,7 @@ def simulate_trials(
     trial_images: np.ndarray,
     *,
     spatial_correlation: float = 0.5,
-    seed: int = 0,
+    random_state: int | np.random.Generator | None = 0,
 ) -> np.ndarray:
     """Single-trial responses: the noiseless signal of each trial's image plus noise.
 
@@ -235,7 +235,8 @@ def simulate_trials(
     spatial_correlation : float in [0, 1)
         Fraction of noise variance that is spatially smooth (shared by
         neighbouring voxels); the rest is independent per voxel.
-    seed : int
+    random_state : int, numpy.random.Generator or None
+        Seed or generator of the noise.
 
     Returns
     -------
@@ -248,7 +249,7 @@ def simulate_trials(
 
     if not 0 <= spatial_correlation < 1:
         raise ValueError(f"'spatial_correlation' must be in [0, 1). Got {spatial_correlation}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     trial_images = np.asarray(trial_images)
     n_trials = len(trial_images)
     ii, jj, kk = subject.voxels.T

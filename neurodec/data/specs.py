@@ -337,7 +337,7 @@ def check_file(entry: EntrySpec, path: str | Path) -> list[str]:
 
 @dataclasses.dataclass
 class CheckReport:
-    """What :func:`check_root` found.
+    """What :func:`check_root` (files against the spec) and the dataset's consistency checks found.
 
     Attributes
     ----------
@@ -347,6 +347,13 @@ class CheckReport:
         Sentences naming each required entry (or group) with no file.
     malformed : list of (Path, str)
         Each file that does not conform, and why.
+    found : list of str
+        What the consistency checks recognised (subjects, sessions, atlases), one line each.
+    problems : list of str
+        Inconsistencies the loader refuses (trial counts that disagree, a
+        missing session, NaN betas, an empty ROI ...), one sentence each.
+    notes : list of str
+        Findings that do not stop the loader (e.g. a label no voxel carries).
     """
 
     spec: DatasetSpec
@@ -354,11 +361,14 @@ class CheckReport:
     present: dict[str, list[Path]]
     missing: list[str]
     malformed: list[tuple[Path, str]]
+    found: list[str] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def usable(self) -> bool:
-        """True when every required entry is present and no file is malformed."""
-        return not self.missing and not self.malformed
+        """True when every required entry is present, no file is malformed and no consistency check failed."""
+        return not self.missing and not self.malformed and not self.problems
 
     def format(self) -> str:
         """A human-readable report, one line per finding."""
@@ -369,9 +379,12 @@ class CheckReport:
                 lines.append(f"  ok       {key}: {len(paths)} file(s), e.g. {paths[0].relative_to(self.root)}")
             elif not entry.required and entry.group is None:
                 lines.append(f"  absent   {key} (optional): {entry.pattern}")
+        lines += [f"  found    {line}" for line in self.found]
+        lines += [f"  note     {line}" for line in self.notes]
         lines += [f"  MISSING  {m}" for m in self.missing]
         lines += [f"  BAD      {p.relative_to(self.root)}: {why}" for p, why in self.malformed]
-        lines.append("usable" if self.usable else "NOT usable: fix the MISSING/BAD lines above")
+        lines += [f"  PROBLEM  {line}" for line in self.problems]
+        lines.append("usable" if self.usable else "NOT usable: fix the MISSING/BAD/PROBLEM lines above")
         return "\n".join(lines)
 
 

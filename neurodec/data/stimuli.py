@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._checks import as_integer_ids
+
 __all__ = ["ArrayImages", "FileImages", "HDF5Images", "ImageSource", "Stimuli"]
 
 #: Number of images whose bytes enter the fingerprint of a large image source.
@@ -61,7 +63,8 @@ class ArrayImages:
         self.images = images
 
     def read(self, key: int) -> np.ndarray:
-        return _as_rgb_uint8(self.images[int(key)], f"image {key}")
+        (index,) = as_integer_ids([key], "key of ArrayImages.read")
+        return _as_rgb_uint8(self.images[index], f"image {key}")
 
     def fingerprint(self, keys: Sequence[int]) -> str:
         digest = hashlib.sha256()
@@ -132,7 +135,7 @@ class HDF5Images:
 
     def read(self, key: int) -> np.ndarray:
         ds = self._dataset()
-        key = int(key)
+        (key,) = as_integer_ids([key], f"key of HDF5Images.read ({self.path})")
         if not 0 <= key < ds.shape[0]:
             raise ValueError(f"Image index {key} is out of range for {self.path} ({ds.shape[0]} images).")
         return _as_rgb_uint8(ds[key], f"{self.path}[{key}]")

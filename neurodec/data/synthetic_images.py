@@ -100,7 +100,7 @@ def make_synthetic_images(
     *,
     size: int = 64,
     categories: tuple[str, ...] = CATEGORIES,
-    seed: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
 ) -> SyntheticImages:
     """Generate ``n_images`` images, cycling through ``categories`` in random order.
 
@@ -112,8 +112,8 @@ def make_synthetic_images(
         Width and height in pixels.
     categories : tuple of str
         Categories to draw, a subset of :data:`CATEGORIES`.
-    seed : int or None
-        Seed of the generator: the same seed gives the same images.
+    random_state : int, numpy.random.Generator or None
+        Seed or generator: the same int gives the same images.
 
     Returns
     -------
@@ -126,7 +126,7 @@ def make_synthetic_images(
         raise ValueError(f"Unknown image categories {unknown}; choose from {list(CATEGORIES)}.")
     if n_images < 1 or size < 16:
         raise ValueError(f"Need n_images >= 1 and size >= 16. Got n_images={n_images}, size={size}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     labels = np.array([categories[i % len(categories)] for i in range(n_images)])
     rng.shuffle(labels)
     images = np.empty((n_images, size, size, 3), dtype=np.uint8)

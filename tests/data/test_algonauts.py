@@ -19,7 +19,7 @@ from neurodec.data.specs import check_root, load_spec
 
 @pytest.fixture
 def mini(data_dir):
-    return data_dir, make_algonauts_miniature(data_dir, seed=3)
+    return data_dir, make_algonauts_miniature(data_dir, random_state=3)
 
 
 def test_responses_match_planted_arrays_in_image_order(mini):

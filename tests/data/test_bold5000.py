@@ -26,7 +26,7 @@ AFFINE_WARNING = r"affine of 2 GLMsingle beta file\(s\) .* differs from that of 
 
 @pytest.fixture
 def mini(data_dir):
-    return data_dir, make_bold5000_miniature(data_dir, seed=5)
+    return data_dir, make_bold5000_miniature(data_dir, random_state=5)
 
 
 def _glmsingle(root, **kwargs):

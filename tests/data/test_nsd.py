@@ -45,7 +45,9 @@ def _planted(design, n_vertices=7):
 def nsd(tmp_path_factory):
     root = tmp_path_factory.mktemp("nsd")
     rng = np.random.default_rng(1)
-    design = make_nsd_design(n_images=30, n_shared=3, n_sessions=N_SESSIONS, trials_per_session=PER_SESSION, rng=rng)
+    design = make_nsd_design(
+        n_images=30, n_shared=3, n_sessions=N_SESSIONS, trials_per_session=PER_SESSION, random_state=rng
+    )
     subject, volume, surface = _planted(design)
     images = rng.integers(0, 256, (30, 6, 6, 3), dtype=np.uint8)
     captions = {i: [f"caption {i}"] for i in range(30)}

@@ -74,14 +74,19 @@ def test_no_beta_files_at_all(mini):
     for s in (1, 2):
         for key in ("betas_volume_nifti", "betas_volume_hdf5"):
             _session(mini.root, s, key).unlink()
-    with pytest.raises(FileNotFoundError, match="No auto beta files in .*betas_fithrf_GLMdenoise_RR"):
+    message = "No HDF5 or NIfTI beta files of subject 1 in .*/betas_fithrf_GLMdenoise_RR"
+    with pytest.raises(FileNotFoundError, match=message):
         load_nsd(mini.root, 1, verbose=False)
 
 
 def test_trial_count_mismatch_against_stimpattern(mini):
     betas = mini.subjects[1].betas[1][..., :5]
     write_nsd_session_betas(mini.root, 1, 2, betas, affine=np.eye(4), formats=("nifti",))
-    with pytest.raises(ValueError, match=r"session02.nii.gz has 5 trials, but the design \(stimpattern\) expects 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"Session 2: beta file \S*betas_session02.nii.gz has 5 trials, but the design's stimpattern "
+        r"\(\S*nsd_expdesign.mat\) lists 6; behaviour file \S*responses.tsv: 6",
+    ):
         load_nsd(mini.root, 1, format="nifti", verbose=False)
 
 
@@ -93,7 +98,10 @@ def test_trial_count_mismatch_against_behaviour_without_stimpattern(mini):
     good = load_nsd(mini.root, 1, sessions=[2], verbose=False)  # offsets from the behaviour file
     np.testing.assert_array_equal(good.trials["trial_index"], np.arange(6, 12))
     write_nsd_session_betas(mini.root, 1, 1, mini.subjects[1].betas[0][..., :4], affine=np.eye(4), formats=("hdf5",))
-    with pytest.raises(ValueError, match=r"session01.hdf5 has 4 trials, but the design \(behaviour file\) expects 6"):
+    with pytest.raises(
+        ValueError, match=r"Session 1: beta file \S*betas_session01.hdf5 has 4 trials, but the behaviour file "
+        r"\(\S*subj01/behav/responses.tsv\) lists 6\. Trial counts must agree",
+    ):
         load_nsd(mini.root, 1, verbose=False)
 
 

@@ -11,21 +11,22 @@ from neurodec.data.synthetic_images import CATEGORIES, make_synthetic_images
 def simulated():
     rng = np.random.default_rng(1)
     n_images, grid = 240, 2
-    images = make_synthetic_images(n_images, size=32, seed=3)
+    images = make_synthetic_images(n_images, size=32, random_state=3)
     is_face = (images.categories == "face").astype(float)
     is_place = (images.categories == "place").astype(float)
     early = rng.normal(size=(n_images, 8 * grid * grid))
     # A late layer in which categories are linearly separable.
     late = np.column_stack([is_face, is_place, rng.normal(size=(n_images, 14))]) + 0.1 * rng.normal(size=(n_images, 16))
     subject = simulate_subject(
-        {"early": early, "late": late}, images.categories, early_layer="early", late_layer="late", grid=grid, seed=0
+        {"early": early, "late": late}, images.categories, early_layer="early", late_layer="late", grid=grid,
+        random_state=0,
     )
     return images, subject, early
 
 
 def test_synthetic_images_are_reproducible_and_balanced():
-    a = make_synthetic_images(30, size=32, seed=5)
-    b = make_synthetic_images(30, size=32, seed=5)
+    a = make_synthetic_images(30, size=32, random_state=5)
+    b = make_synthetic_images(30, size=32, random_state=5)
     np.testing.assert_array_equal(a.images, b.images)
     assert a.images.shape == (30, 32, 32, 3) and a.images.dtype == np.uint8
     counts = {c: int((a.categories == c).sum()) for c in CATEGORIES}
@@ -70,7 +71,7 @@ def test_areas_labels_and_selectivity(simulated):
 def test_trial_noise_matches_ncsnr(simulated):
     _, subject, _ = simulated
     trial_images = np.repeat(np.arange(40), 50)
-    betas = simulate_trials(subject, trial_images, seed=2)
+    betas = simulate_trials(subject, trial_images, random_state=2)
     residual = betas - subject.signal[trial_images]
     driven = subject.ncsnr > 0
     measured = 1.0 / residual[:, driven].std(0)
