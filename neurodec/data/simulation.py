@@ -30,6 +30,7 @@ ROI_LABELS = {
     "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
     "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
     "floc-places": ["OPA", "PPA", "RSC"],
+    "streams": ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"],
 }
 
 
@@ -215,6 +216,11 @@ def _roi_volumes(
     rois["floc-places"][ii[area == "place"], jj[area == "place"], kk[area == "place"]] = (
         ROI_LABELS["floc-places"].index("PPA") + 1
     )
+    # streams: the early areas, and the face and place areas in the ventral stream (as FFA and PPA are).
+    streams = ROI_LABELS["streams"]
+    ventral = (area == "face") | (area == "place")
+    rois["streams"][ii[early], jj[early], kk[early]] = streams.index("early") + 1
+    rois["streams"][ii[ventral], jj[ventral], kk[ventral]] = streams.index("ventral") + 1
     return rois, {"nsdgeneral": ["nsdgeneral"], **{k: list(v) for k, v in ROI_LABELS.items()}}
 
 

@@ -38,6 +38,23 @@ def _check_keywords(function: Callable, given: dict[str, Any], reserved: set[str
                           f"it takes: {sorted(accepted)}.")
 
 
+def _inventory(name: str, root: Path) -> tuple[set, dict[Any, set[str]]]:
+    """Subjects with any file under ``root``, and the ROI atlases present for each (from the dataset's spec)."""
+    from ..data.specs import load_spec
+
+    subjects: set = set()
+    atlases: dict[Any, set[str]] = {}
+    for entry in load_spec(name).entries.values():
+        if "subject" not in entry.fields:
+            continue
+        for values, _ in entry.find(root):
+            subjects.add(values["subject"])
+            atlas = values.get("roi", values.get("roi_name"))
+            if atlas:
+                atlases.setdefault(values["subject"], set()).add(atlas)
+    return subjects, atlases
+
+
 def _check_dataset(config: EncodingStudyConfig) -> None:
     from ..data.registry import _resolve, get_dataset
 
@@ -48,6 +65,27 @@ def _check_dataset(config: EncodingStudyConfig) -> None:
     info = get_dataset(ds.name)
     _check_keywords(_resolve(info.responses), ds.options, {"root", "subject", "verbose"}, "dataset.options", source)
     _check_keywords(_resolve(info.stimuli), ds.stimulus_options, {"root", "ids"}, "dataset.stimulus_options", source)
+    present, atlases = _inventory(ds.name, ds.root)
+    missing = [s for s in ds.subjects if s not in present]
+    if missing:
+        raise ConfigError(f"{source}: 'dataset.subjects' lists {missing}, which have no file under {ds.root}; "
+                          f"subjects found there: {sorted(present, key=str) or 'none'}.")
+    wanted = config.outputs.get("atlas") or []
+    loaded = ds.options.get("rois")
+    if loaded is not None:
+        not_loaded = [a for a in wanted if a not in loaded]
+        if not_loaded:
+            raise ConfigError(f"{source}: 'outputs.atlas' names {not_loaded}, which 'dataset.options.rois' does "
+                              f"not load ({list(loaded)}); add them there or drop them from outputs.")
+    selection = [ds.options["roi"]] if isinstance(ds.options.get("roi"), str) else []
+    for subject in ds.subjects:
+        absent = [a for a in [*selection, *wanted, *(loaded or [])] if a not in atlases.get(subject, set())]
+        if absent:
+            raise ConfigError(
+                f"{source}: 'outputs.atlas' or 'dataset.options' name atlas(es) {sorted(set(absent))} that subject "
+                f"{subject} does not have under {ds.root}; its atlases: {sorted(atlases.get(subject, set()))}."
+            )
+    logger.info("Checked %s at %s: subjects %s, atlases %s.", ds.name, ds.root, list(ds.subjects), wanted)
 
 
 def _probe_images() -> np.ndarray:

@@ -56,7 +56,7 @@ def _demo_config(root: Path, random_state: int, device: str) -> dict[str, Any]:
             "name": "nsd",
             "root": str(root / "nsd"),
             "subjects": [1],
-            "options": {"roi": "nsdgeneral", "rois": ["prf-visualrois", "floc-faces", "floc-places"]},
+            "options": {"roi": "nsdgeneral", "rois": ["prf-visualrois", "floc-faces", "floc-places", "streams"]},
         },
         "backbones": [
             {
@@ -70,7 +70,7 @@ def _demo_config(root: Path, random_state: int, device: str) -> dict[str, Any]:
         "model": {"cv": 5},  # the default alpha grid
         "outputs": {
             "root": str(root),
-            "atlas": ["prf-visualrois", "floc-faces", "floc-places"],
+            "atlas": ["prf-visualrois", "floc-faces", "floc-places", "streams"],
             "figures": True,
             "report": True,
         },
@@ -103,19 +103,20 @@ def make_demo_dataset(
     from ..data.synthetic_images import make_synthetic_images
 
     root = Path(root)
-    seed = random_state
     n_trials = n_sessions * trials_per_session
     n_images = max(n_trials // 3, n_shared + 1)
     design = make_nsd_design(
-        n_images=n_images, n_shared=n_shared, n_sessions=n_sessions, trials_per_session=trials_per_session, rng=seed
+        n_images=n_images, n_shared=n_shared, n_sessions=n_sessions, trials_per_session=trials_per_session,
+        random_state=random_state,
     )
-    images = make_synthetic_images(n_images, size=64, seed=seed)
+    images = make_synthetic_images(n_images, size=64, random_state=random_state)
     captions = {i: [f"a picture of a {c}"] for i, c in enumerate(images.categories)}
     # Images first, then features of the stored images in the pipeline's own
     # feature cache: the pipeline's run then finds every layer cached.
-    write_nsd(root / "nsd", design=design, images=images.images, subjects={}, captions=captions, seed=seed)
+    write_nsd(root / "nsd", design=design, images=images.images, subjects={}, captions=captions,
+              random_state=random_state)
     stimuli = load_nsd_stimuli(root / "nsd", ids=list(range(n_images)))
-    backbone = load(DEMO_BACKBONE, weights="random", device=device, seed=seed)
+    backbone = load(DEMO_BACKBONE, weights="random", device=device, seed=random_state)
     features = extract_features(
         backbone,
         stimuli,
@@ -123,7 +124,7 @@ def make_demo_dataset(
         pooling="grid",
         grid=GRID,
         cache=root / "work" / "features",
-        seed=seed,
+        seed=random_state,
         verbose=verbose,
     )
     subject = simulate_subject(
@@ -132,10 +133,10 @@ def make_demo_dataset(
         early_layer=EARLY_LAYER,
         late_layer=LATE_LAYER,
         grid=GRID,
-        seed=seed,
+        random_state=random_state,
     )
     trial_images = design.trials(1)["stimulus_id"].to_numpy()
-    betas = simulate_trials(subject, trial_images, seed=seed + 1)
+    betas = simulate_trials(subject, trial_images, random_state=random_state + 1)
     ii, jj, kk = subject.voxels.T
     sessions = []
     for s in range(n_sessions):
@@ -155,7 +156,7 @@ def make_demo_dataset(
         },
         captions=captions,
         formats=("hdf5",),
-        seed=seed,
+        random_state=random_state,
     )
     truth = pd.DataFrame({"i": ii, "j": jj, "k": kk, "area": subject.area, "layer": subject.layer, "ncsnr": subject.ncsnr})
     truth.to_csv(root / "nsd" / "simulation_truth.csv", index=False)

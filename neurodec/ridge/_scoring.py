@@ -4,6 +4,14 @@ Two routes give the same numbers: from the residuals and predictions
 themselves, or from their sufficient statistics (sums, cross products and
 quadratic forms), which is what the primal solver's Gram route computes when
 the validation block is taller than the number of features.
+
+Constant targets: the scores reported to users (:func:`r2_targets`,
+:func:`pearson_targets`, hence ``score_targets`` of the estimators) are NaN
+for a constant target, as in :mod:`neurodec.encoding.scores`: its R^2 and
+correlation are undefined. Inside the cross-validation search
+(:func:`score_predictions`, :func:`score_from_moments`) a validation fold on
+which a target is constant scores 0 instead: it carries no evidence for any
+alpha, and a NaN would void the target's mean over folds.
 """
 
 from __future__ import annotations
@@ -16,9 +24,13 @@ SCORES = ("r2", "pearson")
 
 
 def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    # Constant targets (zero variance) score 0 rather than nan or inf.
+    # Inside the CV search a constant validation target scores 0 (see the module docstring).
     ok = den > 0
     return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def _nan_where_not(ok: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    return torch.where(ok, scores, torch.full_like(scores, float("nan")))
 
 
 def r2_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
@@ -31,15 +43,15 @@ def r2_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     scores : tensor of shape (n_targets,)
-        Constant columns of ``Y_true`` score 0.
+        NaN for constant columns of ``Y_true`` (scikit-learn gives 0 or 1).
     """
     sse = ((Y_true - Y_pred) ** 2).sum(0)
     sst = ((Y_true - Y_true.mean(0)) ** 2).sum(0)
-    return torch.where(sst > 0, 1 - _safe_ratio(sse, sst), torch.zeros_like(sse))
+    return _nan_where_not(sst > 0, 1 - _safe_ratio(sse, sst))
 
 
 def pearson_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of each column pair; 0 where either is constant.
+    """Pearson correlation of each column pair; NaN where either is constant.
 
     Parameters
     ----------
@@ -51,7 +63,8 @@ def pearson_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
     """
     a = Y_true - Y_true.mean(0)
     b = Y_pred - Y_pred.mean(0)
-    return _safe_ratio((a * b).sum(0), torch.sqrt((a * a).sum(0) * (b * b).sum(0)))
+    den = torch.sqrt((a * a).sum(0) * (b * b).sum(0))
+    return _nan_where_not(den > 0, _safe_ratio((a * b).sum(0), den))
 
 
 def score_predictions(R: torch.Tensor, P: torch.Tensor, sst: torch.Tensor, score: str) -> torch.Tensor:
@@ -66,7 +79,8 @@ def score_predictions(R: torch.Tensor, P: torch.Tensor, sst: torch.Tensor, score
     """
     if score == "r2":
         return torch.where(sst > 0, 1 - _safe_ratio(((R - P) ** 2).sum(0), sst), torch.zeros_like(sst))
-    return pearson_targets(R, P)
+    a, b = R - R.mean(0), P - P.mean(0)
+    return _safe_ratio((a * b).sum(0), torch.sqrt((a * a).sum(0) * (b * b).sum(0)))
 
 
 def score_from_moments(

@@ -120,7 +120,9 @@ class _BaseRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         scores : array or tensor of shape (n_targets,)
-            Constant targets score 0.
+            NaN for a constant target (and, for "pearson", a constant
+            prediction): their scores are undefined, as in
+            :mod:`neurodec.encoding.scores`.
         """
         if metric not in SCORES:
             raise ValueError(f"The 'metric' parameter must be one of {SCORES}. Got {metric!r} instead.")
@@ -134,13 +136,14 @@ class _BaseRidgeCV(RegressorMixin, BaseEstimator):
         return scores.cpu().numpy() if out_device is None else scores
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean R^2 over targets, as scikit-learn's regressors report it."""
+        """Mean R^2 over targets, as scikit-learn's regressors report it (constant targets left out)."""
         if sample_weight is not None:
             from sklearn.metrics import r2_score
 
             pred = self.predict(X)
             return float(r2_score(np.asarray(y), np.asarray(pred), sample_weight=sample_weight))
-        return float(np.mean(np.asarray(torch.as_tensor(self.score_targets(X, y)).cpu())))
+        scores = np.asarray(torch.as_tensor(self.score_targets(X, y)).cpu())
+        return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -16,7 +16,7 @@ N_TERMS = 3 * 3 * 64 + 100
 @pytest.fixture(scope="module")
 def nsd_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("nsd")
-    make_nsd_miniature(root, seed=1, n_subjects=2, n_sessions=2, trials_per_session=60, n_shared=6, image_size=32,
+    make_nsd_miniature(root, random_state=1, n_subjects=2, n_sessions=2, trials_per_session=60, n_shared=6, image_size=32,
                        formats=("hdf5",), surface=False)
     return root
 

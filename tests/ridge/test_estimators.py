@@ -103,13 +103,20 @@ def test_float16_input_is_upcast(rng):
     np.testing.assert_allclose(torch_model.coef_.numpy(), ref.coef_, rtol=1e-4, atol=1e-6)
 
 
-def test_constant_targets_score_zero(rng):
+def test_constant_targets_score_zero_in_the_search_and_nan_when_reported(rng):
+    from neurodec.encoding import pearson_r, r2_score as encoding_r2
+
     X, Y, _ = make_encoding_data(rng, 50, 4, 3)
     Y[:, 1] = 7.0
     model = RidgeCV(ALPHAS, warn_alpha_edge=False).fit(X, Y)
     assert np.all(model.cv_scores_[:, 1] == 0) and np.all(model.cv_scores_[:, [0, 2]] != 0)
     np.testing.assert_allclose(model.predict(X)[:, 1], 7.0, rtol=1e-6)
-    assert model.score_targets(X, Y)[1] == 0 and model.score_targets(X, Y, metric="pearson")[1] == 0
+    # One convention for reported scores across the library: undefined is NaN.
+    for metric, reference in (("r2", encoding_r2), ("pearson", pearson_r)):
+        reported = model.score_targets(X, Y, metric=metric)
+        np.testing.assert_allclose(reported, reference(Y, model.predict(X)), rtol=1e-12, atol=1e-12, equal_nan=True)
+        assert np.isnan(reported[1]) and np.isfinite(reported[[0, 2]]).all()
+    assert model.score(X, Y) == pytest.approx(np.mean(model.score_targets(X, Y)[[0, 2]]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # constant targets never trigger the alpha-edge warning
         RidgeCV(ALPHAS).fit(X, np.full((50, 2), 3.0))
