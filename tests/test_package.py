@@ -58,3 +58,14 @@ def test_every_listed_subpackage_exists():
             assert importlib.import_module(f"neurodec.{name}") is getattr(neurodec, name)
     with pytest.raises(AttributeError, match="no attribute 'decoding'"):
         neurodec.decoding
+
+
+def test_shared_parameter_docs_are_filled():
+    from neurodec._docs import docdict
+    from neurodec.encoding import EncodingModel
+    from neurodec.ridge import BandedRidgeCV, RidgeCV
+    from neurodec.ridge.solvers import solve_ridge_cv
+
+    for obj in (EncodingModel, RidgeCV, BandedRidgeCV, solve_ridge_cv):
+        assert "%(" not in obj.__doc__, obj
+        assert docdict["device"] in obj.__doc__, obj

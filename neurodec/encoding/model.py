@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval
 
+from .._docs import fill_doc
 from .._logging import get_logger
 from ..ridge._validation import check_alphas, warn_alpha_edge
 from ..data.features import Features
@@ -38,6 +39,7 @@ logger = get_logger(__name__)
 _FITTED = ("coef_", "intercept_", "best_alphas_", "feature_mean_", "feature_scale_", "valid_units_", "cv_scores_")
 
 
+@fill_doc
 class EncodingModel(BaseEstimator):
     """Voxel-wise encoding model: ridge regression from stimulus features to every unit.
 
@@ -50,8 +52,7 @@ class EncodingModel(BaseEstimator):
         Folds of the search. An int gives shuffled K-fold over training
         stimuli (grouped by stimulus when single trials are fit, so repeats of
         one image never sit on both sides of a fold).
-    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
-        Where ridge and predictions run; "auto" picks CUDA when available.
+    %(device)s
     banded : bool
         With several feature spaces: fit banded ridge (one penalty per space per
         unit, :class:`neurodec.ridge.BandedRidgeCV`) and report split R^2 per
@@ -70,15 +71,14 @@ class EncodingModel(BaseEstimator):
         Divide every (training-mean-centered) feature by its training standard
         deviation (recorded as ``feature_mean_`` and ``feature_scale_``); the
         penalty then treats features on different scales alike.
-    random_state : int, optional
-        Seed of the folds and of the banded candidates.
+    %(random_state)s
+        Here: the folds and the banded candidates.
     warn_alpha_edge : bool
         Warn when units that are predicted (best cross-validated score > 0)
         choose the smallest or largest alpha of the grid (banded fits too),
         with a widened grid to try. Units without signal always choose the
         largest alpha and are not counted.
-    verbose : bool or int
-        Progress bars and info messages.
+    %(verbose)s
 
     Attributes
     ----------

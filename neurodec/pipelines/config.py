@@ -37,6 +37,7 @@ layers named and can be pooled as asked. All of this happens before any work.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -290,7 +291,8 @@ def config_from_dict(raw: Any, *, base_dir: Path | None = None, source: str = "c
 
     def resolve(path: Any) -> Path:
         path = Path(str(path)).expanduser()
-        return path if path.is_absolute() else base / path
+        # normpath, not resolve(): "../data" reads cleanly in messages while symlinks stay as given.
+        return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
     ds = _mapping(_required(raw, "dataset", "top level", source), "dataset", source, _SECTIONS["dataset"])
     from ..data.registry import list_datasets

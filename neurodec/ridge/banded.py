@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, _fit_c
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from neurodec._docs import fill_doc
 from neurodec.ridge._banded_solver import generate_band_weights, solve_banded_ridge_cv
 from neurodec.ridge._validation import RIDGE_PARAMETER_CONSTRAINTS, check_alphas, resolve_splits, warn_alpha_edge
 from neurodec.ridge.estimators import _DTYPES, _check_Y
@@ -95,6 +96,7 @@ def _band_columns(groups: Any, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     return X, bands
 
 
+@fill_doc
 class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Banded ridge: per target, one penalty per feature space, by random search and CV.
 
@@ -121,15 +123,14 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     cv : int, splitter, iterable of (train, val), "loo" or "gcv"
         Folds as in :class:`neurodec.ridge.RidgeCV`: an int means that many
         contiguous (unshuffled) folds; "loo" is exact leave-one-out.
-    random_state : int or None
-        Seed of the candidate draw.
+    %(random_state)s
+        Here: the candidate draw.
     score_func : {"r2", "pearson"}
         Validation score maximized per target.
     method : {"auto", "primal", "dual"}
         "auto" uses the dual (kernel) form, with per-band kernels, when there
         are fewer training samples than features.
-    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
-        Where to compute; "auto" picks CUDA when available.
+    %(device)s
     dtype : {"float32", "float64"}
         Dtype of the large products; Grams and eigendecompositions are float64.
     n_targets_batch : int or None
@@ -140,8 +141,7 @@ class BandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     warn_alpha_edge : bool
         Warn when predicted targets choose the smallest or largest alpha of
         the grid (the rule of :class:`neurodec.ridge.RidgeCV`).
-    verbose : bool or int
-        Progress bar over candidates.
+    %(verbose)s
 
     Attributes
     ----------

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._device import resolve_device
+from .._docs import fill_doc
 from ._scoring import SCORES, pearson_targets, r2_targets
 from ._validation import (
     RIDGE_PARAMETER_CONSTRAINTS,
@@ -152,6 +153,7 @@ class _BaseRidgeCV(RegressorMixin, BaseEstimator):
         return tags
 
 
+@fill_doc
 class RidgeCV(_BaseRidgeCV):
     """Ridge regression with one regularization per target chosen by cross-validation.
 
@@ -168,17 +170,15 @@ class RidgeCV(_BaseRidgeCV):
         CV criterion maximized per target.
     method : {"auto", "primal", "dual"}
         "auto" uses the dual (kernel) form when n_train < n_features.
-    device : {"auto", "cpu", "cuda", "cuda:N"}
-        "auto": the device of a tensor X, else CUDA when available, else CPU.
+    %(device)s
     dtype : {"float32", "float64"}
         Dtype of the large products (decompositions are float64).
-    n_targets_batch : int, optional
-        Targets per batch; default from free GPU memory or a RAM budget.
+    %(n_targets_batch)s
     allow_tf32 : bool
         Allow TF32 on CUDA (checked against float32 on a sample of targets).
     warn_alpha_edge : bool
         Warn when targets choose an alpha at the edge of the grid.
-    verbose : bool or int
+    %(verbose)s
 
     Attributes
     ----------

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .._device import resolve_device
+from .._docs import fill_doc
 from ._batching import choose_n_targets_batch, load_targets, run_target_batches
 from ._dual import DualPlan
 from ._primal import PrimalPlan
@@ -181,6 +182,7 @@ def _choose_method(method: str, n_features: int, splits: Sequence | str, n_sampl
     return "dual" if n_train < n_features else "primal"
 
 
+@fill_doc
 def solve_ridge_cv(
     X: torch.Tensor,
     Y: Any,
@@ -210,7 +212,7 @@ def solve_ridge_cv(
     splits : sequence of (train, val) integer index arrays, or "loo"
         Cross-validation folds; "loo" gives exact leave-one-out (efficient
         closed form from the eigendecomposition).
-    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+    %(device)s
     dtype : torch.dtype
         Dtype of the large products (decompositions are always float64).
     n_targets_batch : int, optional

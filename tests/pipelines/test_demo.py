@@ -1,18 +1,19 @@
 """The main job: the demo recovers the planted encoding model; re-runs reuse work."""
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from conftest import DEMO_SIZE as SMALL
+from float32_tolerance import float32_atol, float32_rtol
 from neurodec.backbones import extraction
 from neurodec.encoding import EncodingModel
+from neurodec.pipelines import load_config, run_encoding_study
 from neurodec.pipelines.demo import run_demo
 
-SMALL = {"n_sessions": 3, "trials_per_session": 150, "n_shared": 25}
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    return run_demo(root, verbose=False, **SMALL)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_recovers_the_planted_model(demo):
@@ -71,3 +72,30 @@ def test_interrupted_run_resumes(tmp_path, demo, monkeypatch):
     reused = next(iter(resumed.study.reused.values()))
     assert len(reused) == 2  # the two fits finished before the interruption
     assert resumed.summary.equals(demo.summary)
+
+
+def test_shipped_demo_config_runs_as_is_on_the_demo_data(demo):
+    # `neurodec demo` writes ./neurodec_demo; the config sits in ./pipelines beside it.
+    pipelines = demo.root.parent / "pipelines"
+    pipelines.mkdir(exist_ok=True)
+    shutil.copy(REPO / "pipelines" / "encoding_demo.yaml", pipelines)
+    study = run_encoding_study(load_config(pipelines / "encoding_demo.yaml"), verbose=False)
+    scores = study.scores[1]
+    assert sorted(scores) == [f"timm/resnet18/layer{i}" for i in range(1, 5)]
+    # The demo's own study, from a fresh extraction and fit: the same scores up to float32 summation
+    # order (a 3x3x512 convolution fan-in at layer4, 350 training samples).
+    n_terms = 3 * 3 * 512 + 350
+    for name, got in scores.items():
+        np.testing.assert_allclose(got.r2, demo.study.scores[1][name].r2, rtol=float32_rtol(n_terms),
+                                   atol=float32_atol(n_terms), equal_nan=True)
+    assert study.outputs[1]["report"][0].is_file()
+
+
+def test_shipped_nsd_config_checks_out_on_the_demo_data_with_random_weights(demo, tmp_path):
+    text = (REPO / "pipelines" / "encoding_nsd.yaml").read_text()
+    text = text.replace("root: /data/nsd", f"root: {demo.root / 'nsd'}").replace("subjects: [1, 2, 5, 7]", "subjects: [1]")
+    text = text.replace("weights: pretrained", "weights: random")
+    (tmp_path / "study.yaml").write_text(text)
+    config = load_config(tmp_path / "study.yaml")
+    assert config.checked and config.dataset.subjects == (1,) and len(config.backbones) == 3
+    assert {b.weights for b in config.backbones} == {"random"}
