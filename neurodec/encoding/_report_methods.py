@@ -54,7 +54,8 @@ def _status(scores: EncodingScores) -> np.ndarray:
 def unit_counts(named: Mapping[str, EncodingScores], metric: str) -> pd.DataFrame:
     """Units per model: total, each reason for a missing score, scored, and scored with ``metric`` finite.
 
-    The rows above "scored" add up to "units"; the rows under it split "scored".
+    The rows between "units" and "scored (finite r and R2)" add up to
+    "units"; the rows starting "scored:" split "scored (finite r and R2)".
     """
     columns = {}
     for name, scores in named.items():
@@ -69,9 +70,9 @@ def unit_counts(named: Mapping[str, EncodingScores], metric: str) -> pd.DataFram
             values = scores.metric(metric)
             ok = scored & np.isfinite(values)
             no_nc = scored & ~(np.isfinite(scores.noise_ceiling) & (scores.noise_ceiling > 0))
-            rows[f"  of which no positive noise ceiling ({metric} undefined)"] = int(no_nc.sum())
-            rows[f"  of which other non-finite {metric}"] = int((scored & ~ok & ~no_nc).sum())
-            rows[f"  of which with a finite {metric}"] = int(ok.sum())
+            rows[f"scored: no positive noise ceiling ({metric} undefined)"] = int(no_nc.sum())
+            rows[f"scored: other non-finite {metric}"] = int((scored & ~ok & ~no_nc).sum())
+            rows[f"scored: with a finite {metric}"] = int(ok.sum())
         columns[name] = rows
     table = pd.DataFrame(columns)
     table = table.loc[[r for r in table.index if table.loc[r].sum() > 0 or r in ("units", "scored (finite r and R2)")]]
@@ -102,7 +103,7 @@ def alpha_distribution(named: Mapping[str, EncodingScores]) -> pd.DataFrame | No
     if not columns:
         return None
     table = pd.DataFrame(columns)
-    table.insert(0, "alpha", [f"{a:g}" for a in grid])
+    table.insert(0, "alpha", [f"{a:.3g}" for a in grid])
     return table
 
 
@@ -133,6 +134,25 @@ def _features_text(feature: Mapping[str, object]) -> str:
     if feature.get("precision"):
         parts.append(f"computed in {feature['precision']}")
     return ", ".join(parts)
+
+
+def _all_features_text(named: Mapping[str, EncodingScores]) -> str:
+    """One sentence on what the models share (backbone, weights, pooling...) and one line per model on the rest."""
+    spaces = {name: s.fit_info.get("features", []) for name, s in named.items()}
+    single = all(len(f) == 1 for f in spaces.values())
+    shared_keys = ("backbone", "weights", "pooling", "reduction", "precision")
+    firsts = [f[0] for f in spaces.values() if f]
+    common = {k: firsts[0].get(k) for k in shared_keys
+              if firsts and all(k in f and f.get(k) == firsts[0].get(k) for f in firsts)} if single else {}
+    if single and len(firsts) == len(spaces) and {"backbone", "weights"} <= set(common) and len(named) > 1:
+        shared = _features_text({**common, "layer": "-", "n_features": "-"})
+        shared = ", ".join(p for p in shared.split(", ") if not p.startswith(("layer -", "- features")))
+        per_model = "; ".join(f"{name}: layer {f[0].get('layer', f[0].get('name'))}, {f[0].get('n_features')} features"
+                              for name, f in spaces.items())
+        return f"Every model: {shared}. Per model: {per_model}."
+    lines = "; ".join(f"{name}: " + " + ".join(_features_text(f) for f in feats) if feats
+                      else f"{name}: not recorded" for name, feats in spaces.items())
+    return f"{lines}."
 
 
 def _noise_ceiling_text(source: str, repeats: Mapping[int, int]) -> str:
@@ -170,11 +190,12 @@ def methods_paragraphs(named: Mapping[str, EncodingScores], *, metric: str, data
     paragraphs.append(
         f"Split. Models were trained on the dataset's training split, {train}, and tested on the held-out test "
         f"split: {info.get('n_test_trials')} trials of {info.get('n_test')} stimuli, averaged over repeats "
-        f"({_noise_repeats(info)}). No test stimulus is in the training split."
+        f"({_noise_repeats(info)}). " + (
+            "No test stimulus is in the training split." if info.get("n_shared_stimuli") == 0
+            else f"{info['n_shared_stimuli']} test stimuli also occur in the training split."
+            if info.get("n_shared_stimuli") else "")
     )
-    features = {name: s.fit_info.get("features", []) for name, s in named.items()}
-    lines = "; ".join(f"{name}: " + " + ".join(_features_text(f) for f in feats) for name, feats in features.items())
-    paragraphs.append(f"Features. {lines}.")
+    paragraphs.append(f"Features. {_all_features_text(named)}")
     cv = info.get("cv")
     cv_text = (f"{cv}-fold shuffled K-fold cross-validation over training samples"
                + (" grouped by stimulus" if info.get("cv_grouped") else "")

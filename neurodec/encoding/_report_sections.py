@@ -125,21 +125,37 @@ def summary_section(named: Mapping[str, EncodingScores], metric: str, atlases: S
             ],
         }
     )
+    short, backbone = short_names(list(named))
+    of = f" ({backbone} models)" if backbone else ""
     section = ReportSection(
         title="Summary",
         text="What was fit and how, in the Methods section. Intervals are bootstrap confidence intervals over the "
         "test stimuli; a best model is 'decided' only when the interval of its paired difference to the runner-up "
         "excludes 0.",
-        tables={"Analysis": facts, "Units: where every unit went (the rows above 'scored' add up to 'units')": counts},
+        tables={"Analysis": facts,
+                f"Units: where every unit went (the rows down to 'scored' add up to 'units'){of}":
+                    _shortened(counts, named, short)},
         files=list(key_files),
     )
-    section.tables[f"Mean {metric} over all units with a finite score"] = overall_means(named, metric, level)
+    section.tables[f"Mean {metric} over all units with a finite score{of}"] = _shortened(
+        overall_means(named, metric, level), named, short)
     if len(named) > 1 and atlases:
-        section.tables[f"Best model per ROI (mean {metric})"] = best_per_roi(named, atlases, metric, level)
+        section.tables[f"Best model per ROI (mean {metric}){of}"] = _shortened(
+            best_per_roi(named, atlases, metric, level), named, short)
     if len(named) > 1:
-        section.tables[f"Units best predicted by each model (highest {metric}; not a significance test)"] = (
-            best_unit_counts(named, metric))
+        section.tables[f"Units best predicted by each model (highest {metric}; not a significance test){of}"] = (
+            _shortened(best_unit_counts(named, metric), named, short))
     return section
+
+
+def _shortened(frame: pd.DataFrame, named: Mapping[str, EncodingScores], short: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with model names (in cells and column names) without their shared backbone prefix."""
+    mapping = dict(zip(named, short))
+    frame = frame.rename(columns=mapping)
+    for column in ("model", "best model", "runner-up"):
+        if column in frame.columns:
+            frame[column] = frame[column].map(lambda v: mapping.get(v, v))
+    return frame
 
 
 def methods_section(named: Mapping[str, EncodingScores], metric: str, *, data_description: str | None,
@@ -153,7 +169,9 @@ def methods_section(named: Mapping[str, EncodingScores], metric: str, *, data_de
     )
     alphas = alpha_distribution(named)
     if alphas is not None:
-        section.tables["Units that chose each alpha (cross-validated), per model"] = alphas
+        short, backbone = short_names(list(named))
+        of = f" ({backbone} models)" if backbone else ""
+        section.tables[f"Units that chose each alpha (cross-validated), per model{of}"] = _shortened(alphas, named, short)
     return section
 
 

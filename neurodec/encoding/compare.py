@@ -251,6 +251,6 @@ def best_model_per_roi(
                     a.estimate(metric, atlas, roi) - b.estimate(metric, atlas, roi), level=level)
                 decided = bool(np.isfinite(low) and low > 0)
                 row.update(difference_ci_low=low, difference_ci_high=high, decided=decided,
-                           verdict="decided" if decided else f"undecided: {level:.0%} CI of the difference includes 0")
+                           verdict="decided" if decided else "undecided: CI includes 0")
         rows.append(row)
     return pd.DataFrame(rows)

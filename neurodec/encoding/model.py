@@ -470,6 +470,7 @@ class EncodingModel(BaseEstimator):
         """What was fit on what, for a report's Methods section (small, JSON-serializable)."""
         alphas = _DEFAULT_ALPHAS if self.alphas is None else np.asarray(self.alphas, dtype=np.float64).ravel()
         split = responses.trials["split"]
+        train_ids = set(responses.trials.loc[split == "train", "stimulus_id"].astype(str))
         info = {k: v for k, v in responses.info.items() if k not in ("files", "affine") and _plain(v)}
         return {
             "model": "banded ridge" if self.banded and len(self.feature_slices_) > 1 else "ridge",
@@ -483,6 +484,7 @@ class EncodingModel(BaseEstimator):
             "n_train_trials": int((split == "train").sum()),
             "n_test": int(test.shape[0]),
             "n_test_trials": int((split == "test").sum()),
+            "n_shared_stimuli": int(sum(str(i) in train_ids for i in test.stimulus_ids)),
             "test_repeats": {int(k): int(v) for k, v in test.trials["n_repeats"].value_counts().sort_index().items()}
             if "n_repeats" in test.trials.columns else {},
             "features": [

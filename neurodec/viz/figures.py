@@ -257,8 +257,7 @@ def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_sli
     missing = Patch(facecolor="0.82" if anatomy is None else "0.9", edgecolor="0.6", label="no value (NaN)")
     if categories is not None:
         handles = [Patch(facecolor=c, label=str(name)) for c, name in zip(palette, categories)] + [missing]
-        figure.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False, title=label or None,
-                      title_fontsize=8)
+        figure.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
     else:
         colorbar = figure.colorbar(im, ax=axes, shrink=0.8, aspect=25)
         if label:

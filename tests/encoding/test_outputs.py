@@ -114,9 +114,11 @@ def test_several_atlases_one_table_each_and_one_combined_comparison(tmp_path, rn
     assert html.index("<h2") == html.index('<h2 id="section-0">Summary</h2>')
     cells = re.findall(r"<td>(.*?)</td>", html.split("Best model per ROI")[1].split("</table>")[0])
     rows = [cells[i : i + 8] for i in range(0, len(cells), 8)]
+    # Models are named without their shared backbone ("net/"), which the caption gives.
+    assert "Best model per ROI (mean r2_normalized) (net models)" in html
     assert [row[:2] + row[3:4] for row in rows] == [
-        ["sim", "A", "net/layerA"], ["sim", "B", "net/layerB"], ["sim", "hidden", "net/layerA"],
-        ["other", "A", "net/layerA"], ["other", "C", "net/layerA"]]
+        ["sim", "A", "layerA"], ["sim", "B", "layerB"], ["sim", "hidden", "layerA"],
+        ["other", "A", "layerA"], ["other", "C", "layerA"]]
     # Hand-made scores carry no bootstrap: no best model is called decided.
     assert {row[-1] for row in rows} == {"undecided: no paired bootstrap"}
     assert "flatmap" not in html.lower() and "pycortex" not in html.lower()
@@ -151,8 +153,9 @@ def test_report_methods_counts_alpha_maps_and_sidecars(tmp_path, rng):
     methods = html.split('id="section-1">Methods</h2>')[1].split("<h2")[0]
     for fact in (described, "8 values log-spaced from 0.1 to 1e+06", "4-fold shuffled K-fold", "(seed 0)",
                  "240 trials averaged over repeats into 120 training samples", "120 trials of 40 stimuli",
+                 "No test stimulus is in the training split",
                  "40 stimuli with 3 repeats", "randomly initialized, untrained weights (seed 0)", "pooling grid2",
-                 "layer layerA", "no dimensionality reduction", "10 features", "NC = ncsnr^2 / (ncsnr^2 + A)",
+                 "net/layerA: layer layerA, 10 features", "no dimensionality reduction", "NC = ncsnr^2 / (ncsnr^2 + A)",
                  "fraction (0 to 1)", "resampled with replacement 200 times", f"numpy {np.__version__}"):
         assert fact in methods, fact
     # Counts reconcile: the reasons and "scored" add up to all units; "scored" splits by noise ceiling.
@@ -161,11 +164,11 @@ def test_report_methods_counts_alpha_maps_and_sidecars(tmp_path, rng):
         column = counts[model]
         assert column["units"] == responses.n_units == 12
         assert column["excluded: constant training responses"] == 1
-        above = [r for r in column.index if r not in ("units",) and not r.startswith("  of which")]
+        above = [r for r in column.index if r != "units" and not r.startswith("scored:")]
         assert column[above].sum() == column["units"]
-        below = [r for r in column.index if r.startswith("  of which")]
+        below = [r for r in column.index if r.startswith("scored:")]
         assert column[below].sum() == column["scored (finite r and R2)"] == 11
-        assert column["  of which no positive noise ceiling (r2_normalized undefined)"] == 4
+        assert column["scored: no positive noise ceiling (r2_normalized undefined)"] == 4
     assert "where every unit went" in html and "none (no model has a finite r2_normalized)" in html
     # Best model per ROI comes with its interval and verdict.
     best = html.split("Best model per ROI")[1].split("</table>")[0]
