@@ -215,7 +215,8 @@ def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_sli
     aspect = (y1 - y0 + 1) * zooms[1] / ((x1 - x0 + 1) * zooms[0])
     side = 1.9 if categories is None else 0.4 + _label_inches(categories, fontsize=8) + 0.5
     width = n_cols * panel + side
-    wrapped = _wrapped(title, width) if title else ""
+    # The title spans the panels only: the colour bar or legend sits beside them.
+    wrapped = _wrapped(title, n_cols * panel) if title else ""
     figure = _new_figure((width, n_rows * panel * aspect + 0.35 * (wrapped.count("\n") + 1) + 0.55))
     finite = values[np.isfinite(values)]
     if categories is not None:
@@ -270,7 +271,7 @@ def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_sli
                 ha="left", va="bottom")
     # Keep the note clear of the panels (constrained layout ignores figure texts).
     figure.get_layout_engine().set(rect=(0, 0.2 / figure.get_figheight(), 1, 1 - 0.2 / figure.get_figheight()))
-    figure.suptitle(wrapped, fontsize=11)
+    figure.suptitle(wrapped, fontsize=11, x=n_cols * panel / 2 / width)
     return figure
 
 
