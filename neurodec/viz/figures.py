@@ -332,7 +332,7 @@ def plot_surface_map(
     figure = _new_figure((4 * len(hemis), 5), layout=None)
     axes = figure.subplots(2, len(hemis), subplot_kw={"projection": "3d"}, squeeze=False)
     # 3-D axes keep wide margins around the mesh by default; the brains get the room instead.
-    figure.subplots_adjust(left=0.0, right=0.92, bottom=0.0, top=0.9, wspace=0.0, hspace=0.0)
+    figure.subplots_adjust(left=0.0, right=0.92, bottom=0.05, top=0.9, wspace=0.0, hspace=0.0)
     for col, (hemi, data) in enumerate(hemis.items()):
         side = "left" if hemi == "lh" else "right"
         stat = np.nan_to_num(data[:_FSAVERAGE5_VERTICES], nan=0.0)

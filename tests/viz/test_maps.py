@@ -170,3 +170,14 @@ def test_sidecar_names_and_keys(tmp_path):
     record = json.loads(path.read_text())
     assert set(SIDECAR_KEYS) <= set(record) and record["Description"] == "a map" and record["Model"] == "n/a"
     assert record["GeneratedBy"][0]["Name"] == "neurodec"
+
+
+def test_surface_panels_name_hemisphere_and_view_and_colorbar_is_labelled():
+    from neurodec.viz import plot_surface_map
+
+    n = 10242
+    units = pd.DataFrame({"hemi": ["lh"] * 3 + ["rh"] * 3, "vertex": [0, 5, 9] * 2})
+    figure = plot_surface_map(np.linspace(-0.5, 0.5, 6), units, {"n_vertices": n}, title="r", label="Pearson r (unitless)")
+    texts = {t.get_text() for ax in figure.axes for t in ax.texts}
+    assert {"left hemisphere, lateral", "right hemisphere, medial"} <= texts
+    assert "Pearson r (unitless)" in {ax.get_ylabel() for ax in figure.axes}
