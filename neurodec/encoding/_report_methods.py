@@ -161,7 +161,8 @@ def _noise_ceiling_text(source: str, repeats: Mapping[int, int]) -> str:
                f"({repeat_text}; Allen et al. 2022, Algonauts convention for mixed repeat counts)")
     text = {
         "ncsnr": f"from the dataset's per-unit noise-ceiling SNR (ncsnr): {formula}",
-        "estimated": f"from ncsnr estimated on the test repeats (signal and noise variance of z-scored trials): {formula}",
+        "estimated": "from ncsnr estimated on the test repeats (signal and noise variance of z-scored trials): "
+                     f"{formula}",
         "given": "given by the caller",
     }.get(source, f"source {source!r}")
     return (f"The noise ceiling NC is the fraction (0 to 1) of the variance of the repeat-averaged test responses "
@@ -219,7 +220,8 @@ def methods_paragraphs(named: Mapping[str, EncodingScores], *, metric: str, data
     if boot is not None:
         paragraphs.append(
             f"Uncertainty. ROI means carry {level:.0%} bias-corrected percentile bootstrap confidence intervals "
-            f"(Efron 1981): the {first.n_test} test stimuli were resampled with replacement {boot.n_bootstraps} times (seed {boot.random_state}), "
+            f"(Efron 1981): the {first.n_test} test stimuli were resampled with replacement {boot.n_bootstraps} "
+            f"times (seed {boot.random_state}), "
             "every unit's r and R2 recomputed on each resample (the noise ceiling held fixed), and the ROI mean "
             "taken over the units with a finite full-sample score. Every model uses the same resamples, so model "
             "differences are paired. The best model of an ROI (highest mean) is called decided only when the "

@@ -96,7 +96,7 @@ def overall_means(named: Mapping[str, EncodingScores], metric: str, level: float
 
 
 def best_unit_counts(named: Mapping[str, EncodingScores], metric: str) -> pd.DataFrame:
-    """Units whose highest ``metric`` comes from each model, plus those where no model has a finite value; sums to all units."""
+    """Units whose highest ``metric`` comes from each model, plus those where no model has one; sums to all units."""
     index, _ = best_layer(named, metric=metric)
     counts = np.bincount(index[index >= 0], minlength=len(named))
     n_none = int((index < 0).sum())
@@ -171,7 +171,8 @@ def methods_section(named: Mapping[str, EncodingScores], metric: str, *, data_de
     if alphas is not None:
         short, backbone = short_names(list(named))
         of = f" ({backbone} models)" if backbone else ""
-        section.tables[f"Units that chose each alpha (cross-validated), per model{of}"] = _shortened(alphas, named, short)
+        caption = f"Units that chose each alpha (cross-validated), per model{of}"
+        section.tables[caption] = _shortened(alphas, named, short)
     return section
 
 

@@ -239,7 +239,8 @@ def best_model_per_roi(
                "difference_ci_low": np.nan, "difference_ci_high": np.nan, "decided": False, "verdict": "only model"}
         if len(ranked) > 1:
             second = ranked.iloc[1]
-            row.update(runner_up=second["model"], runner_up_mean=second["mean"], difference=best["mean"] - second["mean"])
+            row.update(runner_up=second["model"], runner_up_mean=second["mean"],
+                       difference=best["mean"] - second["mean"])
             a, b = items[best["model"]].bootstrap, items[second["model"]].bootstrap
             if a is None or b is None or not a.pairs_with(b):
                 row["verdict"] = "undecided: no paired bootstrap"

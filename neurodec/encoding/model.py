@@ -395,7 +395,8 @@ class EncodingModel(BaseEstimator):
         # never exist for every unit at once (whole-brain data).
         test = SplitReader(responses, "test", average=True)
         X = self._standardized(features, test.stimulus_ids)
-        nc_source = "given" if noise_ceiling is not None else "ncsnr" if "ncsnr" in responses.units.columns else "estimated"
+        nc_source = ("given" if noise_ceiling is not None
+                     else "ncsnr" if "ncsnr" in responses.units.columns else "estimated")
         nc = _given_or_from_ncsnr(noise_ceiling, responses, test)
         estimate_nc = nc is None
         if estimate_nc:

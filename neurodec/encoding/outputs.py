@@ -94,7 +94,8 @@ _QUANTITIES = {
     "shared": ("shared R2", "unitless fraction of variance",
                "Held-out variance explained by both feature spaces: R2_a + R2_b - R2_joint."),
     "bestmodel": ("best model", "category: 0-based index into Levels",
-                  "Model with the highest score of the unit (no significance test); NaN where no model has a finite score."),
+                  "Model with the highest score of the unit (no significance test); NaN where no model has a "
+                  "finite score."),
 }
 
 

@@ -392,7 +392,8 @@ class ROIBootstrapAccumulator:
                 values = {"r": (r, full_r[cols]), "r2": (r2, full_r2[cols]),
                           "r_normalized": (r / np.sqrt(np.where(good_nc, nc, np.nan)),
                                            full_r[cols] / np.sqrt(np.where(good_nc, nc, np.nan))),
-                          "r2_normalized": (r2 / np.where(good_nc, nc, np.nan), full_r2[cols] / np.where(good_nc, nc, np.nan))}
+                          "r2_normalized": (r2 / np.where(good_nc, nc, np.nan),
+                                            full_r2[cols] / np.where(good_nc, nc, np.nan))}
             member = self._membership(units[cols])
             for metric, (boot, full) in values.items():
                 keep = np.isfinite(full)
@@ -410,5 +411,6 @@ class ROIBootstrapAccumulator:
             means = {m: np.where(self.n[m] > 0, self.sums[m] / self.n[m], np.nan) for m in BOOTSTRAP_METRICS}
             estimates = {m: np.where(self.full_n[m] > 0, self.full_sums[m] / self.full_n[m], np.nan)
                          for m in BOOTSTRAP_METRICS}
-        return ROIBootstrap(groups=self.groups, means=means, estimates=estimates, n_bootstraps=int(self.counts.shape[0]),
+        return ROIBootstrap(groups=self.groups, means=means, estimates=estimates,
+                            n_bootstraps=int(self.counts.shape[0]),
                             random_state=self.random_state, test_key=self.test_key)

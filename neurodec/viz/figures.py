@@ -266,7 +266,8 @@ def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_sli
         if np.isnan(values).any():
             figure.legend(handles=[missing], loc="outside right lower", fontsize=7, frameon=False)
     note = (f"Underlay: {underlay_name or 'anatomical image'}." if anatomy is not None
-            else "No anatomical underlay available for this dataset: grey = units without a value, white = outside the units.")
+            else "No anatomical underlay available for this dataset: grey = units without a value, "
+            "white = outside the units.")
     figure.text(0.005, 0.005, f"Axial slices, neurological view (left on the left). {note}", fontsize=6.5, color="0.3",
                 ha="left", va="bottom")
     # Keep the note clear of the panels (constrained layout ignores figure texts).
