@@ -27,7 +27,7 @@ _EXPORTS = {
     "PermutationResult": "stats",
     "fdr_correction": "stats",
     "permutation_test": "stats",
-    "ROIBootstrap": "stats",
+    "ROIBootstrap": "bootstrap",
     "VariancePartition": "partition",
     "fit_variance_partition": "partition",
     "partition_variance": "partition",

@@ -245,7 +245,7 @@ def best_model_per_roi(
             if a is None or b is None or not a.pairs_with(b):
                 row["verdict"] = "undecided: no paired bootstrap"
             else:
-                from .stats import paired_difference_interval
+                from .bootstrap import paired_difference_interval
 
                 low, high = paired_difference_interval(
                     a.distribution(metric, atlas, roi), b.distribution(metric, atlas, roi),

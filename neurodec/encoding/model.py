@@ -25,7 +25,8 @@ from ._inputs import UNITS_BLOCK, as_spaces, check_responses, design_matrix, exp
 from ._split_reader import SplitReader
 from .noise_ceiling import compute_noise_ceiling
 from .scores import EncodingScores, pearson_r, r2_score
-from .stats import ROIBootstrapAccumulator, bootstrap_counts, fdr_correction, permutation_test, stimulus_order_key
+from .bootstrap import ROIBootstrapAccumulator, bootstrap_counts, stimulus_order_key
+from .stats import fdr_correction, permutation_test
 
 __all__ = ["EncodingModel"]
 

@@ -149,7 +149,7 @@ class EncodingScores:
     bootstrap : ROIBootstrap, optional
         Bootstrap distributions of the ROI means of r, R^2 and their
         normalized forms over resampled test stimuli (see
-        :class:`neurodec.encoding.stats.ROIBootstrap`); set by
+        :class:`neurodec.encoding.bootstrap.ROIBootstrap`); set by
         :meth:`EncodingModel.score` with ``n_bootstraps > 0``.
     status : array of str of shape (n_units,), optional
         Why a unit has or lacks a score: "scored", "excluded: non-finite

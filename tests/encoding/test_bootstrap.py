@@ -9,7 +9,7 @@ import pytest
 from encoding_simulation import simulate
 from neurodec.data import Features, Responses
 from neurodec.encoding import EncodingModel, best_model_per_roi, pearson_r, r2_score, summarize_rois
-from neurodec.encoding.stats import bootstrap_counts, bootstrap_scores
+from neurodec.encoding.bootstrap import bootstrap_counts, bootstrap_scores
 
 ALPHAS = np.logspace(-1, 6, 8)
 
