@@ -30,6 +30,7 @@ from ._inputs import UNITS_BLOCK, as_spaces, check_responses, design_matrix, exp
 from ._split_reader import SplitReader
 from .noise_ceiling import compute_noise_ceiling
 from .scores import EncodingScores, pearson_r, r2_score
+from .bootstrap import ROIBootstrapAccumulator, bootstrap_counts, stimulus_order_key
 from .stats import fdr_correction, permutation_test
 
 __all__ = ["EncodingModel"]
@@ -362,6 +363,8 @@ class EncodingModel(BaseEstimator):
         n_permutations: int = 0,
         block_size: int | None = None,
         random_state: int | None = None,
+        n_bootstraps: int = 1000,
+        bootstrap_random_state: int = 0,
     ) -> EncodingScores:
         """Scores on the test split of ``responses``, repeats averaged.
 
@@ -380,12 +383,24 @@ class EncodingModel(BaseEstimator):
             Permute blocks of this many consecutive test samples (time series).
         random_state : int, optional
             Seed of the permutations.
+        n_bootstraps : int
+            When > 0, bootstrap resamples of the test stimuli (drawn with
+            replacement among the repeat-averaged test stimuli) from which the
+            ROI means of r, R^2 and the normalized scores are recomputed, for
+            every ``roi:<atlas>`` unit column and for all units
+            (``scores.bootstrap``). Memory: ROI groups x resamples.
+        bootstrap_random_state : int
+            Seed of the resamples. Fixed by default so that models scored on
+            the same test set share their resamples and their differences are
+            paired.
 
         Returns
         -------
         EncodingScores
             Scores of excluded units, and of units whose test responses are not
-            finite, are NaN.
+            finite, are NaN (``scores.status`` says why). ``scores.fit_info``
+            records what was fit (alpha grid, CV, sizes, feature provenance,
+            noise ceiling) and ``scores.best_alphas`` the chosen penalties.
         """
         check_responses(responses, "EncodingModel.score")
         self._check_fitted()
@@ -399,6 +414,8 @@ class EncodingModel(BaseEstimator):
         # never exist for every unit at once (whole-brain data).
         test = SplitReader(responses, "test", average=True)
         X = self._standardized(features, test.stimulus_ids)
+        nc_source = ("given" if noise_ceiling is not None
+                     else "ncsnr" if "ncsnr" in responses.units.columns else "estimated")
         nc = _given_or_from_ncsnr(noise_ceiling, responses, test)
         estimate_nc = nc is None
         if estimate_nc:
@@ -413,9 +430,20 @@ class EncodingModel(BaseEstimator):
         p_values = np.full(n_units, np.nan) if n_permutations > 0 else None
         split_r2 = np.full((len(slices), n_units), np.nan) if banded else None
         n_not_finite = 0
+        status = np.full(n_units, "scored", dtype=object)
+        reasons = dict(zip(self.excluded_units_["unit"], self.excluded_units_["reason"]))
+        for unit, reason in reasons.items():
+            status[unit] = f"excluded: {reason} training responses"
+        boot = None
+        if n_bootstraps > 0:
+            boot = ROIBootstrapAccumulator(
+                responses.units, bootstrap_counts(test.shape[0], n_bootstraps, bootstrap_random_state),
+                random_state=bootstrap_random_state, test_key=stimulus_order_key(test.stimulus_ids),
+            )
         for cols in test.column_blocks(self.n_targets_batch or UNITS_BLOCK):
             Y = np.asarray(test[:, cols], dtype=np.float64)
             scored = self.valid_units_[cols] & np.isfinite(Y).all(axis=0)
+            status[cols.start + np.flatnonzero(self.valid_units_[cols] & ~scored)] = "non-finite test responses"
             n_not_finite += int((self.valid_units_[cols] & ~scored).sum())
             if estimate_nc:
                 nc[cols] = compute_noise_ceiling(test.block_responses(cols))
@@ -425,6 +453,9 @@ class EncodingModel(BaseEstimator):
             Y = Y[:, scored]
             prediction = self._linear(X, self.coef_[:, units]) + self.intercept_[units]
             r[units], r2[units] = pearson_r(Y, prediction), r2_score(Y, prediction)
+            status[units[~np.isfinite(r[units])]] = "constant test responses or prediction"
+            if boot is not None:
+                boot.add(units, Y, prediction, nc[units], full_r=r[units], full_r2=r2[units], device=self.device)
             if p_values is not None:
                 p_values[units] = permutation_test(
                     Y, prediction, n_permutations=n_permutations, block_size=block_size, random_state=seed,
@@ -446,12 +477,44 @@ class EncodingModel(BaseEstimator):
         scores = EncodingScores(
             r=r, r2=r2, noise_ceiling=nc, units=responses.units, name=self.name_, subject=responses.subject,
             space=responses.space, modality=responses.modality, info=responses.info, n_test=test.shape[0],
+            bootstrap=None if boot is None else boot.result(), status=status, best_alphas=self.best_alphas_,
+            fit_info=self._fit_info(features, responses, test, nc_source),
         )
         if p_values is not None:
             scores.p_values, scores.q_values = p_values, fdr_correction(p_values)[1]
         if banded:
             scores.split_r2, scores.space_names = split_r2, list(self.feature_names_)
         return scores
+
+    def _fit_info(self, features, responses: Responses, test: SplitReader, nc_source: str) -> dict[str, Any]:
+        """What was fit on what, for a report's Methods section (small, JSON-serializable)."""
+        alphas = check_alphas(self.alphas)
+        split = responses.trials["split"]
+        train_ids = set(responses.trials.loc[split == "train", "stimulus_id"].astype(str))
+        info = {k: v for k, v in responses.info.items() if k not in ("files", "affine") and _plain(v)}
+        return {
+            "model": "banded ridge" if self.banded and len(self.feature_slices_) > 1 else "ridge",
+            "alphas": [float(a) for a in alphas],
+            "cv": int(self.cv) if isinstance(self.cv, (int, np.integer)) else repr(self.cv),
+            "cv_grouped": not self.average_repeats,
+            "random_state": self.random_state,
+            "average_repeats": bool(self.average_repeats),
+            "standardize_features": bool(self.standardize_features),
+            "n_train": int(self.n_train_),
+            "n_train_trials": int((split == "train").sum()),
+            "n_test": int(test.shape[0]),
+            "n_test_trials": int((split == "test").sum()),
+            "n_shared_stimuli": int(sum(str(i) in train_ids for i in test.stimulus_ids)),
+            "test_repeats": {int(k): int(v) for k, v in test.trials["n_repeats"].value_counts().sort_index().items()}
+            if "n_repeats" in test.trials.columns else {},
+            "features": [
+                {"name": f.name, "n_features": int(f.n_features),
+                 **{k: v for k, v in f.meta.items() if k != "reducer" and _plain(v)}}
+                for f in as_spaces(features)
+            ],
+            "noise_ceiling": nc_source,
+            "data": {"modality": responses.modality, "n_units": int(responses.n_units), **info},
+        }
 
     # --------------------------------------------------------- weights, disk
     def raw_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -471,6 +534,11 @@ class EncodingModel(BaseEstimator):
         from .storage import save_encoding_model
 
         return save_encoding_model(self, path)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a small JSON-friendly scalar (worth a line in a Methods section)."""
+    return isinstance(value, (str, int, float, bool, np.integer, np.floating)) or value is None
 
 
 def _given_or_from_ncsnr(

@@ -146,6 +146,22 @@ class EncodingScores:
         Banded ridge's R^2 split over feature spaces (sums to the joint R^2).
     space_names : list of str, optional
         Names of the feature spaces of ``split_r2``.
+    bootstrap : ROIBootstrap, optional
+        Bootstrap distributions of the ROI means of r, R^2 and their
+        normalized forms over resampled test stimuli (see
+        :class:`neurodec.encoding.bootstrap.ROIBootstrap`); set by
+        :meth:`EncodingModel.score` with ``n_bootstraps > 0``.
+    status : array of str of shape (n_units,), optional
+        Why a unit has or lacks a score: "scored", "excluded: non-finite
+        training responses", "excluded: constant training responses",
+        "non-finite test responses" or "constant test responses or prediction".
+    best_alphas : array of shape (n_units,), optional
+        The ridge penalty chosen for every unit (NaN for units not fit).
+    fit_info : dict
+        What was fit, for a report's Methods: the alpha grid, cross-validation,
+        training and test sizes, repeat averaging, feature provenance
+        (backbone, weights, layer, pooling, reduction), the noise ceiling's
+        source and formula (see :meth:`EncodingModel.score`).
     """
 
     r: np.ndarray
@@ -162,10 +178,14 @@ class EncodingScores:
     q_values: np.ndarray | None = None
     split_r2: np.ndarray | None = None
     space_names: list[str] | None = None
+    bootstrap: Any = None
+    status: np.ndarray | None = None
+    best_alphas: np.ndarray | None = None
+    fit_info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.units)
-        for field in ("r", "r2", "noise_ceiling", "p_values", "q_values"):
+        for field in ("r", "r2", "noise_ceiling", "p_values", "q_values", "best_alphas"):
             value = getattr(self, field)
             if value is None:
                 continue
@@ -177,6 +197,10 @@ class EncodingScores:
             self.split_r2 = np.asarray(self.split_r2, dtype=np.float64)
             if self.split_r2.ndim != 2 or self.split_r2.shape[1] != n:
                 raise ValueError(f"EncodingScores 'split_r2' must have shape (n_spaces, {n}). Got {self.split_r2.shape}.")
+        if self.status is not None:
+            self.status = np.asarray(self.status, dtype=object)
+            if self.status.shape != (n,):
+                raise ValueError(f"EncodingScores 'status' must have shape ({n},). Got {self.status.shape}.")
         self.units = self.units.reset_index(drop=True)
 
     @property
@@ -212,10 +236,11 @@ class EncodingScores:
     def to_frame(self) -> pd.DataFrame:
         """One row per unit: the unit metadata followed by every available score."""
         frame = self.units.copy()
-        for name in ("r", "r2", "noise_ceiling", "r_normalized", "r2_normalized", "p_values", "q_values"):
+        for name in ("r", "r2", "noise_ceiling", "r_normalized", "r2_normalized", "p_values", "q_values",
+                     "best_alphas", "status"):
             value = getattr(self, name)
             if value is not None:
-                frame[name] = value
+                frame["best_alpha" if name == "best_alphas" else name] = value
         if self.split_r2 is not None:
             names = self.space_names or [f"space{i}" for i in range(len(self.split_r2))]
             for band, values in zip(names, self.split_r2):

@@ -6,6 +6,8 @@ for independent stimuli; contiguous blocks for time series, whose samples are
 autocorrelated). R^2 and r are both increasing functions of the cross product
 ``sum(y_true * y_pred[perm])`` when the marginals are fixed, so the p-values of
 r are those of R^2 too.
+
+Uncertainty of scores (bootstrap over test stimuli) is in :mod:`neurodec.encoding.bootstrap`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Example (``pipelines/encoding_nsd.yaml``)::
         pooling: avg
         preprocess: {resize: 256, crop: 224, interpolation: bilinear}   # optional
     model: {alphas: [1e1, 1e2, 1e3, 1e4, 1e5], cv: 5}
-    outputs: {root: derivatives, atlas: [prf-visualrois, floc-faces, floc-places], figures: true, report: true}
+    outputs: {root: derivatives, atlas: [prf-visualrois, floc-faces, floc-places], figures: true, report: true,
+              data_description: "NSD (Allen et al. 2022), subjects 1 and 2, 1.8 mm betas"}   # for the Methods
     scheduler: null   # or "local", or a Dask scheduler address "tcp://host:8786"
     device: auto
     random_state: 0
@@ -116,7 +117,7 @@ _SECTIONS = {
     "top": {"name", "dataset", "backbones", "model", "outputs", "scheduler", "device", "random_state"},
     "dataset": {"name", "root", "subjects", "options", "stimulus_options"},
     "backbone": {"name", "weights", "layers", "pooling", "preprocess", "options"},
-    "outputs": {"root", "atlas", "atlases", "figures", "report"},
+    "outputs": {"root", "atlas", "atlases", "figures", "report", "data_description"},
 }
 
 
@@ -261,6 +262,8 @@ def _outputs(value: Any, source: str, resolve: Any) -> dict[str, Any]:
         "atlas": None if atlas is None else _string_list(atlas, "outputs.atlas", source, example),
         "figures": _boolean(outputs.get("figures", True), "outputs.figures", source),
         "report": _boolean(outputs.get("report", True), "outputs.report", source),
+        "data_description": None if outputs.get("data_description") is None
+        else _string(outputs["data_description"], "outputs.data_description", source),
     }
 
 

@@ -36,6 +36,13 @@ logger = get_logger(__name__)
 DEMO_BACKBONE = "timm/resnet18"
 DEMO_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 EARLY_LAYER, LATE_LAYER = "layer1", "layer4"
+#: What the demo's report says the data are.
+DATA_DESCRIPTION = (
+    "Simulated subject (neurodec demo), not real fMRI: synthetic images of faces, places and objects, a planted "
+    f"encoding model on a randomly initialized {DEMO_BACKBONE} ({EARLY_LAYER} drives early visual voxels, "
+    f"{LATE_LAYER} face- and place-selective voxels), spatially correlated noise at known noise ceilings, "
+    "written in NSD's on-disk layout."
+)
 GRID = 2
 
 
@@ -73,6 +80,7 @@ def _demo_config(root: Path, random_state: int, device: str) -> dict[str, Any]:
             "atlas": ["prf-visualrois", "floc-faces", "floc-places", "streams"],
             "figures": True,
             "report": True,
+            "data_description": DATA_DESCRIPTION,
         },
         "device": device,
         "random_state": random_state,

@@ -121,6 +121,7 @@ def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = Tr
         atlas=out_cfg.get("atlas"),
         figures=bool(out_cfg.get("figures", True)),
         report=bool(out_cfg.get("report", True)),
+        data_description=out_cfg.get("data_description"),
         title=f"{config.name}: subject {subject}",
     )
     return scores, written, reused

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
+    "find_underlay": "maps",
     "map_kind": "maps",
     "surface_from_units": "maps",
     "volume_from_units": "maps",
@@ -24,6 +25,8 @@ _EXPORTS = {
     "bids_filename": "derivatives",
     "bids_subject_label": "derivatives",
     "derivatives_folder": "derivatives",
+    "sidecar_path": "derivatives",
+    "write_sidecar": "derivatives",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

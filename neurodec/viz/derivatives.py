@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._io import write_json_atomic
 
-__all__ = ["bids_filename", "bids_subject_label", "derivatives_folder"]
+__all__ = ["bids_filename", "bids_subject_label", "derivatives_folder", "sidecar_path", "write_sidecar"]
 
 _PIPELINE = "neurodec"
 
@@ -92,3 +92,30 @@ def derivatives_folder(root: str | os.PathLike, subject: str, *, datatype: str =
     folder = base / f"sub-{bids_subject_label(subject)}" / datatype
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+#: Keys every map sidecar has (BIDS-derivatives style; values may be "n/a").
+SIDECAR_KEYS = ("Description", "Quantity", "Units", "Model", "Subject", "Space", "Sources", "GeneratedBy")
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar of a data file: the same name with ``.json`` for its (double) extension."""
+    path = Path(path)
+    name = path.name
+    for ext in (".nii.gz", ".nii", ".mgh", ".mgz", ".gii", ".csv", ".tsv"):
+        if name.endswith(ext):
+            return path.with_name(name[: -len(ext)] + ".json")
+    return path.with_suffix(".json")
+
+
+def write_sidecar(path: str | os.PathLike, fields: dict) -> Path:
+    """Write the JSON sidecar of the map at ``path`` atomically, with :data:`SIDECAR_KEYS` and ``fields``.
+
+    Missing keys are written as "n/a"; ``GeneratedBy`` defaults to this neurodec version.
+    """
+    from .. import __version__
+
+    record = {key: "n/a" for key in SIDECAR_KEYS}
+    record["GeneratedBy"] = [{"Name": "neurodec", "Version": __version__}]
+    record.update(fields)
+    return write_json_atomic(sidecar_path(path), record)

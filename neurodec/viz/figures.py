@@ -71,6 +71,10 @@ def plot_volume_map(
     vmax: float | None = None,
     cmap: str = "RdBu_r",
     max_slices: int = 12,
+    label: str = "",
+    underlay: Any = None,
+    underlay_name: str = "",
+    symmetric: bool = True,
 ):
     """A volume map: a mosaic of axial slices ("stat") or nilearn's glass brain ("glass").
 
@@ -103,6 +107,22 @@ def plot_volume_map(
         scores (worse than the mean) in blue and positive in red around white 0.
     max_slices : int
         Most axial slices in the mosaic (evenly spaced over the units' extent).
+    label : str
+        Colour-bar label: the quantity and its unit, e.g. "R2 / noise ceiling
+        (fraction of explainable variance)".
+    underlay : nibabel image or path-like, optional
+        Anatomical image (e.g. NSD's ``T1_to_func1pt8mm.nii.gz``) drawn in grey
+        under the map ("stat" only); resampled to the map's grid when its grid
+        differs. Without one the figure says that no anatomical underlay is
+        available. Glass brains draw nilearn's MNI outline.
+    underlay_name : str
+        What the underlay is, written under the figure.
+    symmetric : bool
+        Colour scale from ``-vmax`` to ``vmax`` (scores); False scales from the
+        finite minimum to maximum (e.g. log10 alpha) with a sequential colormap.
+
+    Every slice panel is labelled with its orientation (L/R, A/P, radiological
+    convention not used: left is on the left).
 
     Returns
     -------
@@ -113,12 +133,13 @@ def plot_volume_map(
     if kind == "glass":
         if categories is not None:
             raise ValueError("A categorical map ('categories') needs kind='stat'; a glass brain shows intensities.")
-        return _glass_brain(values, units, info, title=title, threshold=threshold, vmax=vmax, cmap=cmap)
+        return _glass_brain(values, units, info, title=title, threshold=threshold, vmax=vmax, cmap=cmap, label=label)
     return _slice_mosaic(values, units, info, title=title, categories=categories, vmax=vmax, cmap=cmap,
-                         max_slices=max_slices)
+                         max_slices=max_slices, label=label, underlay=underlay, underlay_name=underlay_name,
+                         symmetric=symmetric)
 
 
-def _glass_brain(values, units, info, *, title, threshold, vmax, cmap):
+def _glass_brain(values, units, info, *, title, threshold, vmax, cmap, label=""):
     import nibabel as nib
     from nilearn import plotting
 
@@ -126,26 +147,66 @@ def _glass_brain(values, units, info, *, title, threshold, vmax, cmap):
     # nilearn draws 0 as transparent; NaN (outside the units) must become 0 for that.
     image = nib.Nifti1Image(np.nan_to_num(image.get_fdata(dtype=np.float32), nan=0.0), image.affine)
     figure = _new_figure((8, 3), layout=None)
-    plotting.plot_glass_brain(
+    display = plotting.plot_glass_brain(
         image, figure=figure, title=title, threshold=1e-6 if threshold is None else threshold,
-        vmax=_color_limit(values, vmax), cmap=cmap, colorbar=True, plot_abs=False,
+        vmax=_color_limit(values, vmax), cmap=cmap, colorbar=True, plot_abs=False, annotate=True,
     )
+    colorbar = getattr(display, "_cbar", None)
+    if label and colorbar is not None:
+        colorbar.set_label(label, fontsize=8)
+    elif label:
+        figure.text(0.99, 0.02, label, ha="right", fontsize=8)
     return figure
 
 
-def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_slices):
+def _underlay_volume(underlay, reference) -> np.ndarray:
+    """The underlay's data on the grid of ``reference`` (resampled when the grids differ)."""
+    import nibabel as nib
+
+    image = nib.load(underlay) if not hasattr(underlay, "get_fdata") else underlay
+    image = nib.Nifti1Image(np.asanyarray(image.dataobj, dtype=np.float32).reshape(image.shape[:3]), image.affine)
+    if image.shape[:3] != reference.shape[:3] or not np.allclose(image.affine, reference.affine, atol=1e-3):
+        from nilearn.image import resample_img
+
+        image = resample_img(image, target_affine=reference.affine, target_shape=reference.shape[:3],
+                             interpolation="continuous", force_resample=True, copy_header=True)
+    return np.asarray(image.get_fdata(dtype=np.float32))
+
+
+def _orientation_labels(ax) -> None:
+    style = {"fontsize": 6, "color": "0.25", "transform": ax.transAxes,
+             "bbox": {"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.6}}
+    ax.text(0.02, 0.5, "L", ha="left", va="center", **style)
+    ax.text(0.98, 0.5, "R", ha="right", va="center", **style)
+    ax.text(0.5, 0.98, "A", ha="center", va="top", **style)
+    ax.text(0.5, 0.02, "P", ha="center", va="bottom", **style)
+
+
+def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_slices, label="", underlay=None,
+                  underlay_name="", symmetric=True):
     import nibabel as nib
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     values = np.asarray(values, dtype=np.float64)
-    # One 4-D image of (values, unit mask), turned to RAS so every slice reads left-to-right, front-up.
-    image = nib.as_closest_canonical(volume_from_units(np.stack([values, np.ones_like(values)]), units, info))
+    # One 4-D image of (values, unit mask[, underlay]), turned to RAS so every slice reads left-to-right, front-up.
+    stacked = volume_from_units(np.stack([values, np.ones_like(values)]), units, info)
+    channels = stacked.get_fdata(dtype=np.float32)
+    if underlay is not None:
+        anatomy = _underlay_volume(underlay, stacked)
+        channels = np.concatenate([channels, anatomy[..., None]], axis=3)
+    image = nib.as_closest_canonical(nib.Nifti1Image(channels, stacked.affine))
     data = image.get_fdata(dtype=np.float32)
     volume, inside = data[..., 0], ~np.isnan(data[..., 1])
+    anatomy = data[..., 2] if underlay is not None else None
     box = [np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     (x0, x1), (y0, y1) = (box[0][[0, -1]]), (box[1][[0, -1]])
+    if anatomy is not None:
+        # Some anatomy around the units, for context.
+        pad_x, pad_y = max(3, (x1 - x0) // 5), max(3, (y1 - y0) // 5)
+        x0, x1 = max(0, x0 - pad_x), min(data.shape[0] - 1, x1 + pad_x)
+        y0, y1 = max(0, y0 - pad_y), min(data.shape[1] - 1, y1 + pad_y)
     slices = box[2][np.unique(np.linspace(0, len(box[2]) - 1, min(max_slices, len(box[2]))).round().astype(int))]
     n_rows = -(-len(slices) // 6)
     n_cols = -(-len(slices) // n_rows)  # balanced rows: 8 slices are 2 x 4, not 6 + 2
@@ -154,39 +215,64 @@ def _slice_mosaic(values, units, info, *, title, categories, vmax, cmap, max_sli
     aspect = (y1 - y0 + 1) * zooms[1] / ((x1 - x0 + 1) * zooms[0])
     side = 1.9 if categories is None else 0.4 + _label_inches(categories, fontsize=8) + 0.5
     width = n_cols * panel + side
-    wrapped = _wrapped(title, width) if title else ""
-    figure = _new_figure((width, n_rows * panel * aspect + 0.35 * (wrapped.count("\n") + 1) + 0.3))
+    # The title spans the panels only: the colour bar or legend sits beside them.
+    wrapped = _wrapped(title, n_cols * panel) if title else ""
+    figure = _new_figure((width, n_rows * panel * aspect + 0.35 * (wrapped.count("\n") + 1) + 0.55))
+    finite = values[np.isfinite(values)]
     if categories is not None:
         palette = colormaps["tab10" if len(categories) <= 10 else "tab20"].colors[: len(categories)]
         colormap, norm_args = ListedColormap(palette), {"vmin": -0.5, "vmax": len(categories) - 0.5}
-    else:
+    elif symmetric:
         limit = _color_limit(values, vmax)
         colormap, norm_args = colormaps[cmap], {"vmin": -limit, "vmax": limit}
+    else:
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        colormap, norm_args = colormaps[cmap], {"vmin": low, "vmax": high if high > low else low + 1.0}
     colormap = colormap.with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+    if anatomy is not None:
+        box_anatomy = anatomy[x0 : x1 + 1, y0 : y1 + 1][..., slices]
+        shown = box_anatomy[np.isfinite(box_anatomy) & (box_anatomy != 0)]
+        gray = np.percentile(shown, [2, 98]) if shown.size else (0.0, 1.0)
     axes = figure.subplots(n_rows, n_cols, squeeze=False)
     for ax, k in zip(axes.ravel(), slices):
-        # Grey under every unit shows through where its value is NaN; outside the units stays white.
-        ax.imshow(np.where(inside[x0 : x1 + 1, y0 : y1 + 1, k], 0.82, np.nan).T, cmap="gray", vmin=0, vmax=1,
-                  origin="lower", aspect=zooms[1] / zooms[0], interpolation="nearest")
-        im = ax.imshow(volume[x0 : x1 + 1, y0 : y1 + 1, k].T, cmap=colormap, origin="lower",
-                       aspect=zooms[1] / zooms[0], interpolation="nearest", **norm_args)
+        box_inside = inside[x0 : x1 + 1, y0 : y1 + 1, k]
+        box_values = volume[x0 : x1 + 1, y0 : y1 + 1, k]
+        style = {"origin": "lower", "aspect": zooms[1] / zooms[0], "interpolation": "nearest"}
+        if anatomy is not None:
+            ax.imshow(anatomy[x0 : x1 + 1, y0 : y1 + 1, k].T, cmap="gray", vmin=gray[0], vmax=gray[1], **style)
+            # Units without a value: a translucent white veil over the anatomy.
+            veil = np.where(box_inside & np.isnan(box_values), 1.0, np.nan)
+            ax.imshow(veil.T, cmap="gray", vmin=0, vmax=1, alpha=0.6, **style)
+        else:
+            # Grey under every unit shows through where its value is NaN; outside the units stays white.
+            ax.imshow(np.where(box_inside, 0.82, np.nan).T, cmap="gray", vmin=0, vmax=1, **style)
+        im = ax.imshow(box_values.T, cmap=colormap, **style, **norm_args)
         z = (image.affine @ np.array([0, 0, k, 1]))[2]
         ax.set_title(f"z = {int(round(z))} mm", fontsize=8)
+        _orientation_labels(ax)
     for ax in axes.ravel():
         ax.set_xticks([]), ax.set_yticks([])
         ax.spines[:].set_color("0.8")
-    axes[0, 0].set_xlabel("L                R", fontsize=7, labelpad=2)
     for ax in axes.ravel()[len(slices) :]:
         ax.set_visible(False)
-    missing = Patch(facecolor="0.82", edgecolor="0.6", label="no value (NaN)")
+    missing = Patch(facecolor="0.82" if anatomy is None else "0.9", edgecolor="0.6", label="no value (NaN)")
     if categories is not None:
         handles = [Patch(facecolor=c, label=str(name)) for c, name in zip(palette, categories)] + [missing]
         figure.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
     else:
-        figure.colorbar(im, ax=axes, shrink=0.8, aspect=25)
+        colorbar = figure.colorbar(im, ax=axes, shrink=0.8, aspect=25)
+        if label:
+            colorbar.set_label(_wrapped(label, 2.2, fontsize=8), fontsize=8)
         if np.isnan(values).any():
             figure.legend(handles=[missing], loc="outside right lower", fontsize=7, frameon=False)
-    figure.suptitle(wrapped, fontsize=11)
+    note = (f"Underlay: {underlay_name or 'anatomical image'}." if anatomy is not None
+            else "No anatomical underlay available for this dataset: grey = units without a value, "
+            "white = outside the units.")
+    figure.text(0.005, 0.005, f"Axial slices, neurological view (left on the left). {note}", fontsize=6.5, color="0.3",
+                ha="left", va="bottom")
+    # Keep the note clear of the panels (constrained layout ignores figure texts).
+    figure.get_layout_engine().set(rect=(0, 0.2 / figure.get_figheight(), 1, 1 - 0.2 / figure.get_figheight()))
+    figure.suptitle(wrapped, fontsize=11, x=n_cols * panel / 2 / width)
     return figure
 
 
@@ -199,6 +285,7 @@ def plot_surface_map(
     threshold: float | None = None,
     vmax: float | None = None,
     cmap: str = "cold_hot",
+    label: str = "",
 ):
     """An fsaverage score map on nilearn's inflated fsaverage5 surfaces, lateral and medial views.
 
@@ -213,6 +300,9 @@ def plot_surface_map(
     cmap : str
         Colormap; nilearn's "cold_hot" keeps values near 0 dark, apart from
         the grey sulcal background that shows where values are below ``threshold``.
+    label : str
+        Colour-bar label (quantity and unit). Every panel is labelled with its
+        hemisphere and view; the underlay is fsaverage5's sulcal depth.
 
     Returns
     -------
@@ -243,7 +333,7 @@ def plot_surface_map(
     figure = _new_figure((4 * len(hemis), 5), layout=None)
     axes = figure.subplots(2, len(hemis), subplot_kw={"projection": "3d"}, squeeze=False)
     # 3-D axes keep wide margins around the mesh by default; the brains get the room instead.
-    figure.subplots_adjust(left=0.0, right=0.92, bottom=0.0, top=0.9, wspace=0.0, hspace=0.0)
+    figure.subplots_adjust(left=0.0, right=0.92, bottom=0.05, top=0.9, wspace=0.0, hspace=0.0)
     for col, (hemi, data) in enumerate(hemis.items()):
         side = "left" if hemi == "lh" else "right"
         stat = np.nan_to_num(data[:_FSAVERAGE5_VERTICES], nan=0.0)
@@ -251,8 +341,14 @@ def plot_surface_map(
             plotting.plot_surf_stat_map(
                 surf_mesh=mesh["inflated"].parts[side], stat_map=stat, bg_map=sulc.data.parts[side],
                 hemi=side, view=view, threshold=threshold, vmax=vmax, cmap=cmap, colorbar=row == 0,
-                figure=figure, axes=axes[row, col], title=f"{title} {hemi}" if row == 0 else None,
+                figure=figure, axes=axes[row, col], title=None,
             )
+            axes[row, col].text2D(0.5, 0.02, f"{side} hemisphere, {view}", transform=axes[row, col].transAxes,
+                                  ha="center", fontsize=8, color="0.3")
+    for extra in [ax for ax in figure.axes if ax not in set(axes.ravel())]:
+        extra.set_ylabel(label, fontsize=8)  # nilearn's colour bars
+    figure.suptitle(_wrapped(title, 4 * len(hemis)) if title else "", fontsize=11)
+    figure.text(0.005, 0.005, "Inflated fsaverage5 surface; grey underlay: sulcal depth.", fontsize=6.5, color="0.3")
     return figure
 
 
@@ -280,6 +376,8 @@ def plot_roi_bars(
     summary : pandas.DataFrame
         With columns ``roi``, ``model`` and ``value`` (e.g. the output of
         :func:`neurodec.encoding.summarize_rois` or ``compare_models``).
+        With ``ci_low`` and ``ci_high`` columns, bars carry those intervals
+        as error bars.
     value : str
         Column to plot.
     title, ylabel, legend_title : str
@@ -298,6 +396,10 @@ def plot_roi_bars(
         raise ValueError(f"The ROI summary lacks column(s) {missing}; got columns {list(summary.columns)}.")
     groups = list(summary.groupby(group, sort=False)) if group else [("", summary)]
     tables = [(name, rows.pivot_table(index="roi", columns="model", values=value, sort=False)) for name, rows in groups]
+    has_ci = {"ci_low", "ci_high"} <= set(summary.columns) and np.isfinite(summary[["ci_low", "ci_high"]]).any().all()
+    intervals = [(rows.pivot_table(index="roi", columns="model", values="ci_low", sort=False, dropna=False),
+                  rows.pivot_table(index="roi", columns="model", values="ci_high", sort=False, dropna=False))
+                 if has_ci else None for _, rows in groups]
     models = list(dict.fromkeys(summary["model"]))
     rois = [roi for _, table in tables for roi in table.index]
     n_models = len(models)
@@ -309,12 +411,19 @@ def plot_roi_bars(
                            gridspec_kw={"width_ratios": [len(table) + 0.2 for _, table in tables]})[0]
     bar = 0.8 / n_models
     colors = colormaps["viridis"](np.linspace(0.0, 0.85, n_models)) if n_models > 1 else ["tab:blue"]
-    for ax, (name, table) in zip(axes, tables):
+    for ax, (name, table), ci in zip(axes, tables, intervals):
         x = np.arange(len(table))
         for n, model in enumerate(models):
             heights = table[model].to_numpy() if model in table.columns else np.full(len(table), np.nan)
             offset = (n - (n_models - 1) / 2) * bar
             ax.bar(x + offset, heights, bar, label=str(model) if ax is axes[0] else None, color=colors[n])
+            if ci is not None and model in ci[0].columns:
+                low = ci[0][model].reindex(table.index).to_numpy()
+                high = ci[1][model].reindex(table.index).to_numpy()
+                err = np.vstack([heights - low, high - heights])
+                ok = np.isfinite(err).all(axis=0)
+                ax.errorbar((x + offset)[ok], heights[ok], yerr=err[:, ok], fmt="none", ecolor="k", elinewidth=0.8,
+                            capsize=1.5)
         ax.set_xticks(x, [str(roi) for roi in table.index], rotation=45 if rotate else 0,
                       ha="right" if rotate else "center")
         ax.set_xlim(-0.6, len(table) - 0.4)
@@ -322,6 +431,8 @@ def plot_roi_bars(
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_title(str(name), fontsize=9)
     axes[0].set_ylabel(ylabel or value)
+    if has_ci:
+        title = f"{title} (error bars: bootstrap CI)" if title else "error bars: bootstrap CI"
     figure.suptitle(_wrapped(title, width - legend), fontsize=11)
     if n_models > 1:
         figure.legend(loc="outside right upper", fontsize="small", frameon=False, title=legend_title or None,

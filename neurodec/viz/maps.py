@@ -19,6 +19,7 @@ import pandas as pd
 from .._io import atomic_path
 
 __all__ = [
+    "find_underlay",
     "map_kind",
     "surface_from_units",
     "volume_from_units",
@@ -195,3 +196,31 @@ def write_surface_maps(
             nib.save(nib.MGHImage(array, np.eye(4)), tmp)
         written[hemi] = path
     return written
+
+
+def find_underlay(info: Mapping[str, Any], subject: str, space: str) -> tuple[Path | Any, str] | None:
+    """An anatomical image to draw volume maps over, and what it is; None when the dataset has none.
+
+    - NSD volume spaces: the dataset's ``nsddata/ppdata/<subject>/<space>/T1_to_<space>.nii.gz``
+      (the T1 resampled to the functional grid), else ``mean.nii.gz`` (mean EPI).
+    - MNI spaces: nilearn's MNI152 template (ships with nilearn, no download).
+
+    Parameters
+    ----------
+    info : mapping
+        The responses' ``info`` (``dataset`` and ``root`` for NSD).
+    subject, space : str
+        E.g. "subj01", "func1pt8mm".
+    """
+    if info.get("dataset") == "nsd" and info.get("root"):
+        folder = Path(info["root"]) / "nsddata" / "ppdata" / subject / space
+        for name, what in ((f"T1_to_{space}.nii.gz", "T1-weighted anatomy in the functional space"),
+                           ("mean.nii.gz", "mean EPI")):
+            if (folder / name).is_file():
+                return folder / name, f"{what} ({name})"
+        return None
+    if "mni" in space.lower():
+        from nilearn.datasets import load_mni152_template
+
+        return load_mni152_template(), "MNI152 template (nilearn)"
+    return None

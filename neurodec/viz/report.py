@@ -45,7 +45,7 @@ class ReportSection:
     ----------
     title : str
     text : str
-        A paragraph of plain text (escaped).
+        Plain text (escaped); blank lines separate paragraphs.
     figures : list
         matplotlib figures or PNG bytes, embedded in order.
     tables : dict
@@ -105,8 +105,7 @@ def write_html_report(
     ]
     for anchor, section in zip(anchors, sections):
         parts.append(f'<h2 id="{anchor}">{html.escape(section.title)}</h2>')
-        if section.text:
-            parts.append(f"<p>{html.escape(section.text)}</p>")
+        parts.extend(f"<p>{html.escape(p.strip())}</p>" for p in section.text.split("\n\n") if p.strip())
         parts.extend(_image_tag(fig) for fig in section.figures)
         tables = []
         for caption, table in section.tables.items():

@@ -113,9 +113,82 @@ def test_several_atlases_one_table_each_and_one_combined_comparison(tmp_path, rn
     # The report opens with the summary: facts, then the best model of every ROI of every atlas.
     assert html.index("<h2") == html.index('<h2 id="section-0">Summary</h2>')
     cells = re.findall(r"<td>(.*?)</td>", html.split("Best model per ROI")[1].split("</table>")[0])
-    assert [cells[i : i + 4][:2] + cells[i + 3 : i + 4] for i in range(0, len(cells), 7)] == [
-        ["sim", "A", "net/layerA"], ["sim", "B", "net/layerB"], ["sim", "hidden", "net/layerA"],
-        ["other", "A", "net/layerA"], ["other", "C", "net/layerA"]]
+    rows = [cells[i : i + 8] for i in range(0, len(cells), 8)]
+    # Models are named without their shared backbone ("net/"), which the caption gives.
+    assert "Best model per ROI (mean r2_normalized) (net models)" in html
+    assert [row[:2] + row[3:4] for row in rows] == [
+        ["sim", "A", "layerA"], ["sim", "B", "layerB"], ["sim", "hidden", "layerA"],
+        ["other", "A", "layerA"], ["other", "C", "layerA"]]
+    # Hand-made scores carry no bootstrap: no best model is called decided.
+    assert {row[-1] for row in rows} == {"undecided: no paired bootstrap"}
     assert "flatmap" not in html.lower() and "pycortex" not in html.lower()
     with pytest.raises(ValueError, match="list of distinct names"):
         write_encoding_outputs(scores, tmp_path, atlas=["sim", "sim"])
+
+
+def test_report_methods_counts_alpha_maps_and_sidecars(tmp_path, rng):
+    """The Methods state the fitted values, the unit counts add up, every map has a sidecar, alpha maps are exact."""
+    import dataclasses
+
+    from neurodec.data import Features
+    from neurodec.encoding import EncodingModel
+    from neurodec.viz import sidecar_path
+    from neurodec.viz.derivatives import SIDECAR_KEYS
+
+    features, responses, truth = simulate(rng, n_per_area=4)
+    responses.units.loc[truth["areas"] == "hidden", "ncsnr"] = 0.0  # no noise ceiling: no normalized score
+    responses.data[(responses.trials["split"] == "train").to_numpy(), 0] = 2.0  # constant: excluded from the fit
+    alphas = np.logspace(-1, 6, 8)
+    meta = {"backbone": "timm/resnet18", "weights": "random:seed=0", "pooling": "grid2", "reduction": "none"}
+    scores, models = {}, {}
+    for name in ("A", "B"):
+        feats = Features(features[name].data, features[name].stimulus_ids, name=f"net/layer{name}",
+                         meta={**meta, "layer": f"layer{name}"})
+        with pytest.warns(UserWarning, match="excludes 1"):
+            models[name] = EncodingModel(alphas=alphas, cv=4, device="cpu", random_state=0).fit(feats, responses)
+        scores[feats.name] = dataclasses.replace(models[name].score(feats, responses, n_bootstraps=200), name=feats.name)
+    described = "Simulated subject written for this test: planted linear encoding model, not real fMRI."
+    written = write_encoding_outputs(scores, tmp_path, atlas="sim", data_description=described)
+    html = written["report"][0].read_text()
+    methods = html.split('id="section-1">Methods</h2>')[1].split("<h2")[0]
+    for fact in (described, "8 values log-spaced from 0.1 to 1e+06", "4-fold shuffled K-fold", "(seed 0)",
+                 "240 trials averaged over repeats into 120 training samples", "120 trials of 40 stimuli",
+                 "No test stimulus is in the training split",
+                 "40 stimuli with 3 repeats", "randomly initialized, untrained weights (seed 0)", "pooling grid2",
+                 "net/layerA: layer layerA, 10 features", "no dimensionality reduction", "NC = ncsnr^2 / (ncsnr^2 + A)",
+                 "fraction (0 to 1)", "resampled with replacement 200 times", f"numpy {np.__version__}"):
+        assert fact in methods, fact
+    # Counts reconcile: the reasons and "scored" add up to all units; "scored" splits by noise ceiling.
+    counts = pd.read_csv(next(p for p in written["tables"] if "desc-units" in p.name)).set_index("units")
+    for model in scores:
+        column = counts[model]
+        assert column["units"] == responses.n_units == 12
+        assert column["excluded: constant training responses"] == 1
+        above = [r for r in column.index if r != "units" and not r.startswith("scored:")]
+        assert column[above].sum() == column["units"]
+        below = [r for r in column.index if r.startswith("scored:")]
+        assert column[below].sum() == column["scored (finite r and R2)"] == 11
+        assert column["scored: no positive noise ceiling (r2_normalized undefined)"] == 4
+    assert "where every unit went" in html and "none (no model has a finite r2_normalized)" in html
+    # Best model per ROI comes with its interval and verdict.
+    best = html.split("Best model per ROI")[1].split("</table>")[0]
+    assert "[95% CI]" in best and ("decided" in best or "undecided" in best)
+    # Alpha maps hold the chosen alphas; every map has a sidecar with the expected keys.
+    func = tmp_path / "derivatives" / "neurodec" / "sub-01" / "func"
+    u = responses.units
+    for name, model in models.items():
+        path = func / f"sub-01_space-func1pt8mm_model-netlayer{name}_stat-alpha_statmap.nii.gz"
+        values = nib.load(path).get_fdata()[u.i, u.j, u.k]
+        np.testing.assert_allclose(values, model.best_alphas_.astype(np.float32), equal_nan=True)
+        assert np.isnan(values[0])
+        sidecar = json.loads(sidecar_path(path).read_text())
+        assert sidecar["Stat"] == "alpha" and sidecar["Model"] == f"net/layer{name}"
+        assert sidecar["Fit"]["alphas"] == pytest.approx(alphas.tolist())
+    assert written["maps"] and len(written["sidecars"]) == len(written["maps"])
+    for path in written["maps"]:
+        sidecar = json.loads(sidecar_path(path).read_text())
+        assert set(SIDECAR_KEYS) <= set(sidecar) and sidecar["Units"] != "n/a" and sidecar["Description"] != "n/a"
+    best_map = json.loads(sidecar_path(next(p for p in written["maps"] if "bestmodel" in p.name)).read_text())
+    assert best_map["Levels"] == {"0": "net/layerA", "1": "net/layerB"}
+    figures = sorted(p.name for p in written["figures"])
+    assert "sub-01_model-netlayerA_stat-alpha_figure.png" in figures

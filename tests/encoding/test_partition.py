@@ -58,5 +58,6 @@ def test_banded_split_scores_attribute_variance_to_the_right_space(spaces, tmp_p
     assert "split_r2:sim/A" in scores.to_frame().columns
     written = write_encoding_outputs(scores, tmp_path, figures=False, report=False, metrics=())
     names = sorted(p.name for p in written["maps"])
-    assert names == ["sub-01_space-func1pt8mm_model-simAsimB_stat-splitr2_band-simA_statmap.nii.gz",
+    assert names == ["sub-01_space-func1pt8mm_model-simAsimB_stat-alpha_statmap.nii.gz",
+                     "sub-01_space-func1pt8mm_model-simAsimB_stat-splitr2_band-simA_statmap.nii.gz",
                      "sub-01_space-func1pt8mm_model-simAsimB_stat-splitr2_band-simB_statmap.nii.gz"]

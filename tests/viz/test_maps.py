@@ -98,3 +98,86 @@ def test_categorical_volume_map_has_one_colour_per_category():
     assert len([a for a in figure.axes if a.get_visible()]) == 2  # one panel per slice holding units
     with pytest.raises(ValueError, match="needs kind='stat'"):
         plot_volume_map([0, 1, 2], units, info, kind="glass", categories=["a", "b", "c"])
+
+
+def _texts(ax):
+    return {t.get_text() for t in ax.texts}
+
+
+def test_volume_mosaic_over_an_anatomical_underlay_is_oriented_and_labelled(rng):
+    from neurodec.viz import plot_volume_map
+
+    units = pd.DataFrame({"i": [1, 2, 3, 2], "j": [1, 1, 2, 2], "k": [0, 1, 1, 2]})
+    info = {"affine": AFFINE, "volume_shape": (5, 4, 3)}
+    anatomy = nib.Nifti1Image(rng.uniform(100, 200, size=(5, 4, 3)).astype(np.float32), AFFINE)
+    figure = plot_volume_map([0.2, np.nan, -0.1, 0.4], units, info, label="R2 (fraction of variance)",
+                             underlay=anatomy, underlay_name="T1 (T1_to_func1pt8mm.nii.gz)")
+    panels = [ax for ax in figure.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    assert len(panels) == 3
+    for ax in panels:  # orientation on every panel, anatomy under the values
+        assert {"L", "R", "A", "P"} <= _texts(ax)
+        underlay = np.ma.filled(ax.get_images()[0].get_array().astype(float), np.nan)
+        assert np.isfinite(underlay).all() and underlay.min() >= 100
+    colorbar = next(a for a in figure.axes if a.get_label() == "<colorbar>")
+    assert "R2" in colorbar.get_ylabel()
+    notes = " ".join(t.get_text() for t in figure.texts)
+    assert "Underlay: T1 (T1_to_func1pt8mm.nii.gz)" in notes and "left on the left" in notes
+    # An underlay on another grid is resampled to the map's grid.
+    coarse = nib.Nifti1Image(np.full((3, 2, 2), 150.0, dtype=np.float32), AFFINE @ np.diag([2.0, 2.0, 2.0, 1.0]))
+    figure = plot_volume_map([0.2, 0.1, -0.1, 0.4], units, info, underlay=coarse)
+    assert figure.axes[0].get_images()[0].get_array().shape == figure.axes[0].get_images()[-1].get_array().shape
+
+
+def test_volume_mosaic_without_underlay_says_so():
+    from neurodec.viz import plot_volume_map
+
+    units = pd.DataFrame({"i": [0, 1], "j": [0, 1], "k": [0, 0]})
+    figure = plot_volume_map([0.5, 1.5], units, {"affine": AFFINE, "volume_shape": (2, 2, 1)},
+                             label="log10 alpha", cmap="viridis", symmetric=False)
+    assert "No anatomical underlay available" in " ".join(t.get_text() for t in figure.texts)
+    assert {"L", "R"} <= _texts(figure.axes[0])
+    image = figure.axes[0].get_images()[-1]
+    assert image.norm.vmin == pytest.approx(0.5) and image.norm.vmax == pytest.approx(1.5)
+
+
+def test_find_underlay_uses_the_dataset_anatomy(tmp_path):
+    from neurodec.viz import find_underlay
+
+    info = {"dataset": "nsd", "root": str(tmp_path)}
+    assert find_underlay(info, "subj01", "func1pt8mm") is None
+    folder = tmp_path / "nsddata" / "ppdata" / "subj01" / "func1pt8mm"
+    folder.mkdir(parents=True)
+    image = nib.Nifti1Image(np.ones((2, 2, 2), np.float32), AFFINE)
+    nib.save(image, folder / "mean.nii.gz")
+    assert find_underlay(info, "subj01", "func1pt8mm")[0].name == "mean.nii.gz"
+    nib.save(image, folder / "T1_to_func1pt8mm.nii.gz")
+    path, what = find_underlay(info, "subj01", "func1pt8mm")
+    assert path.name == "T1_to_func1pt8mm.nii.gz" and "T1" in what
+    assert find_underlay({}, "sub-01", "T1w") is None
+    template, what = find_underlay({}, "sub-01", "MNI152NLin2009cAsym")
+    assert "MNI152" in what and template.ndim == 3
+
+
+def test_sidecar_names_and_keys(tmp_path):
+    import json
+
+    from neurodec.viz import sidecar_path, write_sidecar
+    from neurodec.viz.derivatives import SIDECAR_KEYS
+
+    assert sidecar_path(tmp_path / "a_statmap.nii.gz").name == "a_statmap.json"
+    assert sidecar_path(tmp_path / "a_hemi-L_statmap.mgh").name == "a_hemi-L_statmap.json"
+    path = write_sidecar(tmp_path / "m_statmap.nii.gz", {"Description": "a map", "Units": "unitless"})
+    record = json.loads(path.read_text())
+    assert set(SIDECAR_KEYS) <= set(record) and record["Description"] == "a map" and record["Model"] == "n/a"
+    assert record["GeneratedBy"][0]["Name"] == "neurodec"
+
+
+def test_surface_panels_name_hemisphere_and_view_and_colorbar_is_labelled():
+    from neurodec.viz import plot_surface_map
+
+    n = 10242
+    units = pd.DataFrame({"hemi": ["lh"] * 3 + ["rh"] * 3, "vertex": [0, 5, 9] * 2})
+    figure = plot_surface_map(np.linspace(-0.5, 0.5, 6), units, {"n_vertices": n}, title="r", label="Pearson r (unitless)")
+    texts = {t.get_text() for ax in figure.axes for t in ax.texts}
+    assert {"left hemisphere, lateral", "right hemisphere, medial"} <= texts
+    assert "Pearson r (unitless)" in {ax.get_ylabel() for ax in figure.axes}
