@@ -12,9 +12,9 @@ stimuli and an interrupted run resumes.
 The model given is borrowed, not changed: it runs in eval mode on the
 requested device during the extraction, and its training flags, device and
 hooks are restored afterwards. Reduction arguments are checked against each
-layer's feature count on the first batch, before any row is kept, so a too
-large ``n_components`` fails after one forward pass rather than after the
-whole extraction.
+layer's feature count before extraction (from cached features and timm's
+stage channels, else on the first batch, before any row is kept), so a too
+large ``n_components`` fails at once rather than after the whole extraction.
 """
 
 from __future__ import annotations
@@ -359,8 +359,8 @@ def extract_features(
         reduced = f"{reduction}:n={n_components};seed={random_state};fit={fit_digest}"
 
     results: dict[str, tuple[Any, Any]] = {}
-    raw_sinks: dict[str, Any] = {}
     raw_data: dict[str, Any] = {}
+    to_extract = []
     for layer in layers:
         key = {**base, "layer": layer, "reduction": "none"}
         hit = None if cache is None else cache.load({**key, "reduction": reduced}, ids)
@@ -371,14 +371,25 @@ def extract_features(
         if raw is not None:
             raw_data[layer] = raw[0]
         else:
-            raw_sinks[layer] = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
-    known = {layer: int(data.shape[1]) for layer, data in raw_data.items()}  # cached raw features
+            to_extract.append(layer)
+    # Feature counts known without a forward pass: cached raw features, and
+    # timm stages (channels) under average or max pooling; the others come
+    # from the first batch.
+    known = {layer: int(data.shape[1]) for layer, data in raw_data.items()}
+    if pooling in ("avg", "max"):
+        stages = feature_stages(backbone.model)
+        known |= {layer: int(stages[layer]) for layer in to_extract if stages.get(layer)}
 
     def check_dims(dims: dict[str, int]) -> None:
         if reduction is not None:
             _check_n_components(n_components, {**known, **dims}, backbone=backbone, pooling=pooling, grid=int(grid))
 
     check_dims({})
+    raw_sinks = {
+        layer: _MemorySink(len(ids)) if cache is None
+        else cache.open_partial({**base, "layer": layer, "reduction": "none"}, ids)
+        for layer in to_extract
+    }
     if raw_sinks:
         try:
             with _borrowed(backbone, dev):

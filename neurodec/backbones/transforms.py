@@ -120,7 +120,8 @@ class Preprocess:
         set_(self, "std", _triple(self.std, "std", where, positive=True))
         if (self.mean is None) != (self.std is None):
             raise ValueError(
-                f"The 'mean' and 'std' {where.replace(' of ', 's of ', 1)} must both be given or both be None (no normalization). "
+                f"The 'mean' and 'std' {where.replace(' of ', 's of ', 1)} must both be given or both be None "
+                "(no normalization). "
                 f"Got mean={self.mean!r} and std={self.std!r}."
             )
 

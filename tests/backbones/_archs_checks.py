@@ -183,7 +183,8 @@ def assert_loads_release(
     for i, released in enumerate((state, wrap(state), wrap(prefixed))):
         path = tmp_path / f"released_{i}.pth"
         torch.save(released, path)
-        model = load(name, weights=path, device="cpu", random_state=1, **build).root
+        with pytest.warns(UserWarning, match="without preprocessing metadata"):  # the registry default is used
+            model = load(name, weights=path, device="cpu", random_state=1, **build).root
         with torch.no_grad():
             torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
 

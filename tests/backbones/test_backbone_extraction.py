@@ -150,8 +150,16 @@ def test_too_many_components_fail_after_at_most_one_forward(atto, stimuli, tmp_p
         )):
             extract_features(atto, stimuli, layers=["stages.0", "stages.1", "stages.2", "stages.3"], batch_size=2,
                              reduction="srp", n_components=100, fit_ids=stimuli.ids, cache=tmp_path, verbose=False)
-        assert len(calls) <= 1  # the first batch of 5, not the whole extraction
+        assert calls == []  # timm's stage channels are known without a forward pass
+        # Other layers are measured on the first batch: one forward, not the whole extraction.
+        with pytest.raises(ValueError, match=r"1 layer\(s\) of 'timm/convnext_atto' with pooling='grid', grid=2: "
+                                             r"'stem' has 160. Reduce to at most 160"):
+            extract_features(atto, stimuli, layers=["stem", "stages.1"], batch_size=2,
+                             pooling="grid", reduction="srp", n_components=200, fit_ids=stimuli.ids,
+                             cache=tmp_path, verbose=False)
+        assert calls == [2]
         assert not list(tmp_path.rglob("*.h5"))  # nothing finished was written
+        calls.clear()
         # PCA's bound from the number of fit stimuli needs no forward pass at all.
         calls.clear()
         with pytest.raises(ValueError, match=r"n_components=8 for PCA must be between 1 and min\(n_fit_stimuli, "

@@ -95,7 +95,8 @@ def test_local_checkpoint_round_trip(tmp_path, rng, suffix):
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     else:  # a training script's wrapper: {"state_dict": DDP-prefixed keys}
         torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
-    loaded = load("timm/convnext_atto", weights=path, device="cpu")
+    with pytest.warns(UserWarning, match="without preprocessing metadata"):
+        loaded = load("timm/convnext_atto", weights=path, device="cpu")
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     assert torch.equal(_forward(loaded, image), _forward(source, image))
     assert loaded.weights.startswith("file:") and len(loaded.weights) == 5 + 64
@@ -154,12 +155,14 @@ def test_neurodec_source_builder_checkpoint_filter(tmp_path, monkeypatch, rng):
         source = load("tiny_arch_test", weights="random", device="cpu", random_state=5)
         released = {k.replace("0.", "conv_a.").replace("2.", "conv_b."): v for k, v in source.model.state_dict().items()}
         torch.save({"model": released}, tmp_path / "released.pth")
-        loaded = load("tiny_arch_test", weights=tmp_path / "released.pth", device="cpu")
+        with pytest.warns(UserWarning, match="without preprocessing metadata"):
+            loaded = load("tiny_arch_test", weights=tmp_path / "released.pth", device="cpu")
         image = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
         assert torch.equal(_forward(loaded, image), _forward(source, image))
         # A state dict already in the model's own names (here as .npz arrays) skips the release filter.
         np.savez(tmp_path / "own.npz", **{k: v.numpy() for k, v in source.model.state_dict().items()})
-        own = load("tiny_arch_test", weights=tmp_path / "own.npz", device="cpu")
+        with pytest.warns(UserWarning, match="without preprocessing metadata"):
+            own = load("tiny_arch_test", weights=tmp_path / "own.npz", device="cpu")
         assert torch.equal(_forward(own, image), _forward(source, image))
         assert load("tiny_arch_test", weights="random", width=8).model[0].out_channels == 8
     finally:
