@@ -290,8 +290,9 @@ def extract_features(
     n_components : int, optional
         Output dimensionality of the reduction; at most the number of
         features of every requested layer (and, for PCA, the number of
-        ``fit_ids``). Checked before extraction (on the first batch for
-        layers not yet cached), naming the layers that are too small.
+        ``fit_ids``). Checked before extraction (from cached features and
+        timm's stage channels where known, else on the first batch, before
+        any row is kept), naming every layer that is too small.
     fit_ids : sequence of hashable, optional
         Training stimulus ids to fit the reduction on (required with ``reduction``).
     cache : FeatureCache or path-like, optional
