@@ -5,13 +5,16 @@ Released checkpoints come in many wrappers (``{"state_dict": ...}``,
 they are unwrapped here, for every source, before a spec's
 ``checkpoint_filter`` maps them onto the model (only a renaming such as
 MOAT's TensorFlow conversion needs one), and loading is strict: any missing
-key, unexpected key or shape mismatch is an error that lists them.
+key, unexpected key or shape mismatch is an error that lists them, and that
+suggests ``strip_prefix=`` when the checkpoint's keys sit under a prefix
+(a whole model saved around the backbone, e.g. ``features.``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,8 +29,11 @@ __all__ = [
     "file_sha256",
     "import_object",
     "read_checkpoint",
+    "strip_key_prefix",
     "unwrap_state_dict",
 ]
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".npz")
 # Tried in this order. The trained weights come before their EMA copies: timm's train.py
@@ -120,11 +126,60 @@ def _listing(keys: list[str]) -> str:
     return ", ".join(keys[:_N_LISTED]) + more
 
 
+def strip_key_prefix(state: Mapping[str, Any], prefix: str, *, source: str = "checkpoint") -> dict[str, Any]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed; the others are dropped (logged).
+
+    Raises
+    ------
+    ValueError
+        If no key starts with ``prefix``; the message lists the keys' first components.
+    """
+    kept = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not kept:
+        heads = sorted({k.split(".")[0] + "." for k in state})
+        raise ValueError(
+            f"strip_prefix={prefix!r} matches no key of {source}; its keys start with {_listing(heads)}."
+        )
+    dropped = [k for k in state if not k.startswith(prefix)]
+    if dropped:
+        logger.info(
+            "strip_prefix=%r: loading the %d key(s) under it from %s; ignoring %d other key(s): %s",
+            prefix, len(kept), source, len(dropped), _listing(dropped),
+        )
+    return kept
+
+
+def _prefix_hint(state: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
+    """Suggest the ``strip_prefix`` under which the most model keys match, if stripping helps."""
+    expected_keys = set(expected)
+    matched = len(set(state) & expected_keys)
+    candidates = set()
+    for key in state:
+        parts = key.split(".")
+        candidates.update(".".join(parts[:depth]) + "." for depth in range(1, min(len(parts), 4)))
+    best: tuple[int, int, str] | None = None  # (model keys matched, -len(prefix), prefix)
+    for prefix in candidates:
+        n = len({k[len(prefix):] for k in state if k.startswith(prefix)} & expected_keys)
+        if n > matched and (best is None or (n, -len(prefix)) > best[:2]):
+            best = (n, -len(prefix), prefix)
+    if best is None:
+        return ""
+    n, _, prefix = best
+    sharing = sum(k.startswith(prefix) for k in state)
+    share = f"All {sharing}" if sharing == len(state) else f"{sharing} of {len(state)}"
+    others = "" if sharing == len(state) else f" (the {len(state) - sharing} other key(s) are ignored)"
+    return (
+        f" {share} checkpoint keys start with {prefix!r}; without it {n} of {len(expected_keys)} model keys match. "
+        f"Load the keys under it with load(..., strip_prefix={prefix!r}){others}."
+    )
+
+
 def apply_checkpoint(
     model: "torch.nn.Module",
     checkpoint: Mapping[str, Any],
     *,
     checkpoint_filter: str | Callable[..., Any] | None = None,
+    strip_prefix: str | None = None,
     source: str = "checkpoint",
 ) -> None:
     """Load ``checkpoint`` into ``model`` strictly.
@@ -139,15 +194,21 @@ def apply_checkpoint(
         ``f(state_dict, model) -> state_dict`` (or its ``"module:function"``
         path) mapping a released checkpoint onto the model's parameter names;
         skipped when the state dict already has exactly the model's names.
+    strip_prefix : str, optional
+        Load only the keys starting with this prefix, with it removed (see
+        :func:`strip_key_prefix`); applied after unwrapping, before the filter.
     source : str
         Where the checkpoint came from, for error messages.
 
     Raises
     ------
     ValueError
-        Listing (the first 10 of) missing keys, unexpected keys and shape mismatches.
+        Listing (the first 10 of) missing keys, unexpected keys and shape
+        mismatches, with a ``strip_prefix=`` suggestion where one would help.
     """
     state = unwrap_state_dict(checkpoint)
+    if strip_prefix:
+        state = strip_key_prefix(state, strip_prefix, source=source)
     expected = model.state_dict()
     # The filter maps released checkpoints; one saved from this very model
     # (same parameter names) loads as it is.
@@ -170,8 +231,10 @@ def apply_checkpoint(
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched)}")
     if problems:
-        # No shared name at all: a checkpoint of another architecture, not a version mismatch.
-        hint = "" if set(state) & set(expected) else " No name is shared: is it a checkpoint of this architecture?"
+        hint = _prefix_hint(state, expected)
+        if not hint and not set(state) & set(expected):
+            # No shared name at all: a checkpoint of another architecture, not a version mismatch.
+            hint = " No name is shared: is it a checkpoint of this architecture?"
         raise ValueError(
             f"{source} does not match the {type(model).__name__} architecture: " + "; ".join(problems) + "." + hint
         )

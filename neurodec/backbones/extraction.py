@@ -8,14 +8,24 @@ preprocessed from the stimuli's uint8 images by the backbone's own
 preprocessing (in a helper thread, one batch ahead of the forward pass),
 and with a cache each layer's rows are written to disk batch by batch (see :mod:`.cache`), so memory does not grow with the number of
 stimuli and an interrupted run resumes.
+
+The model given is borrowed, not changed: it runs in eval mode on the
+requested device during the extraction, and its training flags, device and
+hooks are restored afterwards. Reduction arguments are checked against each
+layer's feature count before extraction (from cached features and timm's
+stage channels, else on the first batch, before any row is kept), so a too
+large ``n_components`` fails at once rather than after the whole extraction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import numbers
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -93,14 +103,44 @@ def _batch(backbone: Backbone, stimuli: Stimuli, ids: Sequence[Hashable]) -> "to
             tensors.append(backbone.preprocess(stimuli.get_image(stimulus_id)))
         except ValueError as exc:
             raise ValueError(f"Stimulus {stimulus_id!r} of {stimuli.name!r}: {exc}") from exc
+    shapes = sorted({tuple(t.shape) for t in tensors})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Preprocessed images of {stimuli.name!r} differ in shape ({shapes[:3]}); batching needs one size. "
+            "Load the backbone with a preprocess that resizes and crops to a fixed size, e.g. "
+            "preprocess={'resize': 256, 'crop': 224}."
+        )
     return torch.stack(tensors)
+
+
+@contextlib.contextmanager
+def _borrowed(backbone: Backbone, device: "torch.device") -> Iterator[None]:
+    """Run ``backbone`` in eval mode on ``device``; restore its training flags and device afterwards."""
+    root = backbone.root
+    training = [(module, module.training) for module in root.modules()]
+    moved = device != backbone.device
+    if moved:
+        root.to(device)
+    root.eval()
+    try:
+        yield
+    finally:
+        if moved:
+            root.to(backbone.device)
+        for module, flag in training:
+            module.training = flag
 
 
 def _run_forward(
     backbone: Backbone, stimuli: Stimuli, sinks: dict[str, Any], *, pooling: str, grid: int, batch_size: int,
     device: "torch.device", autocast: "torch.dtype | None", verbose: bool | int,
+    check_dims: Callable[[dict[str, int]], None] | None = None,
 ) -> None:
-    """Fill every sink with its layer's pooled rows, from the first row any of them lacks."""
+    """Fill every sink with its layer's pooled rows, from the first row any of them lacks.
+
+    ``check_dims`` gets every layer's feature count after the first forward
+    pass, before any row is written, and may raise.
+    """
     import torch
 
     ids = list(stimuli.ids)
@@ -151,6 +191,8 @@ def _run_forward(
             missing = [layer for layer in sinks if layer not in captured]
             if missing:
                 raise ValueError(f"Layers {missing} of {backbone.name!r} were not called by the model's forward pass.")
+            if i == 0 and check_dims is not None:
+                check_dims({layer: int(captured[layer].shape[1]) for layer in sinks})
             for layer, sink in sinks.items():
                 if sink.done_rows < b0 + len(x):
                     sink.write(b0, captured[layer].numpy())
@@ -172,11 +214,30 @@ def _check_args(pooling: str, grid: int, batch_size: int, reduction: str | None,
         raise ValueError(f"The 'reduction' parameter must be None or one of {REDUCTIONS}. Got {reduction!r}.")
     if n_components is None:
         raise ValueError(f"reduction={reduction!r} needs n_components (the output dimensionality).")
+    if not isinstance(n_components, numbers.Integral) or isinstance(n_components, bool) or n_components < 1:
+        raise ValueError(f"The 'n_components' parameter must be a positive integer. Got {n_components!r}.")
     if fit_ids is None:
         raise ValueError(
             f"reduction={reduction!r} needs fit_ids, the training stimulus ids the projection is fitted on, "
             "so that test stimuli do not shape it; pass fit_ids=stimuli.ids to fit on all deliberately."
         )
+
+
+def _check_n_components(
+    n_components: int, dims: dict[str, int], *, backbone: Backbone, pooling: str, grid: int
+) -> None:
+    """Raise, listing every layer with fewer features than ``n_components``."""
+    small = {layer: dim for layer, dim in dims.items() if dim < n_components}
+    if not small:
+        return
+    listing = ", ".join(f"{layer!r} has {dim}" for layer, dim in small.items())
+    pooled = f"pooling='grid', grid={grid}" if pooling == "grid" else f"pooling={pooling!r}"
+    raise ValueError(
+        f"n_components={n_components} exceeds the number of features of {len(small)} layer(s) of "
+        f"{backbone.name!r} with {pooled}: {listing}. Reduce to at most {min(dims.values())} components "
+        "(n_components=...), leave those layers out (layers=...), or pool to more features "
+        "(pooling='grid')."
+    )
 
 
 def extract_features(
@@ -193,8 +254,9 @@ def extract_features(
     n_components: int | None = None,
     fit_ids: Sequence[Hashable] | None = None,
     cache: FeatureCache | str | os.PathLike | None = None,
-    seed: int = 0,
+    random_state: int = 0,
     verbose: bool | int = True,
+    seed: int | None = None,
 ) -> dict[str, Features]:
     """Extract pooled features of ``stimuli`` at several layers of ``backbone``.
 
@@ -216,7 +278,8 @@ def extract_features(
     batch_size : int
         Images per forward pass.
     device : {"auto", "cpu", "cuda"} or torch.device, optional
-        Where to run; defaults to ``backbone.device`` (the model is moved if it differs).
+        Where to run; defaults to ``backbone.device``. If it differs, the
+        model is moved there for the extraction and moved back afterwards.
     amp : {"auto", True, False}
         Autocast to bfloat16 (float16 where bf16 is unsupported) on CUDA;
         "auto" enables it on CUDA only; CPU always runs float32.
@@ -225,17 +288,23 @@ def extract_features(
         random projection, fitted on the rows of ``fit_ids`` only, applied
         to all rows. The fitted reducer is ``features.meta["reducer"]``.
     n_components : int, optional
-        Output dimensionality of the reduction.
+        Output dimensionality of the reduction; at most the number of
+        features of every requested layer (and, for PCA, the number of
+        ``fit_ids``). Checked before extraction (from cached features and
+        timm's stage channels where known, else on the first batch, before
+        any row is kept), naming every layer that is too small.
     fit_ids : sequence of hashable, optional
         Training stimulus ids to fit the reduction on (required with ``reduction``).
     cache : FeatureCache or path-like, optional
         Cache folder: finished layers are reused (after validating their
         key), unfinished ones resume, new rows are written batch by batch.
         Cached features are returned as read-only HDF5-backed arrays.
-    seed : int
-        random_state of the reduction.
+    random_state : int
+        Seed of the reduction (PCA's randomized solvers, the random projection).
     verbose : bool or int
         Show progress bars.
+    seed : int, optional
+        Deprecated alias of ``random_state``.
 
     Returns
     -------
@@ -250,14 +319,22 @@ def extract_features(
     >>> feats = extract_features(bb, stimuli, layers=["layer3", "layer4"], pooling="avg")  # doctest: +SKIP
     >>> feats["layer4"].data.shape  # doctest: +SKIP
     (n_stimuli, 2048)
+
+    Notes
+    -----
+    The backbone is not modified: it runs in eval mode (dropout off,
+    batch-norm statistics frozen) under ``torch.inference_mode``, and its
+    modules' training flags, its device and its hooks are as before when the
+    call returns (or raises).
     """
+    if seed is not None:
+        warnings.warn("extract_features(seed=...) is deprecated; pass random_state=... instead.", FutureWarning,
+                      stacklevel=2)
+        random_state = seed
     _check_args(pooling, grid, batch_size, reduction, n_components, fit_ids)
     stimuli = _as_stimuli(stimuli)
     layers = backbone.check_layers(list(backbone.layers) if layers is None else layers)
     dev = backbone.device if device is None else resolve_device(device)
-    if dev != backbone.device:
-        backbone.root.to(dev)
-        backbone.device = dev
     autocast = _autocast_dtype(amp, dev)
     ids = list(stimuli.ids)
     cache = FeatureCache(cache) if cache is not None and not isinstance(cache, FeatureCache) else cache
@@ -274,12 +351,17 @@ def extract_features(
         if unknown:
             raise ValueError(f"fit_ids has {len(unknown)} id(s) that are not among the stimuli, e.g. {unknown[:10]}.")
         fit_rows = np.unique([position[sid] for sid in fit_ids])  # sorted: HDF5 reads need increasing rows
+        if reduction == "pca" and n_components > len(fit_rows):
+            raise ValueError(
+                f"n_components={n_components} for PCA must be between 1 and min(n_fit_stimuli, n_features); "
+                f"fit_ids holds {len(fit_rows)} distinct stimuli."
+            )
         fit_digest = hashlib.sha256(repr([str(i) for i in fit_ids]).encode()).hexdigest()[:16]
-        reduced = f"{reduction}:n={n_components};seed={seed};fit={fit_digest}"
+        reduced = f"{reduction}:n={n_components};seed={random_state};fit={fit_digest}"
 
     results: dict[str, tuple[Any, Any]] = {}
-    raw_sinks: dict[str, Any] = {}
     raw_data: dict[str, Any] = {}
+    to_extract = []
     for layer in layers:
         key = {**base, "layer": layer, "reduction": "none"}
         hit = None if cache is None else cache.load({**key, "reduction": reduced}, ids)
@@ -290,11 +372,31 @@ def extract_features(
         if raw is not None:
             raw_data[layer] = raw[0]
         else:
-            raw_sinks[layer] = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
+            to_extract.append(layer)
+    # Feature counts known without a forward pass: cached raw features, and
+    # timm stages (channels) under average or max pooling; the others come
+    # from the first batch.
+    known = {layer: int(data.shape[1]) for layer, data in raw_data.items()}
+    if pooling in ("avg", "max"):
+        stages = feature_stages(backbone.model)
+        known |= {layer: int(stages[layer]) for layer in to_extract if stages.get(layer)}
+
+    def check_dims(dims: dict[str, int]) -> None:
+        if reduction is not None:
+            _check_n_components(n_components, {**known, **dims}, backbone=backbone, pooling=pooling, grid=int(grid))
+
+    check_dims({})
+    raw_sinks = {
+        layer: _MemorySink(len(ids)) if cache is None
+        else cache.open_partial({**base, "layer": layer, "reduction": "none"}, ids)
+        for layer in to_extract
+    }
     if raw_sinks:
         try:
-            _run_forward(backbone, stimuli, raw_sinks, pooling=pooling, grid=int(grid), batch_size=int(batch_size),
-                         device=dev, autocast=autocast, verbose=verbose)
+            with _borrowed(backbone, dev):
+                _run_forward(backbone, stimuli, raw_sinks, pooling=pooling, grid=int(grid),
+                             batch_size=int(batch_size), device=dev, autocast=autocast, verbose=verbose,
+                             check_dims=check_dims)
         finally:
             if cache is not None:
                 for sink in raw_sinks.values():
@@ -311,7 +413,7 @@ def extract_features(
             results[layer] = (data, None)
             continue
         reducer = fit_reducer(reduction, np.asarray(data[fit_rows], dtype=np.float32), n_components=n_components,
-                              seed=seed)
+                              random_state=random_state)
         key = {**base, "layer": layer, "reduction": reduced}
         sink = _MemorySink(len(ids)) if cache is None else cache.open_partial(key, ids)
         for start, rows_out in transform_rows(reducer, data):

@@ -3,8 +3,9 @@
 Each source brings its own evaluation transform (timm's ``create_transform``
 from the model's data config, open_clip's preprocess, a torchvision weights
 enum's ``transforms()``, a transformers image processor); backbones without
-one get :func:`transform_from_spec`. :class:`ImagePreprocessor` puts the same
-input handling in front of all of them.
+one get :func:`transform_from_spec`; a user's own choice is a
+:class:`~neurodec.backbones.Preprocess` (``load(..., preprocess=...)``).
+:class:`ImagePreprocessor` puts the same input handling in front of all of them.
 """
 
 from __future__ import annotations
@@ -61,18 +62,9 @@ def to_pil_rgb(image: Any) -> "Image.Image":
 
 def transform_from_spec(spec: "BackboneSpec") -> Callable[["Image.Image"], "torch.Tensor"]:
     """The evaluation transform a spec describes: resize, center-crop, to tensor, normalize."""
-    from .._torchvision import import_torchvision
+    from .transforms import Preprocess
 
-    transforms = import_torchvision().transforms
-    interpolation = transforms.InterpolationMode(spec.interpolation)
-    if spec.resize_mode == "squash":
-        resize = [transforms.Resize((spec.input_size, spec.input_size), interpolation=interpolation)]
-    else:
-        short_side = int(spec.input_size / spec.crop_pct)
-        resize = [transforms.Resize(short_side, interpolation=interpolation), transforms.CenterCrop(spec.input_size)]
-    return transforms.Compose(
-        [*resize, transforms.ToTensor(), transforms.Normalize(mean=spec.mean, std=spec.std)]
-    )
+    return Preprocess.from_spec(spec).transform()
 
 
 class ImagePreprocessor:

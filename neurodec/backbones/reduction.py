@@ -16,7 +16,7 @@ __all__ = ["REDUCTIONS", "fit_reducer", "transform_rows"]
 REDUCTIONS = ("pca", "srp")
 
 
-def fit_reducer(kind: str, X_fit: np.ndarray, *, n_components: int, seed: int = 0) -> Any:
+def fit_reducer(kind: str, X_fit: np.ndarray, *, n_components: int, random_state: int = 0) -> Any:
     """Fit a scikit-learn reducer on ``X_fit``, array of shape (n_fit, n_features).
 
     Parameters
@@ -28,8 +28,8 @@ def fit_reducer(kind: str, X_fit: np.ndarray, *, n_components: int, seed: int = 
         Features of the training stimuli only.
     n_components : int
         Output dimensionality (PCA: at most min(n_fit, n_features)).
-    seed : int
-        random_state of the reducer.
+    random_state : int
+        Seed of the reducer (PCA's randomized solvers, the random projection).
     """
     if kind == "pca":
         from sklearn.decomposition import PCA
@@ -39,12 +39,12 @@ def fit_reducer(kind: str, X_fit: np.ndarray, *, n_components: int, seed: int = 
             raise ValueError(
                 f"n_components={n_components} for PCA must be between 1 and min(n_fit_stimuli, n_features) = {limit}."
             )
-        return PCA(n_components=n_components, random_state=seed).fit(X_fit)
+        return PCA(n_components=n_components, random_state=random_state).fit(X_fit)
     from sklearn.random_projection import SparseRandomProjection
 
     if n_components < 1:
         raise ValueError(f"n_components must be a positive integer. Got {n_components}.")
-    return SparseRandomProjection(n_components=n_components, random_state=seed).fit(X_fit)
+    return SparseRandomProjection(n_components=n_components, random_state=random_state).fit(X_fit)
 
 
 def transform_rows(reducer: Any, data: Any, *, chunk_rows: int = 1024) -> "Any":

@@ -171,9 +171,9 @@ def _close(name: str, candidates: list[str]) -> str:
 
 
 def _resolve_timm(name: str, model: str) -> BackboneSpec:
-    from .._torchvision import import_torchvision
+    from .._torchvision import enable_torchvision
 
-    import_torchvision()
+    enable_torchvision()
     import timm
 
     arch, _, tag = model.partition(".")
@@ -191,9 +191,9 @@ def _resolve_timm(name: str, model: str) -> BackboneSpec:
 
 
 def _resolve_open_clip(name: str, model: str) -> BackboneSpec:
-    from .._torchvision import import_torchvision
+    from .._torchvision import enable_torchvision
 
-    import_torchvision()
+    enable_torchvision()
     import open_clip
 
     arch, _, tag = model.partition(":")
@@ -211,9 +211,9 @@ def _resolve_open_clip(name: str, model: str) -> BackboneSpec:
 
 
 def _resolve_torchvision(name: str, model: str) -> BackboneSpec:
-    from .._torchvision import import_torchvision
+    from .._torchvision import enable_torchvision
 
-    models = import_torchvision().models
+    models = enable_torchvision().models
     if model not in models.list_models():
         raise ValueError(
             f"Unknown backbone {name!r}: torchvision has no model {model!r}.{_close(model, models.list_models())}"

@@ -88,9 +88,9 @@ def _build_open_clip(spec: "BackboneSpec", pretrained: bool, kwargs: dict[str, A
 
 
 def _build_torchvision(spec: "BackboneSpec", pretrained: bool, kwargs: dict[str, Any]) -> Built:
-    from .._torchvision import import_torchvision
+    from .._torchvision import enable_torchvision
 
-    models = import_torchvision().models
+    models = enable_torchvision().models
     weights = models.get_model_weights(spec.model_id)[spec.pretrained or "DEFAULT"]
     if not pretrained and spec.model_id in ("inception_v3", "googlenet"):
         # The pretrained builders switch on the input re-normalization layer;
@@ -177,9 +177,9 @@ def build_model(
     spec: "BackboneSpec", *, pretrained: bool, model_kwargs: dict[str, Any], snapshot: Path | None = None
 ) -> Built:
     """Build the model ``spec`` describes (see the module docstring)."""
-    from .._torchvision import import_torchvision
+    from .._torchvision import enable_torchvision
 
-    import_torchvision()  # timm and open_clip import torchvision
+    enable_torchvision()  # timm and open_clip import torchvision
     if snapshot is not None:
         if spec.source != "transformers":
             raise ValueError(

@@ -178,12 +178,13 @@ def assert_loads_release(
     state = source.state_dict()
     with torch.no_grad():
         expected = source(x)
-        assert not torch.allclose(load(name, weights="random", device="cpu", seed=1, **build).root(x), expected)
+        assert not torch.allclose(load(name, weights="random", device="cpu", random_state=1, **build).root(x), expected)
     prefixed = {f"module.{k}": v for k, v in state.items()}
     for i, released in enumerate((state, wrap(state), wrap(prefixed))):
         path = tmp_path / f"released_{i}.pth"
         torch.save(released, path)
-        model = load(name, weights=path, device="cpu", seed=1, **build).root
+        with pytest.warns(UserWarning, match="without preprocessing metadata"):  # the registry default is used
+            model = load(name, weights=path, device="cpu", random_state=1, **build).root
         with torch.no_grad():
             torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
 

@@ -105,9 +105,9 @@ def main() -> None:
     parser.add_argument("--tf-python", required=True, help="python interpreter with tensorflow installed")
     parser.add_argument("--commits", default="", help="commits of the three checkouts, recorded as provenance")
     args = parser.parse_args()
-    from neurodec._torchvision import import_torchvision
+    from neurodec._torchvision import enable_torchvision
 
-    import_torchvision()  # the authors' HorNet imports timm
+    enable_torchvision()  # the authors' HorNet imports timm
     references = {
         "provenance": f"Outputs of the authors' code ({args.commits}); torch {torch.__version__}.",
         "hornet": _hornet(args.hornet),

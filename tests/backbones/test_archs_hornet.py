@@ -137,7 +137,7 @@ def test_loader_prefers_the_trained_weights_to_their_ema_copy(tmp_path, monkeypa
     ]:
         path = tmp_path / "checkpoint.pth"
         torch.save(checkpoint, path)
-        with torch.no_grad():
+        with torch.no_grad(), pytest.warns(UserWarning, match="without preprocessing metadata"):
             got = load("hornet_tiny_gf", weights=path, device="cpu").root(x)
         torch.testing.assert_close(got, expected[which], rtol=0, atol=0)
 

@@ -81,7 +81,7 @@ def test_interrupted_extraction_resumes_bit_identically(atto, stimuli, tmp_path)
 def test_cache_from_another_configuration_is_refused(atto, stimuli, tmp_path):
     cache = FeatureCache(tmp_path)
     ours = extract_features(atto, stimuli, layers="stages.1", cache=cache, verbose=False)["stages.1"]
-    other = load("timm/convnext_atto", weights="random", device="cpu", seed=7)
+    other = load("timm/convnext_atto", weights="random", device="cpu", random_state=7)
     other_key = {**_key(ours), "weights": other.weights}
     ours.data.file.close()
     shutil.copy(cache.path_for(_key(ours)), cache.path_for(other_key))  # e.g. a file copied by hand

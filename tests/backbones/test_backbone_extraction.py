@@ -133,3 +133,108 @@ def test_amp_on_cuda_matches_float32(atto, stimuli):
     mixed = extract_features(cuda, stimuli, layers="stages.3", amp="auto", verbose=False)["stages.3"]
     assert mixed.meta["precision"] in ("bfloat16", "float16")
     np.testing.assert_allclose(mixed.data, fp32.data, rtol=0.05, atol=0.05)
+
+
+def _count_forwards(model):
+    calls = []
+    return calls, model.register_forward_pre_hook(lambda module, inputs: calls.append(len(inputs[0])))
+
+
+def test_too_many_components_fail_after_at_most_one_forward(atto, stimuli, tmp_path):
+    calls, handle = _count_forwards(atto.model)
+    try:
+        with pytest.raises(ValueError, match=(
+            r"n_components=100 exceeds the number of features of 2 layer\(s\) of 'timm/convnext_atto' with "
+            r"pooling='avg': 'stages.0' has 40, 'stages.1' has 80. Reduce to at most 40 components "
+            r"\(n_components=...\), leave those layers out \(layers=...\), or pool to more features"
+        )):
+            extract_features(atto, stimuli, layers=["stages.0", "stages.1", "stages.2", "stages.3"], batch_size=2,
+                             reduction="srp", n_components=100, fit_ids=stimuli.ids, cache=tmp_path, verbose=False)
+        assert calls == []  # timm's stage channels are known without a forward pass
+        # Other layers are measured on the first batch: one forward, not the whole extraction.
+        with pytest.raises(ValueError, match=r"1 layer\(s\) of 'timm/convnext_atto' with pooling='grid', grid=2: "
+                                             r"'stem' has 160. Reduce to at most 160"):
+            extract_features(atto, stimuli, layers=["stem", "stages.1"], batch_size=2,
+                             pooling="grid", reduction="srp", n_components=200, fit_ids=stimuli.ids,
+                             cache=tmp_path, verbose=False)
+        assert calls == [2]
+        assert not list(tmp_path.rglob("*.h5"))  # nothing finished was written
+        calls.clear()
+        # PCA's bound from the number of fit stimuli needs no forward pass at all.
+        calls.clear()
+        with pytest.raises(ValueError, match=r"n_components=8 for PCA must be between 1 and min\(n_fit_stimuli, "
+                                             r"n_features\); fit_ids holds 5 distinct stimuli"):
+            extract_features(atto, stimuli, layers="stages.3", reduction="pca", n_components=8,
+                             fit_ids=stimuli.ids[:5], verbose=False)
+        # Raw features already cached: their sizes are known, again without a forward pass.
+        extract_features(atto, stimuli, layers="stages.0", cache=tmp_path, verbose=False)
+        calls.clear()
+        with pytest.raises(ValueError, match="'stages.0' has 40"):
+            extract_features(atto, stimuli, layers="stages.0", reduction="srp", n_components=64,
+                             fit_ids=stimuli.ids, cache=tmp_path, verbose=False)
+        assert calls == []
+        with pytest.raises(ValueError, match="'n_components' parameter must be a positive integer. Got 2.5"):
+            extract_features(atto, stimuli, reduction="srp", n_components=2.5, fit_ids=stimuli.ids, verbose=False)
+    finally:
+        handle.remove()
+
+
+def _model_state(bb):
+    return {
+        "params": {k: v.clone() for k, v in bb.root.state_dict().items()},
+        "training": [m.training for m in bb.root.modules()],
+        "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in bb.root.modules()],
+        "requires_grad": [p.requires_grad for p in bb.root.parameters()],
+        "devices": {p.device for p in bb.root.parameters()},
+        "device": bb.device,
+        "layers": bb.layers,
+    }
+
+
+def test_extraction_leaves_the_model_as_it_was_given(stimuli):
+    # A batch-norm model in training mode: a forward in train mode would update its running statistics.
+    bb = load("torchvision/resnet18", weights="random", device="cpu", eval=False,
+              preprocess={"resize": 32, "crop": 32})
+    before = _model_state(bb)
+    assert all(before["training"])
+    feats = extract_features(bb, stimuli, layers=["layer1", "avgpool"], reduction="pca", n_components=4,
+                             fit_ids=stimuli.ids, random_state=1, verbose=False)
+    after = _model_state(bb)
+    assert after.keys() == before.keys()
+    for key in before:
+        if key == "params":
+            assert all(torch.equal(before[key][k], after[key][k]) for k in before[key])
+        else:
+            assert after[key] == before[key], key
+    with pytest.raises(ValueError):  # a failed call restores it too
+        extract_features(bb, stimuli, layers="layer1", reduction="srp", n_components=10**6, fit_ids=stimuli.ids,
+                         verbose=False)
+    assert [m.training for m in bb.root.modules()] == before["training"]
+    # The features are the eval-mode ones.
+    raw = extract_features(bb, stimuli, layers="avgpool", verbose=False)["avgpool"].data
+    bb.root.eval()
+    with torch.no_grad():
+        expected = torch.flatten(torch.nn.Sequential(*list(bb.model.children())[:-1])(bb.preprocess.batch(
+            [stimuli.get_image(i) for i in stimuli.ids])), 1)
+    bb.root.train()
+    np.testing.assert_allclose(raw, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert feats["avgpool"].meta["reduction"].startswith("pca:n=4;seed=1;")
+
+
+def test_seed_is_a_deprecated_alias_of_random_state(atto, stimuli):
+    with pytest.warns(FutureWarning, match=r"extract_features\(seed=...\) is deprecated; pass random_state"):
+        old = extract_features(atto, stimuli, layers="stages.0", reduction="srp", n_components=3,
+                               fit_ids=stimuli.ids, seed=2, verbose=False)["stages.0"]
+    new = extract_features(atto, stimuli, layers="stages.0", reduction="srp", n_components=3,
+                           fit_ids=stimuli.ids, random_state=2, verbose=False)["stages.0"]
+    assert np.array_equal(old.data, new.data) and old.meta["reduction"] == new.meta["reduction"]
+    with pytest.warns(FutureWarning, match=r"load\(seed=...\) is deprecated"):
+        assert load("timm/convnext_atto", weights="random", device="cpu", seed=4).weights == "random:seed=4"
+
+
+@pytest.mark.gpu
+def test_extraction_on_another_device_moves_the_model_back(atto, stimuli):
+    cpu = extract_features(atto, stimuli, layers="stages.3", verbose=False)["stages.3"]
+    on_gpu = extract_features(atto, stimuli, layers="stages.3", device="cuda", amp=False, verbose=False)["stages.3"]
+    assert atto.device.type == "cpu" and {p.device.type for p in atto.model.parameters()} == {"cpu"}
+    np.testing.assert_allclose(on_gpu.data, cpu.data, rtol=1e-3, atol=1e-4)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodec._torchvision import import_torchvision
+from neurodec._torchvision import enable_torchvision
 from neurodec.backbones import BackboneSpec, load, register_backbone
 from neurodec.backbones.registry import BACKBONES
 
@@ -28,7 +28,7 @@ def _forward(backbone, image):
 def test_random_init_is_seeded_and_leaves_the_global_rng_alone(atto):
     state = torch.random.get_rng_state()
     again = load("timm/convnext_atto", weights="random", device="cpu")
-    other = load("timm/convnext_atto", weights="random", device="cpu", seed=1)
+    other = load("timm/convnext_atto", weights="random", device="cpu", random_state=1)
     assert torch.equal(torch.random.get_rng_state(), state)
     params = [dict(m.model.named_parameters())["stem.0.weight"] for m in (atto, again, other)]
     assert torch.equal(params[0], params[1]) and not torch.equal(params[0], params[2])
@@ -86,7 +86,7 @@ def test_transformers_dinov2_and_git_tower_from_tiny_configs(rng):
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_local_checkpoint_round_trip(tmp_path, rng, suffix):
-    source = load("timm/convnext_atto", weights="random", device="cpu", seed=3)
+    source = load("timm/convnext_atto", weights="random", device="cpu", random_state=3)
     state = source.model.state_dict()
     path = tmp_path / f"ckpt{suffix}"
     if suffix == ".safetensors":
@@ -95,7 +95,8 @@ def test_local_checkpoint_round_trip(tmp_path, rng, suffix):
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     else:  # a training script's wrapper: {"state_dict": DDP-prefixed keys}
         torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
-    loaded = load("timm/convnext_atto", weights=path, device="cpu")
+    with pytest.warns(UserWarning, match="without preprocessing metadata"):
+        loaded = load("timm/convnext_atto", weights=path, device="cpu")
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     assert torch.equal(_forward(loaded, image), _forward(source, image))
     assert loaded.weights.startswith("file:") and len(loaded.weights) == 5 + 64
@@ -113,7 +114,7 @@ def test_wrong_checkpoint_lists_missing_unexpected_and_mismatched_keys(tmp_path)
 
 
 def test_transformers_snapshot_folder_uses_its_image_processor(tmp_path, rng):
-    import_torchvision()  # transformers' vision models import torchvision
+    enable_torchvision()  # transformers' vision models import torchvision
     import transformers
 
     config = transformers.Dinov2Config(**TINY_DINO)
@@ -151,15 +152,17 @@ def test_neurodec_source_builder_checkpoint_filter(tmp_path, monkeypatch, rng):
                         crop_pct=1.0, layers=("0", "2"), checkpoint_filter="tiny_arch:rename")
     register_backbone(spec)
     try:
-        source = load("tiny_arch_test", weights="random", device="cpu", seed=5)
+        source = load("tiny_arch_test", weights="random", device="cpu", random_state=5)
         released = {k.replace("0.", "conv_a.").replace("2.", "conv_b."): v for k, v in source.model.state_dict().items()}
         torch.save({"model": released}, tmp_path / "released.pth")
-        loaded = load("tiny_arch_test", weights=tmp_path / "released.pth", device="cpu")
+        with pytest.warns(UserWarning, match="without preprocessing metadata"):
+            loaded = load("tiny_arch_test", weights=tmp_path / "released.pth", device="cpu")
         image = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
         assert torch.equal(_forward(loaded, image), _forward(source, image))
         # A state dict already in the model's own names (here as .npz arrays) skips the release filter.
         np.savez(tmp_path / "own.npz", **{k: v.numpy() for k, v in source.model.state_dict().items()})
-        own = load("tiny_arch_test", weights=tmp_path / "own.npz", device="cpu")
+        with pytest.warns(UserWarning, match="without preprocessing metadata"):
+            own = load("tiny_arch_test", weights=tmp_path / "own.npz", device="cpu")
         assert torch.equal(_forward(own, image), _forward(source, image))
         assert load("tiny_arch_test", weights="random", width=8).model[0].out_channels == 8
     finally:

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from neurodec._torchvision import import_torchvision
+from neurodec._torchvision import enable_torchvision
 from neurodec.backbones import BackboneSpec, get_backbone_spec, list_backbones, load
 from neurodec.backbones.loading import OUTPUT
 
@@ -37,7 +37,7 @@ def test_every_entry_is_well_formed(name):
 
 
 def test_curated_timm_names_exist_with_their_config_and_stage_layers():
-    import_torchvision()
+    enable_torchvision()
     import timm
 
     available = set(timm.list_models())

@@ -1,6 +1,6 @@
 """Pieces shared by neurodec's own architectures: timm layers, stochastic depth, initialization.
 
-timm is imported on first use (after :func:`neurodec._torchvision.import_torchvision`),
+timm is imported on first use (after :func:`neurodec._torchvision.enable_torchvision`),
 not when the architecture modules are imported by a registry query, so listing
 backbones only costs the import of torch.
 """
@@ -17,9 +17,9 @@ __all__ = ["drop_path", "init_weights_", "layer_norm_2d", "timm_layers"]
 
 def timm_layers() -> ModuleType:
     """Return ``timm.layers``, importing torchvision safely first."""
-    from ..._torchvision import import_torchvision
+    from ..._torchvision import enable_torchvision
 
-    import_torchvision()
+    enable_torchvision()
     import timm.layers
 
     return timm.layers
