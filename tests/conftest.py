@@ -50,13 +50,10 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-#: Demo dataset size for tests: smaller than the CLI's default, the same layout and planted truth.
-DEMO_SIZE = {"n_sessions": 3, "trials_per_session": 150, "n_shared": 25}
-
-
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """The demo, run once per session: the simulated NSD subject (``demo.root / "nsd"``) and its study."""
+    from demo_size import DEMO_SIZE
     from neurodec.pipelines.demo import run_demo
 
     return run_demo(tmp_path_factory.mktemp("demo") / "neurodec_demo", verbose=False, **DEMO_SIZE)

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import numbers
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -256,7 +255,6 @@ def extract_features(
     cache: FeatureCache | str | os.PathLike | None = None,
     random_state: int = 0,
     verbose: bool | int = True,
-    seed: int | None = None,
 ) -> dict[str, Features]:
     """Extract pooled features of ``stimuli`` at several layers of ``backbone``.
 
@@ -303,8 +301,6 @@ def extract_features(
         Seed of the reduction (PCA's randomized solvers, the random projection).
     verbose : bool or int
         Show progress bars.
-    seed : int, optional
-        Deprecated alias of ``random_state``.
 
     Returns
     -------
@@ -327,10 +323,6 @@ def extract_features(
     modules' training flags, its device and its hooks are as before when the
     call returns (or raises).
     """
-    if seed is not None:
-        warnings.warn("extract_features(seed=...) is deprecated; pass random_state=... instead.", FutureWarning,
-                      stacklevel=2)
-        random_state = seed
     _check_args(pooling, grid, batch_size, reduction, n_components, fit_ids)
     stimuli = _as_stimuli(stimuli)
     layers = backbone.check_layers(list(backbone.layers) if layers is None else layers)

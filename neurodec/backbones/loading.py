@@ -243,7 +243,7 @@ def load(
         arguments, transformers config fields (e.g. ``hidden_size=32``), or a
         neurodec builder's arguments. The default layers of a resized model
         (or of a snapshot folder's) are the registered layers it still has
-        (else its blocks). ``seed=`` is a deprecated alias of ``random_state``.
+        (else its blocks).
 
     Returns
     -------
@@ -259,9 +259,6 @@ def load(
     """
     import torch
 
-    if "seed" in model_kwargs:
-        warnings.warn("load(seed=...) is deprecated; pass random_state=... instead.", FutureWarning, stacklevel=2)
-        random_state = model_kwargs.pop("seed")
     spec = get_backbone_spec(name)
     user_preprocess = None if preprocess is None else _user_preprocess(preprocess)
     dev = resolve_device(device)

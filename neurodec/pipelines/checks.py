@@ -112,9 +112,9 @@ def _check_backbone(config: EncodingStudyConfig, i: int, bb: BackboneConfig) -> 
     # Pretrained weights are a download; the architecture (hence layer names and shapes) is the same
     # with random weights. A local checkpoint is loaded as given, so its keys are checked too.
     weights = "random" if bb.weights == "pretrained" else bb.weights
-    preprocess = {} if bb.preprocess is None else {"preprocess": bb.preprocess}
     try:
-        backbone = load(bb.name, weights=weights, device="cpu", **preprocess)
+        backbone = load(bb.name, weights=weights, preprocess=bb.preprocess, strip_prefix=bb.strip_prefix,
+                        device="cpu")
         probe = extract_features(backbone, _probe_images(), layers=list(bb.layers) if bb.layers else None,
                                  pooling=bb.pooling, verbose=False, **probe_options)
     except (ValueError, KeyError, TypeError, RuntimeError, FileNotFoundError) as exc:

@@ -13,7 +13,7 @@ Example (``pipelines/encoding_nsd.yaml``)::
         weights: pretrained
         layers: [layer1, layer2, layer3, layer4]
         pooling: avg
-        preprocess: {resize: 256, crop: 224, interpolation: bilinear}   # optional
+        preprocess: {resize: 256, crop: 224, interpolation: bilinear}   # optional; mean/std null: no normalization
     model: {alphas: [1e1, 1e2, 1e3, 1e4, 1e5], cv: 5}
     outputs: {root: derivatives, atlas: [prf-visualrois, floc-faces, floc-places], figures: true, report: true,
               data_description: "NSD (Allen et al. 2022), subjects 1 and 2, 1.8 mm betas"}   # for the Methods
@@ -75,8 +75,10 @@ class DatasetConfig:
 class BackboneConfig:
     """One backbone and how to extract its features.
 
-    ``weights`` is "pretrained", "random" or a checkpoint path; ``preprocess``
-    (a mapping, see :func:`neurodec.backbones.load`) replaces the registry's
+    ``weights`` is "pretrained", "random" or a checkpoint path;
+    ``strip_prefix`` loads a checkpoint's keys under that prefix;
+    ``preprocess`` (from a mapping with the keys of
+    :class:`neurodec.backbones.Preprocess`) replaces the registry's
     preprocessing; ``options`` go to :func:`neurodec.backbones.extract_features`.
     """
 
@@ -84,7 +86,8 @@ class BackboneConfig:
     weights: str = "pretrained"
     layers: tuple[str, ...] | None = None
     pooling: str = "avg"
-    preprocess: dict[str, Any] | None = None
+    preprocess: Any = None
+    strip_prefix: str | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -116,7 +119,7 @@ class EncodingStudyConfig:
 _SECTIONS = {
     "top": {"name", "dataset", "backbones", "model", "outputs", "scheduler", "device", "random_state"},
     "dataset": {"name", "root", "subjects", "options", "stimulus_options"},
-    "backbone": {"name", "weights", "layers", "pooling", "preprocess", "options"},
+    "backbone": {"name", "weights", "layers", "pooling", "preprocess", "strip_prefix", "options"},
     "outputs": {"root", "atlas", "atlases", "figures", "report", "data_description"},
 }
 
@@ -230,6 +233,7 @@ def _model(value: Any, source: str) -> dict[str, Any]:
 
 def _backbone(raw: Any, i: int, source: str, resolve: Any) -> BackboneConfig:
     from ..backbones.pooling import POOLINGS
+    from ..backbones.transforms import preprocess_from_dict
 
     where = f"backbones[{i}]"
     bb = _mapping(raw, where, source, _SECTIONS["backbone"])
@@ -238,15 +242,25 @@ def _backbone(raw: Any, i: int, source: str, resolve: Any) -> BackboneConfig:
         weights = str(resolve(weights))
     layers = bb.get("layers")
     preprocess = bb.get("preprocess")
-    if preprocess is not None and not isinstance(preprocess, Mapping):
-        raise _fail(source, f"{where}.preprocess", f"must be a mapping (resize, crop, interpolation, mean, std) or "
-                    f"null. Got {preprocess!r} instead.")
+    if preprocess is not None:
+        if not isinstance(preprocess, Mapping):
+            raise _fail(source, f"{where}.preprocess", f"must be a mapping (resize, crop, interpolation, mean, std) "
+                        f"or null. Got {preprocess!r} instead.")
+        try:
+            preprocess = preprocess_from_dict(preprocess, context=f"{where}.preprocess")
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    strip_prefix = bb.get("strip_prefix")
+    if strip_prefix is not None and weights in ("pretrained", "random"):
+        raise _fail(source, f"{where}.strip_prefix", f"applies to a checkpoint file given as 'weights'; weights is "
+                    f"{weights!r}.")
     return BackboneConfig(
         name=_string(_required(bb, "name", where, source), f"{where}.name", source),
         weights=weights,
         layers=None if layers is None else tuple(_string_list(layers, f"{where}.layers", source, "[layer1, layer4]")),
         pooling=_string(bb.get("pooling", "avg"), f"{where}.pooling", source, choices=POOLINGS),
-        preprocess=None if preprocess is None else dict(preprocess),
+        preprocess=preprocess,
+        strip_prefix=None if strip_prefix is None else _string(strip_prefix, f"{where}.strip_prefix", source),
         options=_mapping(bb.get("options"), f"{where}.options", source),
     )
 

@@ -124,7 +124,7 @@ def make_demo_dataset(
     write_nsd(root / "nsd", design=design, images=images.images, subjects={}, captions=captions,
               random_state=random_state)
     stimuli = load_nsd_stimuli(root / "nsd", ids=list(range(n_images)))
-    backbone = load(DEMO_BACKBONE, weights="random", device=device, seed=random_state)
+    backbone = load(DEMO_BACKBONE, weights="random", device=device, random_state=random_state)
     features = extract_features(
         backbone,
         stimuli,
@@ -132,7 +132,7 @@ def make_demo_dataset(
         pooling="grid",
         grid=GRID,
         cache=root / "work" / "features",
-        seed=random_state,
+        random_state=random_state,
         verbose=verbose,
     )
     subject = simulate_subject(

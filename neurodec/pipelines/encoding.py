@@ -77,8 +77,8 @@ def _work_dir(config: EncodingStudyConfig) -> Path:
 def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_ids: Any, verbose: bool) -> dict:
     from ..backbones import extract_features, load
 
-    backbone = load(bb.name, weights=bb.weights, device=config.device, seed=config.random_state,
-                    **({} if bb.preprocess is None else {"preprocess": bb.preprocess}))
+    backbone = load(bb.name, weights=bb.weights, preprocess=bb.preprocess, strip_prefix=bb.strip_prefix,
+                    device=config.device, random_state=config.random_state)
     return extract_features(
         backbone,
         stimuli,
@@ -86,7 +86,7 @@ def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_
         pooling=bb.pooling,
         cache=_work_dir(config) / "features",
         fit_ids=fit_ids,
-        seed=config.random_state,
+        random_state=config.random_state,
         verbose=verbose,
         **bb.options,
     )

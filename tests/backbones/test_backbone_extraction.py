@@ -221,17 +221,6 @@ def test_extraction_leaves_the_model_as_it_was_given(stimuli):
     assert feats["avgpool"].meta["reduction"].startswith("pca:n=4;seed=1;")
 
 
-def test_seed_is_a_deprecated_alias_of_random_state(atto, stimuli):
-    with pytest.warns(FutureWarning, match=r"extract_features\(seed=...\) is deprecated; pass random_state"):
-        old = extract_features(atto, stimuli, layers="stages.0", reduction="srp", n_components=3,
-                               fit_ids=stimuli.ids, seed=2, verbose=False)["stages.0"]
-    new = extract_features(atto, stimuli, layers="stages.0", reduction="srp", n_components=3,
-                           fit_ids=stimuli.ids, random_state=2, verbose=False)["stages.0"]
-    assert np.array_equal(old.data, new.data) and old.meta["reduction"] == new.meta["reduction"]
-    with pytest.warns(FutureWarning, match=r"load\(seed=...\) is deprecated"):
-        assert load("timm/convnext_atto", weights="random", device="cpu", seed=4).weights == "random:seed=4"
-
-
 @pytest.mark.gpu
 def test_extraction_on_another_device_moves_the_model_back(atto, stimuli):
     cpu = extract_features(atto, stimuli, layers="stages.3", verbose=False)["stages.3"]

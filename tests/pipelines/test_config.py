@@ -62,6 +62,12 @@ def test_yaml_numbers_are_read_as_yaml_1_2(tmp_path):
         (_minimal(backbones=[{"name": "a", "pooling": "mean"}]), r"'backbones\[0\].pooling' must be one of"),
         (_minimal(backbones=[{"name": "a", "layers": [1]}]), r"'backbones\[0\].layers' must be a name or a"),
         (_minimal(backbones=[{"name": "a", "preprocess": "imagenet"}]), r"'backbones\[0\].preprocess' must be a map"),
+        (_minimal(backbones=[{"name": "a", "preprocess": {"resize": 256, "mena": [0.5] * 3}}]),
+         r"Unknown key 'mena' .*backbones\[0\].preprocess.*Did you mean 'mean'"),
+        (_minimal(backbones=[{"name": "a", "preprocess": {"resize": 256, "crop": "227px"}}]),
+         r"The 'crop' key of backbones\[0\].preprocess must be"),
+        (_minimal(backbones=[{"name": "a", "weights": "random", "strip_prefix": "features."}]),
+         r"'backbones\[0\].strip_prefix' applies to a checkpoint file"),
         (_minimal(backbones=[]), "'backbones' must list at least one backbone"),
         (_minimal(model={"alpha": [1.0]}), r"unknown key\(s\) \['alpha'\] in 'model'"),
         (_minimal(model={"device": "cpu"}), r"device and random_state are top-level keys"),
@@ -111,3 +117,14 @@ def test_model_section_builds_the_estimator_the_pipeline_fits(tmp_path):
     model = EncodingModel(**config.model)
     np.testing.assert_array_equal(model.alphas, [1.0, 10.0])
     assert model.cv == 3
+
+
+def test_backbone_preprocess_and_checkpoint_prefix(tmp_path):
+    from neurodec.backbones import Preprocess
+
+    raw = _minimal(backbones=[{"name": "torchvision/resnet152", "weights": "ckpt/resmem.pt", "strip_prefix": "features.",
+                               "preprocess": {"resize": [256, 256], "crop": 227, "interpolation": "bilinear",
+                                              "mean": None, "std": None}}])
+    backbone = config_from_dict(raw, base_dir=tmp_path).backbones[0]
+    assert backbone.preprocess == Preprocess(resize=(256, 256), crop=227, interpolation="bilinear", mean=None, std=None)
+    assert backbone.strip_prefix == "features." and backbone.weights == str(tmp_path / "ckpt" / "resmem.pt")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DEMO_SIZE as SMALL
+from demo_size import DEMO_SIZE as SMALL
 from float32_tolerance import float32_atol, float32_rtol
 from neurodec.backbones import extraction
 from neurodec.encoding import EncodingModel
