@@ -15,6 +15,10 @@ responses add noise with a per-voxel level set by a known noise-ceiling SNR
 (``ncsnr = std(signal) / std(noise)``, NSD's definition), spatially
 correlated across neighbouring voxels as in real fMRI. The truth (areas,
 layers, ncsnr, noiseless signal) is returned so recovery can be checked.
+
+The subject also gets a synthetic T1-weighted volume on the functional grid
+(:func:`synthetic_t1`), drawn without randomness from the brain mask, for the
+report's maps to have an anatomy to sit on. It is a cartoon, not a brain.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["SimulatedSubject", "simulate_subject", "simulate_trials"]
+__all__ = ["SimulatedSubject", "simulate_subject", "simulate_trials", "synthetic_t1"]
 
 #: ROI atlases, their label names (1..K, NSD's order) and which are simulated.
 ROI_LABELS = {
@@ -59,6 +63,8 @@ class SimulatedSubject:
         driven voxels, zero for the others).
     ncsnr : array of shape (n_voxels,)
         Noise-ceiling SNR per voxel (0 for noise voxels).
+    t1 : float32 array of shape (X, Y, Z)
+        Synthetic T1-weighted anatomy on the same grid (:func:`synthetic_t1`).
     """
 
     mask: np.ndarray
@@ -70,6 +76,11 @@ class SimulatedSubject:
     layer: np.ndarray
     signal: np.ndarray
     ncsnr: np.ndarray
+    t1: np.ndarray
+
+
+#: Synthetic T1-weighted intensities (arbitrary units, of the order of NSD's T1 volumes).
+T1_INTENSITIES = {"white matter": 1000.0, "gray matter": 600.0, "csf": 150.0, "background": 40.0}
 
 
 def _ellipsoid(shape: tuple[int, int, int]) -> np.ndarray:
@@ -77,6 +88,61 @@ def _ellipsoid(shape: tuple[int, int, int]) -> np.ndarray:
     centre = (np.array(shape, dtype=float) - 1) / 2
     radii = np.array(shape, dtype=float) / 2 - 0.5
     return (((grid - centre[:, None, None, None]) / radii[:, None, None, None]) ** 2).sum(0) <= 1.0
+
+
+def _depth(mask: np.ndarray) -> np.ndarray:
+    """Distance in voxels from each True voxel to the nearest False one, the volume's outside counting as False."""
+    from scipy.ndimage import distance_transform_edt
+
+    return distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1, 1:-1]
+
+
+def synthetic_t1(mask: np.ndarray, *, cortex_thickness: float = 1.8) -> np.ndarray:
+    """A synthetic T1-weighted volume for a brain mask: bright white matter, a darker gray-matter rim, dark CSF.
+
+    Deterministic (no random draws) and anatomically a cartoon: inside the
+    mask, white matter everywhere except a cortical ribbon along the mask's
+    surface, whose thickness waxes and wanes over a smooth pattern of "folds"
+    (with CSF-filled sulci where the pattern is deepest) and two lateral
+    ventricles beside the midline; outside, a thin CSF shell around the brain
+    and dark background. Intensities are :data:`T1_INTENSITIES`, lightly
+    smoothed (Gaussian, sigma 0.5 voxel) for partial-volume edges.
+
+    Parameters
+    ----------
+    mask : bool array of shape (X, Y, Z)
+        The brain mask (e.g. an ellipsoid filling the volume).
+    cortex_thickness : float
+        Mean thickness of the gray-matter ribbon, in voxels.
+
+    Returns
+    -------
+    float32 array of shape (X, Y, Z)
+        The synthetic T1-weighted volume, on the mask's grid.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"'mask' of synthetic_t1 must be a 3-D volume. Got shape {mask.shape}.")
+    shape = np.array(mask.shape, dtype=float)
+    grid = np.indices(mask.shape).astype(float)
+    # Position relative to the volume's centre, -1..1 along each axis.
+    rel = (grid - ((shape - 1) / 2)[:, None, None, None]) / (shape / 2)[:, None, None, None]
+    azimuth = np.arctan2(rel[1], rel[0])
+    elevation = np.arctan2(rel[2], np.hypot(rel[0], rel[1]))
+    folds = np.cos(7 * azimuth) * np.cos(4 * elevation)
+    depth = _depth(mask)
+    t1 = np.full(mask.shape, T1_INTENSITIES["background"])
+    t1[(_depth(~mask) <= 1.5) & ~mask] = T1_INTENSITIES["csf"]
+    t1[mask] = T1_INTENSITIES["white matter"]
+    ribbon = mask & (depth <= cortex_thickness * (1 + 0.35 * folds))
+    t1[ribbon] = T1_INTENSITIES["gray matter"]
+    t1[mask & (depth <= 1.5) & (folds < -0.6)] = T1_INTENSITIES["csf"]  # sulci
+    for side in (-1, 1):  # lateral ventricles
+        ventricle = ((rel[0] - 0.2 * side) / 0.1) ** 2 + (rel[1] / 0.35) ** 2 + ((rel[2] - 0.05) / 0.2) ** 2 <= 1
+        t1[ventricle & mask & ~ribbon] = T1_INTENSITIES["csf"]
+    return gaussian_filter(t1, sigma=0.5).astype(np.float32)
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:
@@ -185,6 +251,7 @@ def simulate_subject(
         layer=layer.astype(str),
         signal=signal,
         ncsnr=ncsnr,
+        t1=synthetic_t1(mask),
     )
 
 

@@ -8,8 +8,9 @@ No download, CPU only, a few minutes on 2 cores:
    retinotopic early visual voxels driven by an early layer, face- and
    place-selective voxels driven by a late layer, realistic spatially
    correlated noise at a known noise ceiling;
-3. write single-trial betas, ROIs, ncsnr, design and images in NSD's exact
-   on-disk layout (:func:`neurodec.data.fixtures.nsd.write_nsd`);
+3. write single-trial betas, ROIs, ncsnr, a synthetic T1-weighted anatomy
+   (``T1_to_func1pt8mm.nii.gz``, the report's map underlay), design and images
+   in NSD's exact on-disk layout (:func:`neurodec.data.fixtures.nsd.write_nsd`);
 4. run the encoding pipeline on that folder like on the real dataset
    (:func:`neurodec.pipelines.encoding.run_encoding_study`);
 5. compare the recovered scores with the planted truth and noise ceiling.
@@ -99,6 +100,9 @@ def make_demo_dataset(
 ) -> Any:
     """Write the simulated subject in NSD's layout under ``root / "nsd"``.
 
+    The subject's synthetic T1-weighted volume is written as NSD's
+    ``T1_to_func1pt8mm.nii.gz``, so the report draws its maps over it.
+
     Returns
     -------
     SimulatedSubject
@@ -159,7 +163,8 @@ def make_demo_dataset(
         images=images.images,
         subjects={
             1: NSDSubjectData(
-                betas=sessions, affine=subject.affine, ncsnr=ncsnr, rois=subject.rois, label_names=subject.roi_labels
+                betas=sessions, affine=subject.affine, ncsnr=ncsnr, rois=subject.rois, label_names=subject.roi_labels,
+                t1=subject.t1,
             )
         },
         captions=captions,

@@ -9,6 +9,7 @@ These functions put one value per unit back at that place, NaN elsewhere.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -198,26 +199,54 @@ def write_surface_maps(
     return written
 
 
-def find_underlay(info: Mapping[str, Any], subject: str, space: str) -> tuple[Path | Any, str] | None:
+#: NSD's functional-space anatomy, by spec entry, in order of preference as an underlay.
+_NSD_UNDERLAYS = (("anat_t1", "T1-weighted anatomy in the functional space"), ("mean_epi", "mean EPI"))
+
+
+def _nsd_subject_number(subject: Any) -> int | None:
+    """1-based NSD subject number of "subj01", "01", 1 ...; None when ``subject`` names none."""
+    if isinstance(subject, (int, np.integer)):
+        return int(subject)
+    match = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject).strip(), flags=re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+def find_underlay(info: Mapping[str, Any], subject: str | int, space: str) -> tuple[Path | Any, str] | None:
     """An anatomical image to draw volume maps over, and what it is; None when the dataset has none.
 
-    - NSD volume spaces: the dataset's ``nsddata/ppdata/<subject>/<space>/T1_to_<space>.nii.gz``
-      (the T1 resampled to the functional grid), else ``mean.nii.gz`` (mean EPI).
+    - NSD volume spaces: the subject's T1 resampled to the functional grid
+      (spec entry ``anat_t1``, ``nsddata/ppdata/subjNN/<space>/T1_to_<space>.nii.gz``),
+      else the mean EPI (spec entry ``mean_epi``, ``.../<space>/mean.nii.gz``);
+      paths come from ``data_specs/nsd.yaml``.
     - MNI spaces: nilearn's MNI152 template (ships with nilearn, no download).
 
     Parameters
     ----------
     info : mapping
         The responses' ``info`` (``dataset`` and ``root`` for NSD).
-    subject, space : str
-        E.g. "subj01", "func1pt8mm".
+    subject : str or int
+        The responses' subject: "subj01" as :func:`neurodec.data.load_nsd`
+        names it, or the 1-based subject number.
+    space : str
+        E.g. "func1pt8mm".
+
+    Returns
+    -------
+    (path or nibabel image, str) or None
+        The underlay and a description naming its file, e.g.
+        ``"T1-weighted anatomy in the functional space (T1_to_func1pt8mm.nii.gz)"``.
     """
     if info.get("dataset") == "nsd" and info.get("root"):
-        folder = Path(info["root"]) / "nsddata" / "ppdata" / subject / space
-        for name, what in ((f"T1_to_{space}.nii.gz", "T1-weighted anatomy in the functional space"),
-                           ("mean.nii.gz", "mean EPI")):
-            if (folder / name).is_file():
-                return folder / name, f"{what} ({name})"
+        from ..data.specs import load_spec
+
+        number = _nsd_subject_number(subject)
+        if number is None:
+            return None
+        spec = load_spec("nsd")
+        for key, what in _NSD_UNDERLAYS:
+            path = spec.path(key, info["root"], subject=number, space=space)
+            if path.is_file():
+                return path, f"{what} ({path.name})"
         return None
     if "mni" in space.lower():
         from nilearn.datasets import load_mni152_template

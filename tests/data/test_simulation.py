@@ -78,3 +78,30 @@ def test_trial_noise_matches_ncsnr(simulated):
     np.testing.assert_allclose(measured, subject.ncsnr[driven], rtol=0.12)
     with pytest.raises(ValueError, match="spatial_correlation"):
         simulate_trials(subject, trial_images, spatial_correlation=1.0)
+
+
+def test_synthetic_t1_is_a_deterministic_brain_like_cartoon(simulated):
+    from neurodec.data.simulation import T1_INTENSITIES, synthetic_t1
+
+    images, subject, early = simulated
+    t1 = subject.t1
+    assert t1.shape == subject.mask.shape and t1.dtype == np.float32
+    np.testing.assert_array_equal(t1, synthetic_t1(subject.mask))
+    # Derived from the mask without random draws: another seed gives the same anatomy.
+    other = simulate_subject({"early": early, "late": early}, images.categories, early_layer="early",
+                             late_layer="late", grid=2, random_state=7)
+    np.testing.assert_array_equal(other.t1, t1)
+    # Bright white matter deep inside, a darker gray-matter rim, dark outside the brain.
+    from scipy.ndimage import distance_transform_edt
+
+    depth = distance_transform_edt(np.pad(subject.mask, 1))[1:-1, 1:-1, 1:-1]
+    deep, rim = np.median(t1[depth >= 3]), np.median(t1[subject.mask & (depth <= 1)])
+    outside = np.median(t1[~subject.mask])
+    assert deep > 0.85 * T1_INTENSITIES["white matter"]
+    assert outside < rim < deep and rim < 0.8 * deep and outside < 0.3 * deep
+    # Two CSF-dark ventricles beside the midline at the centre of the brain.
+    centre = tuple(s // 2 for s in subject.mask.shape)
+    row = t1[:, centre[1], centre[2]]
+    assert row[subject.mask[:, centre[1], centre[2]]].min() < 0.5 * deep
+    with pytest.raises(ValueError, match="3-D volume"):
+        synthetic_t1(np.ones((3, 3), bool))

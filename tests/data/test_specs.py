@@ -115,3 +115,58 @@ def test_cli_check_data_every_spec(name, tmp_path):
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert load_spec(name).title in result.output
     assert (result.exit_code == 0) == (result.output.strip().splitlines()[-1] == "usable")
+
+
+def _write_with_anatomy(root, shape=(4, 5, 3), **anatomy):
+    """A one-subject, one-session NSD written by write_nsd with the given anatomy volumes."""
+    from neurodec.data.fixtures.nsd import NSDSubjectData, make_nsd_design, write_nsd
+
+    rng = np.random.default_rng(0)
+    design = make_nsd_design(n_images=8, n_shared=2, n_sessions=1, trials_per_session=6, random_state=rng)
+    betas = np.round(rng.normal(size=(*shape, 6)) * 300) / 300
+    subject = NSDSubjectData(betas=[betas], affine=np.diag([1.8, 1.8, 1.8, 1.0]), **anatomy)
+    images = rng.integers(0, 256, (8, 4, 4, 3), dtype=np.uint8)
+    return write_nsd(root, design=design, images=images, subjects={1: subject}, formats=("nifti",))
+
+
+def test_functional_space_anatomy_entries_name_nsd_files_and_are_optional(tmp_path):
+    spec = load_spec("nsd")
+    for key, name in (("anat_t1", "T1_to_func1pt8mm.nii.gz"), ("mean_epi", "mean.nii.gz"),
+                      ("brainmask", "brainmask.nii.gz")):
+        entry = spec.entry(key)
+        assert not entry.required and entry.group is None and entry.format == "nifti" and entry.ndim == 3
+        path = spec.path(key, tmp_path, subject=1, space="func1pt8mm")
+        assert path.relative_to(tmp_path).as_posix() == f"nsddata/ppdata/subj01/func1pt8mm/{name}"
+    assert spec.path("anat_t1", tmp_path, subject=8, space="func1mm").name == "T1_to_func1mm.nii.gz"
+    # The space written twice in the T1's path must agree, and only functional spaces qualify.
+    regex = spec.entry("anat_t1").regex()
+    assert regex.fullmatch("nsddata/ppdata/subj01/func1mm/T1_to_func1mm.nii.gz")["space"] == "func1mm"
+    assert regex.fullmatch("nsddata/ppdata/subj01/func1mm/T1_to_func1pt8mm.nii.gz") is None
+    assert spec.entry("mean_epi").regex().fullmatch("nsddata/ppdata/subj01/anat/mean.nii.gz") is None
+
+
+def test_fixture_writes_anatomy_that_checks_against_the_spec(tmp_path):
+    shape = (4, 5, 3)
+    t1 = np.linspace(0, 1000, 60).reshape(shape)
+    mask = t1 > 200
+    root = _write_with_anatomy(tmp_path / "with", shape, t1=t1, mean_epi=t1 / 2, brainmask=mask)
+    report = check_root("nsd", root)
+    assert report.usable and not report.malformed, report.format()
+    for key in ("anat_t1", "mean_epi", "brainmask"):
+        (fields, path), = load_spec("nsd").find(key, root)
+        assert fields == {"subject": 1, "space": "func1pt8mm"}
+        image = nib.load(path)
+        assert image.shape == shape and np.allclose(image.affine, np.diag([1.8, 1.8, 1.8, 1.0]))
+    written = nib.load(load_spec("nsd").path("anat_t1", root, subject=1, space="func1pt8mm"))
+    np.testing.assert_allclose(written.get_fdata(), t1, rtol=1e-6)
+    assert written.get_data_dtype() == np.float32
+    assert np.array_equal(nib.load(report.present["brainmask"][0]).get_fdata() == 1, mask)
+    # Without anatomy nothing is written, and the check says the entries are absent but optional.
+    bare = check_root("nsd", _write_with_anatomy(tmp_path / "without", shape))
+    assert bare.usable and not bare.present["anat_t1"]
+    assert "absent   anat_t1 (optional)" in bare.format()
+
+
+def test_fixture_refuses_anatomy_off_the_functional_grid(tmp_path):
+    with pytest.raises(ValueError, match=r"NSDSubjectData.t1 must be on the functional grid, shape \(4, 5, 3\)"):
+        _write_with_anatomy(tmp_path, (4, 5, 3), t1=np.zeros((4, 5, 2)))

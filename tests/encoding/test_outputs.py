@@ -192,3 +192,37 @@ def test_report_methods_counts_alpha_maps_and_sidecars(tmp_path, rng):
     assert best_map["Levels"] == {"0": "net/layerA", "1": "net/layerB"}
     figures = sorted(p.name for p in written["figures"])
     assert "sub-01_model-netlayerA_stat-alpha_figure.png" in figures
+
+
+def test_volume_figures_are_drawn_over_the_datasets_t1(tmp_path, rng, monkeypatch):
+    """With NSD's T1_to_<space> under the responses' root, every volume figure sits on it and says so."""
+    import neurodec.viz
+    from neurodec.data.specs import load_spec
+
+    _, responses, truth = simulate(rng, n_per_area=4)
+    root = tmp_path / "nsd"
+    t1_path = load_spec("nsd").path("anat_t1", root, subject=1, space="func1pt8mm")
+    t1_path.parent.mkdir(parents=True)
+    shape = responses.info["volume_shape"]
+    nib.save(nib.Nifti1Image(np.linspace(100, 1000, np.prod(shape)).reshape(shape).astype(np.float32),
+                             responses.info["affine"]), t1_path)
+    notes = []
+    real = neurodec.viz.plot_volume_map
+
+    def recording(*args, **kwargs):
+        figure = real(*args, **kwargs)
+        notes.append(" ".join(t.get_text() for t in figure.texts))
+        return figure
+
+    monkeypatch.setattr(neurodec.viz, "plot_volume_map", recording)
+    r2 = np.where(truth["areas"] == "A", 0.4, 0.05)
+    for info, expected in (({**responses.info, "dataset": "nsd", "root": str(root)},
+                            "Underlay: T1-weighted anatomy in the functional space (T1_to_func1pt8mm.nii.gz)."),
+                           (responses.info, "No anatomical underlay available")):
+        notes.clear()
+        scores = EncodingScores(r=np.sqrt(r2), r2=r2, noise_ceiling=np.full(responses.n_units, 0.5),
+                                units=responses.units, name="net/layerA", subject=responses.subject,
+                                space=responses.space, info=info, n_test=40)
+        written = write_encoding_outputs(scores, tmp_path / "out", report=False)
+        assert written["figures"] and len(notes) >= 1
+        assert all(expected in note for note in notes), notes

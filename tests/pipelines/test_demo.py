@@ -35,6 +35,29 @@ def test_demo_writes_a_report_and_maps(demo):
     assert any(p.name.endswith(".nii.gz") for p in written["maps"])
 
 
+def test_demo_subject_has_a_t1_that_the_report_draws_maps_over(demo):
+    import nibabel as nib
+
+    from neurodec.data.specs import check_root, load_spec
+    from neurodec.viz import find_underlay
+
+    root = demo.root / "nsd"
+    t1_path = load_spec("nsd").path("anat_t1", root, subject=1, space="func1pt8mm")
+    assert t1_path.is_file()
+    report = check_root("nsd", root, keys=["anat_t1", "betas_volume_hdf5"])
+    assert not report.malformed and report.present["anat_t1"] == [t1_path]
+    first = next(iter(next(iter(demo.study.scores.values())).values()))
+    t1 = nib.load(t1_path)
+    assert t1.shape == tuple(first.info["volume_shape"])
+    np.testing.assert_allclose(t1.affine, first.info["affine"])
+    # Bright inside the brain (white matter), dark at the volume's corners (outside it).
+    data = t1.get_fdata()
+    assert data[tuple(s // 2 for s in data.shape)] > 0.8 * data.max() and data[0, 0, 0] < 0.2 * data.max()
+    # The report's volume maps resolve that file as their underlay.
+    path, what = find_underlay(first.info, first.subject, first.space)
+    assert path == t1_path and "T1" in what
+
+
 def test_second_run_skips_extraction_and_fits(demo, monkeypatch):
     def no_forward(*args, **kwargs):
         raise AssertionError("features should come from the cache")

@@ -158,6 +158,33 @@ def test_find_underlay_uses_the_dataset_anatomy(tmp_path):
     assert "MNI152" in what and template.ndim == 3
 
 
+def _nsd_miniature(root, **anatomy):
+    from neurodec.data.fixtures.nsd import NSDSubjectData, make_nsd_design, write_nsd
+
+    rng = np.random.default_rng(0)
+    design = make_nsd_design(n_images=8, n_shared=2, n_sessions=1, trials_per_session=6, random_state=rng)
+    subject = NSDSubjectData(betas=[np.zeros((3, 4, 2, 6))], affine=AFFINE, **anatomy)
+    images = np.zeros((8, 4, 4, 3), dtype=np.uint8)
+    return write_nsd(root, design=design, images=images, subjects={1: subject}, formats=("nifti",))
+
+
+def test_find_underlay_resolves_the_spec_entry_of_a_miniature(tmp_path):
+    from neurodec.data.specs import load_spec
+    from neurodec.viz import find_underlay
+
+    without = _nsd_miniature(tmp_path / "without")
+    assert find_underlay({"dataset": "nsd", "root": str(without)}, "subj01", "func1pt8mm") is None
+    root = _nsd_miniature(tmp_path / "with", t1=np.arange(24.0).reshape(3, 4, 2), mean_epi=np.ones((3, 4, 2)))
+    info = {"dataset": "nsd", "root": str(root)}
+    expected = load_spec("nsd").path("anat_t1", root, subject=1, space="func1pt8mm")
+    path, what = find_underlay(info, "subj01", "func1pt8mm")
+    assert path == expected and what == "T1-weighted anatomy in the functional space (T1_to_func1pt8mm.nii.gz)"
+    assert find_underlay(info, 1, "func1pt8mm")[0] == expected  # a subject number works too
+    assert find_underlay(info, "subj02", "func1pt8mm") is None  # another subject's anatomy is not borrowed
+    assert find_underlay(info, "subj01", "func1mm") is None
+    assert find_underlay(info, "sub-CSI1", "func1pt8mm") is None  # not an NSD subject name
+
+
 def test_sidecar_names_and_keys(tmp_path):
     import json
 
