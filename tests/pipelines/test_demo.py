@@ -59,8 +59,13 @@ def test_demo_subject_has_a_t1_that_the_report_draws_maps_over(demo):
 
 
 def test_second_run_skips_extraction_and_fits(demo, monkeypatch):
-    def no_forward(*args, **kwargs):
-        raise AssertionError("features should come from the cache")
+    real_forward = extraction._run_forward
+
+    def no_forward(backbone, stimuli, *args, **kwargs):
+        # The config check's one blank probe image runs every time; the stimuli never again.
+        if len(stimuli.ids) > 1:
+            raise AssertionError("features should come from the cache")
+        return real_forward(backbone, stimuli, *args, **kwargs)
 
     def no_fit(self, *args, **kwargs):
         raise AssertionError("fits should be reused")
