@@ -141,6 +141,14 @@ def _dask_logs(verbose: bool) -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _run_subject_or_error(subject: Any, config: EncodingStudyConfig) -> Any:
+    """:func:`run_subject` on a worker; a failure comes back as its exception (the study reports it, not Dask)."""
+    try:
+        return run_subject(config, subject, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - returned to the client, raised there in a StudyError
+        return exc
+
+
 def _run_on_dask(config: EncodingStudyConfig, subjects: list, verbose: bool) -> dict[Any, Any]:
     """Each subject's (result or exception), every subject run to its end."""
     from distributed import Client, LocalCluster, wait
@@ -155,7 +163,7 @@ def _run_on_dask(config: EncodingStudyConfig, subjects: list, verbose: bool) -> 
         else:
             cluster, client = None, Client(config.scheduler)
         try:
-            futures = client.map(lambda s: run_subject(config, s, verbose=False), subjects, pure=False)
+            futures = client.map(_run_subject_or_error, subjects, config=config, pure=False)
             wait(futures)
             return {s: f.exception() if f.status == "error" else f.result() for s, f in zip(subjects, futures)}
         finally:

@@ -57,7 +57,7 @@ def _break_subject_2(root):
 
 
 @pytest.mark.parametrize("scheduler", [None, "local"])
-def test_a_failing_subject_is_named_and_the_others_finish(nsd_root, tmp_path, scheduler):
+def test_a_failing_subject_is_named_and_the_others_finish(nsd_root, tmp_path, scheduler, capfd, caplog):
     import shutil
 
     from neurodec.pipelines import StudyError, check_study
@@ -71,3 +71,6 @@ def test_a_failing_subject_is_named_and_the_others_finish(nsd_root, tmp_path, sc
     assert list(info.value.failures) == [2]
     assert list(info.value.result.scores) == [1]
     assert info.value.result.outputs[1]["report"][0].is_file()
+    # Dask stays quiet when not verbose: no scheduler/worker chatter on the console or in the logs.
+    assert "distributed." not in capfd.readouterr().err
+    assert not [r for r in caplog.records if r.name.startswith(("distributed", "dask")) and r.levelno < 40]
