@@ -122,7 +122,7 @@ def run_target_batches(
 
     size = max(1, int(n_targets_batch))
     start = 0
-    with tqdm(total=n_targets, unit="target", disable=not verbose, leave=False) as bar:
+    with tqdm(total=n_targets, desc="ridge targets", unit="target", disable=not verbose, leave=False) as bar:
         while start < n_targets:
             stop = min(start + size, n_targets)
             try:
