@@ -13,17 +13,15 @@ from neurodec.data import load_nsd
 from neurodec.data.checks import check_dataset
 from neurodec.data.fixtures.algonauts import make_algonauts_miniature
 from neurodec.data.fixtures.bold5000 import make_bold5000_miniature
-from neurodec.data.fixtures.nsd import make_nsd_miniature, write_nsd_session_betas
+from neurodec.data.fixtures.nsd import write_nsd_session_betas
 from neurodec.data.specs import load_spec
 
-SPEC = load_spec("nsd")
-FIELDS = dict(subject=1, space="func1pt8mm", beta_version="betas_fithrf_GLMdenoise_RR")
-SURFACE = dict(subject=1, beta_version="betas_fithrf_GLMdenoise_RR")
+from nsd_miniature import FIELDS, SPEC, SURFACE, make_mini
 
 
 @pytest.fixture
 def mini(tmp_path):
-    return make_nsd_miniature(tmp_path, shape=(3, 4, 2), n_sessions=3, trials_per_session=6, n_vertices=4)
+    return make_mini(tmp_path)
 
 
 def _cli(*args):

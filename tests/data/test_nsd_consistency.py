@@ -13,19 +13,15 @@ import pytest
 import scipy.io
 
 from neurodec.data import _checks, load_nsd, load_nsd_design, load_nsd_stimuli
-from neurodec.data.fixtures.nsd import make_nsd_miniature, write_nsd_session_betas
-from neurodec.data.specs import load_spec
+from neurodec.data.fixtures.nsd import write_nsd_session_betas
 from neurodec.data.stimuli import HDF5Images
 
-SPEC = load_spec("nsd")
-FIELDS = dict(subject=1, space="func1pt8mm", beta_version="betas_fithrf_GLMdenoise_RR")
-SURFACE = dict(subject=1, beta_version="betas_fithrf_GLMdenoise_RR")
+from nsd_miniature import FIELDS, SPEC, SURFACE, make_mini
 
 
 @pytest.fixture
 def mini(tmp_path):
-    """Three sessions of six trials, 3 x 4 x 2 voxels, 4 vertices per hemisphere."""
-    return make_nsd_miniature(tmp_path, shape=(3, 4, 2), n_sessions=3, trials_per_session=6, n_vertices=4)
+    return make_mini(tmp_path)
 
 
 def _session(root, session, key="betas_volume_nifti"):
