@@ -1,8 +1,7 @@
 """Parameters shared by many functions, documented once (nilearn's docdict idea).
 
 A public function or class whose docstring holds ``%(device)s`` and the like
-is decorated with :func:`fill_doc`; the entries below replace the
-placeholders. Only parameters that mean the same thing everywhere belong
+is decorated with :func:`fill_doc`, which fills in the entries below. Only parameters that mean the same thing everywhere belong
 here; keep this file small.
 """
 
@@ -32,7 +31,7 @@ docdict: dict[str, str] = {
 
 
 def fill_doc(obj: T) -> T:
-    """Replace ``%(name)s`` placeholders in ``obj.__doc__`` with :data:`docdict` entries."""
+    """Fill the ``%(name)s`` fields of ``obj.__doc__`` with :data:`docdict` entries."""
     if obj.__doc__:
         try:
             obj.__doc__ = obj.__doc__ % docdict
