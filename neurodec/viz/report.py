@@ -29,7 +29,9 @@ nav { background: #f6f6f6; border: 1px solid #ddd; padding: 0.5em 1em; font-size
 nav ol { margin: 0.3em 0; padding-left: 1.5em; columns: 2; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.3em 0 1em; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; white-space: nowrap; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+th { white-space: nowrap; }
+td { max-width: 48em; }
 th { background: #eee; } tbody tr:nth-child(even) { background: #fafafa; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 details { margin: 0.5em 0; } summary { cursor: pointer; color: #335; }
