@@ -420,7 +420,9 @@ def extract_features(
     out = {}
     for layer in layers:
         data, reducer = results[layer]
-        meta = {**base, "layer": layer, "reduction": reduced, "grid": int(grid)}
+        # The readable preprocessing beside its hash (the cache key): what a Methods section states.
+        meta = {**base, "layer": layer, "reduction": reduced, "grid": int(grid),
+                "preprocessing_description": backbone.preprocess.description}
         if reducer is not None:
             meta["reducer"] = reducer
         out[layer] = Features(data, np.asarray(ids), name=f"{backbone.name}/{layer}", meta=meta)

@@ -133,6 +133,8 @@ def _features_text(feature: Mapping[str, object]) -> str:
     parts.append(f"{feature.get('n_features')} features")
     if feature.get("precision"):
         parts.append(f"computed in {feature['precision']}")
+    if feature.get("preprocessing_description"):
+        parts.append(f"images preprocessed as {feature['preprocessing_description']}")
     return ", ".join(parts)
 
 
@@ -140,7 +142,7 @@ def _all_features_text(named: Mapping[str, EncodingScores]) -> str:
     """One sentence on what the models share (backbone, weights, pooling...) and one line per model on the rest."""
     spaces = {name: s.fit_info.get("features", []) for name, s in named.items()}
     single = all(len(f) == 1 for f in spaces.values())
-    shared_keys = ("backbone", "weights", "pooling", "reduction", "precision")
+    shared_keys = ("backbone", "weights", "pooling", "reduction", "precision", "preprocessing_description")
     firsts = [f[0] for f in spaces.values() if f]
     common = {k: firsts[0].get(k) for k in shared_keys
               if firsts and all(k in f and f.get(k) == firsts[0].get(k) for f in firsts)} if single else {}

@@ -56,6 +56,9 @@ def test_preprocess_changes_the_feature_cache_key(atto, stimuli, tmp_path):
     b = extract_features(small, stimuli, layers="stages.0", cache=tmp_path, verbose=False)["stages.0"]
     assert a.meta["preprocessing"] != b.meta["preprocessing"] and not np.allclose(a.data, b.data)
     assert len(list(tmp_path.rglob("*.h5"))) == 2
+    # Readable beside the hash, for a report's Methods.
+    assert b.meta["preprocessing_description"] == small.preprocess.description
+    assert "resize=32" in b.meta["preprocessing_description"]
 
 
 def test_other_preprocess_forms(rng):

@@ -139,7 +139,8 @@ def test_report_methods_counts_alpha_maps_and_sidecars(tmp_path, rng):
     responses.units.loc[truth["areas"] == "hidden", "ncsnr"] = 0.0  # no noise ceiling: no normalized score
     responses.data[(responses.trials["split"] == "train").to_numpy(), 0] = 2.0  # constant: excluded from the fit
     alphas = np.logspace(-1, 6, 8)
-    meta = {"backbone": "timm/resnet18", "weights": "random:seed=0", "pooling": "grid2", "reduction": "none"}
+    meta = {"backbone": "timm/resnet18", "weights": "random:seed=0", "pooling": "grid2", "reduction": "none",
+            "preprocessing_description": "resize 256, center crop 224, bilinear, ImageNet mean/std"}
     scores, models = {}, {}
     for name in ("A", "B"):
         feats = Features(features[name].data, features[name].stimulus_ids, name=f"net/layer{name}",
@@ -156,6 +157,7 @@ def test_report_methods_counts_alpha_maps_and_sidecars(tmp_path, rng):
                  "No test stimulus is in the training split",
                  "40 stimuli with 3 repeats", "randomly initialized, untrained weights (seed 0)", "pooling grid2",
                  "net/layerA: layer layerA, 10 features", "no dimensionality reduction", "NC = ncsnr^2 / (ncsnr^2 + A)",
+                 "images preprocessed as resize 256, center crop 224, bilinear, ImageNet mean/std",
                  "fraction (0 to 1)", "resampled with replacement 200 times", f"numpy {np.__version__}"):
         assert fact in methods, fact
     # Counts reconcile: the reasons and "scored" add up to all units; "scored" splits by noise ceiling.
