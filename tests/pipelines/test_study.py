@@ -74,3 +74,22 @@ def test_a_failing_subject_is_named_and_the_others_finish(nsd_root, tmp_path, sc
     # Dask stays quiet when not verbose: no scheduler/worker chatter on the console or in the logs.
     assert "distributed." not in capfd.readouterr().err
     assert not [r for r in caplog.records if r.name.startswith(("distributed", "dask")) and r.levelno < 40]
+
+
+def test_one_subject_runs_without_starting_a_cluster(nsd_root, tmp_path, monkeypatch):
+    import dataclasses
+
+    import distributed
+
+    from neurodec.pipelines import encoding
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("one subject must run in this process")
+
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    monkeypatch.setattr(distributed, "Client", no_cluster)
+    ran = []
+    monkeypatch.setattr(encoding, "run_subject", lambda config, subject, verbose: ran.append(subject) or ({}, {}, []))
+    config = dataclasses.replace(_config(nsd_root, tmp_path, scheduler="local"), checked=True)
+    config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, subjects=(2,)))
+    assert run_encoding_study(config, verbose=False).scores == {2: {}} and ran == [2]
