@@ -20,8 +20,9 @@ HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_c
         "import neurodec.encoding, neurodec.viz; neurodec.encoding.pearson_r; neurodec.encoding.summarize_rois;"
         " neurodec.viz.bids_filename",
         "import neurodec.backbones as b; b.list_backbones(); b.get_backbone_spec('timm/resnet50')",
+        "import neurodec.discovery; neurodec.discovery.MDSResult; neurodec.discovery.most_discriminative_stimuli",
     ],
-    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry"],
+    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery"],
 )
 def test_imports_stay_light(statement):
     # Heavy libraries load on first real use, never on import or registry queries.
@@ -62,10 +63,11 @@ def test_every_listed_subpackage_exists():
 
 def test_shared_parameter_docs_are_filled():
     from neurodec._docs import docdict
+    from neurodec.discovery import most_discriminative_stimuli
     from neurodec.encoding import EncodingModel
     from neurodec.ridge import BandedRidgeCV, RidgeCV
     from neurodec.ridge.solvers import solve_ridge_cv
 
-    for obj in (EncodingModel, RidgeCV, BandedRidgeCV, solve_ridge_cv):
+    for obj in (EncodingModel, RidgeCV, BandedRidgeCV, solve_ridge_cv, most_discriminative_stimuli):
         assert "%(" not in obj.__doc__, obj
         assert docdict["device"] in obj.__doc__, obj
