@@ -114,7 +114,3 @@ def enable_torchvision() -> ModuleType:
         if not torchvision.extension._has_ops():
             torchvision.ops.boxes._assert_has_ops = _assert_shim_ops
     return torchvision
-
-
-#: Former private name, kept for callers on other branches.
-import_torchvision = enable_torchvision

@@ -25,8 +25,9 @@ __all__ = ["check_study"]
 logger = get_logger(__name__)
 
 #: extract_features arguments the pipeline sets itself.
-_PIPELINE_EXTRACTION_ARGS = {"backbone", "stimuli", "layers", "pooling", "cache", "fit_ids", "verbose", "device"}
-_RANDOM_STATE_ARGS = {"seed", "random_state"}
+_PIPELINE_EXTRACTION_ARGS = {
+    "backbone", "stimuli", "layers", "pooling", "cache", "fit_ids", "verbose", "device", "random_state",
+}
 
 
 def _check_keywords(function: Callable, given: dict[str, Any], reserved: set[str], key: str, source: str) -> None:
@@ -105,8 +106,7 @@ def _check_backbone(config: EncodingStudyConfig, i: int, bb: BackboneConfig) -> 
     if bb.weights not in ("pretrained", "random") and not Path(bb.weights).exists():
         raise ConfigError(f"{source}: '{where}.weights' {bb.weights} does not exist; give 'pretrained', 'random' "
                           "or a checkpoint file.")
-    _check_keywords(extract_features, bb.options, _PIPELINE_EXTRACTION_ARGS | _RANDOM_STATE_ARGS,
-                    f"{where}.options", source)
+    _check_keywords(extract_features, bb.options, _PIPELINE_EXTRACTION_ARGS, f"{where}.options", source)
     reduction = {k: bb.options[k] for k in ("reduction", "n_components") if k in bb.options}
     probe_options = {k: v for k, v in bb.options.items() if k not in ("reduction", "n_components", "batch_size")}
     # Pretrained weights are a download; the architecture (hence layer names and shapes) is the same

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 
@@ -10,13 +9,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from neurodec.data import _checks
 from neurodec.data.algonauts import load_algonauts
 from neurodec.data.bold5000 import load_bold5000
 from neurodec.data.bold5000_stimuli import find_bold5000_stimuli, load_bold5000_stimuli
 from neurodec.data.fixtures.algonauts import make_algonauts_miniature
 from neurodec.data.fixtures.bold5000 import make_bold5000_miniature
 from neurodec.data.specs import load_spec
+
+from unreadable import deny_read
 
 B5 = load_spec("bold5000")
 ALG = load_spec("algonauts")
@@ -107,14 +107,7 @@ def test_nan_glmsingle_betas_in_the_mask_are_an_error(bold):
 def test_unreadable_image_names_file(bold, monkeypatch):
     root, _ = bold
     path = B5.path("imgnames", root, subject=1)
-    real_open = open
-
-    def fake_open(file, *args, **kwargs):
-        if os.fspath(file) == os.fspath(path):
-            raise PermissionError(13, "Permission denied", os.fspath(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(_checks, "open", fake_open, raising=False)
+    deny_read(monkeypatch, path)
     with pytest.raises(PermissionError, match=rf"BOLD5000 image names file {path} exists but cannot be read"):
         _load(root)
 

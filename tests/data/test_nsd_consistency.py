@@ -17,6 +17,7 @@ from neurodec.data.fixtures.nsd import write_nsd_session_betas
 from neurodec.data.stimuli import HDF5Images
 
 from nsd_miniature import FIELDS, SPEC, SURFACE, make_mini
+from unreadable import deny_read
 
 
 @pytest.fixture
@@ -255,17 +256,6 @@ def test_as_integer_ids_lossless(value, expected):
 # ------------------------------------------------------------- permissions
 
 
-def _deny(monkeypatch, denied):
-    real_open = open
-
-    def fake_open(path, *args, **kwargs):
-        if os.fspath(path) == os.fspath(denied):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(_checks, "open", fake_open, raising=False)
-
-
 @pytest.mark.parametrize(
     ("target", "what"),
     [("design", "NSD design file"), ("behavior", "NSD behaviour file"), ("beta", "Beta file"),
@@ -278,7 +268,7 @@ def test_unreadable_files_raise_permission_errors_naming_them(mini, monkeypatch,
         "beta": _session(mini.root, 2, "betas_volume_hdf5"),
         "roi": SPEC.path("roi_volume", mini.root, roi="nsdgeneral", **FIELDS),
     }[target]
-    _deny(monkeypatch, path)
+    deny_read(monkeypatch, path)
     with pytest.raises(PermissionError, match=rf"{what} {path} exists but cannot be read: permission denied"):
         load_nsd(mini.root, 1, roi="nsdgeneral", verbose=False)
 
