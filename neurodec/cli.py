@@ -70,6 +70,8 @@ def run(
         raise typer.Exit(2) from None
     except StudyError as exc:
         _echo_reports(exc.result)
+        if not quiet:
+            typer.echo(exc.tracebacks(), err=True)
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _echo_reports(study)

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,20 @@ class StudyError(RuntimeError):
     Attributes
     ----------
     failures : dict of subject -> BaseException
-        Why each failed subject failed.
+        Why each failed subject failed (a subject that failed on a Dask
+        worker carries the worker's traceback text as ``worker_traceback``,
+        which :meth:`tracebacks` shows).
     result : StudyResult
         What the finished subjects produced.
     """
+
+    def tracebacks(self) -> str:
+        """The failed subjects' tracebacks (from the workers where they ran there)."""
+        parts = []
+        for subject, exc in self.failures.items():
+            text = getattr(exc, "worker_traceback", None) or "".join(traceback.format_exception(exc))
+            parts.append(f"subject {subject}:\n{text}")
+        return "\n".join(parts)
 
     def __init__(self, failures: dict[Any, BaseException], result: "StudyResult") -> None:
         self.failures, self.result = failures, result
@@ -146,6 +157,8 @@ def _run_subject_or_error(subject: Any, config: EncodingStudyConfig) -> Any:
     try:
         return run_subject(config, subject, verbose=False)
     except Exception as exc:  # noqa: BLE001 - returned to the client, raised there in a StudyError
+        # A traceback does not survive pickling; its text, kept in the exception's __dict__, does.
+        exc.worker_traceback = traceback.format_exc()
         return exc
 
 

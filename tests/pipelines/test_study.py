@@ -69,6 +69,7 @@ def test_a_failing_subject_is_named_and_the_others_finish(nsd_root, tmp_path, sc
     with pytest.raises(StudyError, match=r"1 subject\(s\) failed \(finished: 1\):\n  subject 2: ") as info:
         run_encoding_study(config, verbose=False)
     assert list(info.value.failures) == [2]
+    assert "subject 2:\nTraceback" in info.value.tracebacks()  # also from a Dask worker
     assert list(info.value.result.scores) == [1]
     assert info.value.result.outputs[1]["report"][0].is_file()
     # Dask stays quiet when not verbose: no scheduler/worker chatter on the console or in the logs.
