@@ -26,7 +26,15 @@ from typing import Any
 from .._logging import get_logger
 from .config import BackboneConfig, EncodingStudyConfig
 
-__all__ = ["StudyError", "StudyResult", "run_encoding_study", "run_subject"]
+__all__ = [
+    "StudyError",
+    "StudyResult",
+    "fit_or_load_study_model",
+    "load_backbone_features",
+    "load_subject",
+    "run_encoding_study",
+    "run_subject",
+]
 
 logger = get_logger(__name__)
 
@@ -85,12 +93,21 @@ def _work_dir(config: EncodingStudyConfig) -> Path:
     return config.output_root / "work"
 
 
-def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_ids: Any, verbose: bool) -> dict:
+def load_backbone_features(
+    config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_ids: Any, *, verbose: bool = True
+) -> tuple[Any, dict]:
+    """The backbone ``bb`` of ``config`` and its features of ``stimuli`` (from the study's feature cache).
+
+    Returns
+    -------
+    backbone : neurodec.backbones.Backbone
+    features : dict of layer -> Features
+    """
     from ..backbones import extract_features, load
 
     backbone = load(bb.name, weights=bb.weights, preprocess=bb.preprocess, strip_prefix=bb.strip_prefix,
                     device=config.device, random_state=config.random_state)
-    return extract_features(
+    features = extract_features(
         backbone,
         stimuli,
         layers=list(bb.layers) if bb.layers else None,
@@ -101,27 +118,58 @@ def _extract(config: EncodingStudyConfig, bb: BackboneConfig, stimuli: Any, fit_
         verbose=verbose,
         **bb.options,
     )
+    return backbone, features
+
+
+def load_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = True) -> tuple[Any, Any, Any]:
+    """One subject's responses, the stimuli they saw and the training stimulus ids.
+
+    Returns
+    -------
+    responses : Responses
+    stimuli : Stimuli
+        Every stimulus the subject saw, in sorted id order (so the same set
+        gives the same feature-cache key in every run).
+    train_ids : array
+        Ids of the training stimuli (reductions are fitted on them only).
+    """
+    from ..data.registry import load_responses, load_stimuli
+
+    ds = config.dataset
+    responses = load_responses(ds.name, ds.root, subject, verbose=verbose, **ds.options)
+    ids = sorted(set(responses.stimulus_ids.tolist()))
+    stimuli = load_stimuli(ds.name, ds.root, **{"ids": ids, **ds.stimulus_options})
+    train_ids = responses.trials.loc[responses.trials["split"] == "train", "stimulus_id"].unique()
+    return responses, stimuli, train_ids
+
+
+def fit_or_load_study_model(
+    config: EncodingStudyConfig, subject: Any, name: str, features: Any, responses: Any, *, verbose: bool = True
+) -> Any:
+    """The study's encoding model ``name`` ("backbone/layer") of ``subject``: its saved fit, or a new one.
+
+    The fit lives under the study's work folder and is reused when its
+    parameters and training data match (:func:`neurodec.encoding.fit_or_load_encoding_model`).
+    """
+    from ..encoding import fit_or_load_encoding_model
+
+    params = {"device": config.device, "random_state": config.random_state, "verbose": verbose, **config.model}
+    path = _work_dir(config) / "fits" / f"sub-{subject}" / f"{_safe(name)}.npz"
+    return fit_or_load_encoding_model(path, features, responses, **params)
 
 
 def run_subject(config: EncodingStudyConfig, subject: Any, *, verbose: bool = True) -> tuple[dict, dict, list]:
     """Run the study for one subject; returns (scores, written outputs, reused model names)."""
-    from ..data.registry import load_responses, load_stimuli
-    from ..encoding import fit_or_load_encoding_model, write_encoding_outputs
+    from ..encoding import write_encoding_outputs
 
-    ds = config.dataset
-    responses = load_responses(ds.name, ds.root, subject, verbose=verbose, **ds.options)
-    # Sorted ids: the same stimulus set gives the same feature-cache key in every run.
-    ids = sorted(set(responses.stimulus_ids.tolist()))
-    stimuli = load_stimuli(ds.name, ds.root, **{"ids": ids, **ds.stimulus_options})
-    train_ids = responses.trials.loc[responses.trials["split"] == "train", "stimulus_id"].unique()
-    fits = _work_dir(config) / "fits" / f"sub-{subject}"
-    params = {"device": config.device, "random_state": config.random_state, "verbose": verbose, **config.model}
+    responses, stimuli, train_ids = load_subject(config, subject, verbose=verbose)
     scores: dict[str, Any] = {}
     reused: list[str] = []
     for bb in config.backbones:
-        for layer, feats in _extract(config, bb, stimuli, train_ids, verbose).items():
+        _, features = load_backbone_features(config, bb, stimuli, train_ids, verbose=verbose)
+        for layer, feats in features.items():
             name = f"{bb.name}/{layer}"
-            model = fit_or_load_encoding_model(fits / f"{_safe(name)}.npz", feats, responses, **params)
+            model = fit_or_load_study_model(config, subject, name, feats, responses, verbose=verbose)
             if hasattr(model, "loaded_from_"):
                 reused.append(name)
             scores[name] = dataclasses.replace(model.score(feats, responses), name=name)
