@@ -19,7 +19,7 @@ _EXPORTS = {
     "PrefixCaptioner": "captioner",
     "brainscuba_captions": "voxel_captions",
     "lavca_captions": "lavca",
-    "load_prefix_captioner": "captioner",
+    "load_prefix_captioner": "captioner_io",
     "most_discriminative_stimuli": "mds",
     "project_to_image_embeddings": "voxel_captions",
     "score_captions": "lavca",

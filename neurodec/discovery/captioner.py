@@ -15,10 +15,7 @@ from, one folder (safetensors weights, JSON config, tokenizer files).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +28,11 @@ from .._logging import get_logger, progress
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PrefixCaptioner", "load_prefix_captioner"]
+__all__ = ["PrefixCaptioner"]
 
 logger = get_logger(__name__)
 
 _MAPPINGS = ("mlp", "transformer")
-_FORMAT = "neurodec-prefix-captioner/1"
 
 
 def _import_transformers() -> Any:
@@ -374,76 +370,8 @@ class PrefixCaptioner:
         (``decoder/``, safetensors) and the tokenizer files (``tokenizer/``).
         An existing folder at ``path`` is replaced only once the new one is complete.
         """
-        from safetensors.torch import save_file
+        from .captioner_io import save_prefix_captioner
 
-        if not hasattr(self, "mapping_"):
-            raise ValueError("This PrefixCaptioner is not fitted yet; there is nothing to save.")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            config = {
-                "format": _FORMAT, "embed_dim": self.embed_dim_, "prefix_length": self.prefix_length,
-                "mapping": self.mapping, "mapping_layers": self.mapping_layers, "normalize": self.normalize,
-                "loss_history": self.loss_history_.tolist(),
-            }
-            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-            state = {k: v.detach().cpu().contiguous() for k, v in self.mapping_.state_dict().items()}
-            save_file(state, str(tmp / "mapping.safetensors"))
-            self.decoder_.save_pretrained(tmp / "decoder", safe_serialization=True)
-            self.tokenizer_.save_pretrained(tmp / "tokenizer")
-            old = None
-            if path.exists():  # swap: the old folder moves aside only when the new one is whole
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-                os.replace(path, old / "captioner")
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return save_prefix_captioner(self, path)
 
 
-@fill_doc
-def load_prefix_captioner(path: str | os.PathLike, *, device: Any = "auto") -> PrefixCaptioner:
-    """Read a captioner written by :meth:`PrefixCaptioner.save`.
-
-    Parameters
-    ----------
-    path : path-like
-        The captioner's folder.
-    %(device)s
-
-    Returns
-    -------
-    PrefixCaptioner
-        Fitted, ready to ``generate``.
-    """
-    from safetensors.torch import load_file
-
-    from .._device import resolve_device
-
-    path = Path(path)
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"load_prefix_captioner: {path} has no config.json; it is not a saved PrefixCaptioner.")
-    config = json.loads(config_path.read_text())
-    if config.get("format") != _FORMAT:
-        raise ValueError(f"load_prefix_captioner: {config_path} has format {config.get('format')!r}, expected {_FORMAT!r}.")
-    captioner = PrefixCaptioner(
-        path / "decoder", path / "tokenizer", prefix_length=config["prefix_length"], mapping=config["mapping"],
-        mapping_layers=config["mapping_layers"], normalize=config["normalize"], device=device,
-    )
-    captioner._load_language_model()
-    captioner._device = resolve_device(device)
-    hidden = captioner.decoder_.get_input_embeddings().embedding_dim
-    captioner.embed_dim_ = int(config["embed_dim"])
-    captioner.mapping_ = _mapping_network(
-        captioner.mapping, captioner.embed_dim_, hidden, captioner.prefix_length, captioner.mapping_layers
-    )
-    captioner.mapping_.load_state_dict(load_file(str(path / "mapping.safetensors")))
-    captioner.mapping_.to(captioner._device).eval()
-    captioner.decoder_.to(captioner._device).eval()
-    captioner.loss_history_ = np.asarray(config["loss_history"])
-    return captioner

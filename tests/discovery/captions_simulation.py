@@ -16,7 +16,7 @@ TEMPLATES = ("a photo of a {c}", "a picture of a {c}", "an image of a {c}")
 CONTEXTS = ("in the city", "near the water", "on a sunny day", "at night")
 
 
-def concept_world(rng: np.random.Generator, *, dim: int = 32, n_per_concept: int = 50, image_noise: float = 0.5):
+def concept_world(rng: np.random.Generator, *, dim: int = 64, n_per_concept: int = 50, image_noise: float = 0.5):
     """Return (centres (K, dim), embeddings (K * n_per_concept, dim), labels, captions)."""
     k = len(CONCEPTS)
     centres = rng.standard_normal((k, dim))
@@ -31,8 +31,8 @@ def concept_world(rng: np.random.Generator, *, dim: int = 32, n_per_concept: int
     return centres, embeddings.astype(np.float32), labels, captions
 
 
-def planted_voxels(rng: np.random.Generator, centres: np.ndarray, *, n_per_concept: int = 5, noise: float = 1.5):
-    """Weights (dim, n_voxels) pointing at one concept each, with noise of total norm ~noise; and their concepts."""
+def planted_voxels(rng: np.random.Generator, centres: np.ndarray, *, n_per_concept: int = 5, noise: float = 1.0):
+    """Weights (dim, n_voxels) pointing at one concept each, with noise of total norm ~noise (unit-norm centres); and their concepts."""
     k, dim = centres.shape
     concept = np.repeat(np.arange(k), n_per_concept)
     weights = centres[concept] + noise * rng.standard_normal((len(concept), dim)) / np.sqrt(dim)
