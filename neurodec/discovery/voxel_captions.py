@@ -30,7 +30,7 @@ __all__ = ["brainscuba_captions", "project_to_image_embeddings"]
 _DEFAULT_BATCH = 4096  # units per projection batch: (batch, n_images) softmax scores stay ~100 MB for 10^4 images
 
 
-def unit_weights(weights_or_model: Any, units: Sequence[int] | np.ndarray | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _unit_weights(weights_or_model: Any, units: Sequence[int] | np.ndarray | None, where: str) -> tuple[np.ndarray, np.ndarray]:
     """Weights (n_features, n_selected) and unit indices from an array or a fitted EncodingModel.
 
     Units without fitted weights (excluded by the model, or with non-finite or
@@ -144,10 +144,12 @@ def _project(weights, bank, units, temperature, n_nearest, n_units_batch, device
 
     if not (isinstance(temperature, (int, float, np.number)) and np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"The 'temperature' of {where} must be a finite number > 0. Got {temperature!r}.")
-    w, selected = unit_weights(weights, units, where)
+    w, selected = _unit_weights(weights, units, where)
     bank = _bank(bank, w.shape[0], where)
     if not 1 <= n_nearest <= len(bank):
         raise ValueError(f"The 'n_nearest' of {where} must be in [1, {len(bank)}] (bank images). Got {n_nearest}.")
+    if (device is None or device == "auto") and hasattr(weights, "device") and hasattr(weights, "detach"):
+        device = weights.device  # "auto" follows a tensor input
     batch = _DEFAULT_BATCH if n_units_batch is None else int(n_units_batch)
     if batch < 1:
         raise ValueError(f"The 'n_units_batch' of {where} must be >= 1. Got {n_units_batch!r}.")

@@ -230,3 +230,12 @@ def test_encoding_model_input_refuses_excluded_units(world):
         model, bank, lambda d: [CONCEPTS[k] for k in np.argmax(d @ centres.T, axis=1)], units=units, device="cpu"
     )
     assert list(table["caption"]) == [CONCEPTS[k] for k in concept[units]]
+
+
+def test_tensor_inputs_give_the_same_directions(world):
+    import torch
+
+    _, bank, _, _, weights, _ = world
+    from_arrays = project_to_image_embeddings(weights, bank, device="cpu")
+    from_tensors = project_to_image_embeddings(torch.from_numpy(weights), torch.from_numpy(bank))  # "auto": their device
+    np.testing.assert_array_equal(from_tensors, from_arrays)
