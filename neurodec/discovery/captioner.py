@@ -141,6 +141,7 @@ class PrefixCaptioner:
     decoder_ : transformers.GPT2LMHeadModel
         The GPT-2 decoder.
     tokenizer_ : transformers tokenizer
+        The decoder's tokenizer.
     loss_history_ : array of shape (n_epochs,)
         Mean training cross-entropy (nats per caption token) of every epoch.
 
@@ -369,6 +370,16 @@ class PrefixCaptioner:
         The folder holds ``config.json``, ``mapping.safetensors``, the decoder
         (``decoder/``, safetensors) and the tokenizer files (``tokenizer/``).
         An existing folder at ``path`` is replaced only once the new one is complete.
+
+        Parameters
+        ----------
+        path : path-like
+            The folder to write.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
         """
         from .captioner_io import save_prefix_captioner
 

@@ -13,7 +13,7 @@ turns the direction into a caption. LaVCa and the caption score live in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -236,7 +236,7 @@ def brainscuba_captions(
 def _caption(captioner: Any, embeddings: np.ndarray, **generate_kwargs: Any) -> list[str]:
     if hasattr(captioner, "generate"):
         captions = captioner.generate(embeddings, **generate_kwargs)
-    elif isinstance(captioner, Callable):
+    elif callable(captioner):
         captions = captioner(embeddings)
     else:
         raise TypeError(f"The 'captioner' must be a PrefixCaptioner or a callable. Got {type(captioner).__name__}.")
