@@ -21,8 +21,10 @@ HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_c
         " neurodec.viz.bids_filename",
         "import neurodec.backbones as b; b.list_backbones(); b.get_backbone_spec('timm/resnet50')",
         "import neurodec.discovery; neurodec.discovery.MDSResult; neurodec.discovery.most_discriminative_stimuli",
+        "import neurodec.discovery as d; d.PrefixCaptioner; d.project_to_image_embeddings; d.lavca_captions;"
+        " d.score_captions; d.load_prefix_captioner; d.brainscuba_captions",
     ],
-    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery"],
+    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery", "voxel-captions"],
 )
 def test_imports_stay_light(statement):
     # Heavy libraries load on first real use, never on import or registry queries.
@@ -63,11 +65,15 @@ def test_every_listed_subpackage_exists():
 
 def test_shared_parameter_docs_are_filled():
     from neurodec._docs import docdict
-    from neurodec.discovery import most_discriminative_stimuli
+    from neurodec.discovery import (
+        PrefixCaptioner, brainscuba_captions, load_prefix_captioner, most_discriminative_stimuli,
+        project_to_image_embeddings,
+    )
     from neurodec.encoding import EncodingModel
     from neurodec.ridge import BandedRidgeCV, RidgeCV
     from neurodec.ridge.solvers import solve_ridge_cv
 
-    for obj in (EncodingModel, RidgeCV, BandedRidgeCV, solve_ridge_cv, most_discriminative_stimuli):
+    for obj in (EncodingModel, RidgeCV, BandedRidgeCV, solve_ridge_cv, most_discriminative_stimuli, PrefixCaptioner,
+                brainscuba_captions, load_prefix_captioner, project_to_image_embeddings):
         assert "%(" not in obj.__doc__, obj
         assert docdict["device"] in obj.__doc__, obj
