@@ -1,4 +1,5 @@
-"""Discovery with trained models: stimuli that tell units apart, functional cell types.
+"""Discovery with trained models: stimuli that tell units apart, functional cell types,
+brain-guided image synthesis (BrainDiVE).
 
 Names are imported on first access so that ``import neurodec.discovery`` stays
 light (torch and scikit-learn load only when a name that needs them is used)::
@@ -6,6 +7,10 @@ light (torch and scikit-learn load only when a name that needs them is used)::
     from neurodec.discovery import most_discriminative_stimuli
     result = most_discriminative_stimuli(model, (1, 32, 32), n_clusters=8)
     result.labels, result.stimuli
+
+    from neurodec.discovery import brain_guided_images, load_diffusion_pipeline
+    pipe = load_diffusion_pipeline("stabilityai/stable-diffusion-2-1-base")
+    images = brain_guided_images(pipe, encoder, seeds=range(64), image_size=224)
 """
 
 from __future__ import annotations
@@ -13,8 +18,19 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
+    "ActivationComparison": "braindive_eval",
+    "CategoryShares": "braindive_eval",
+    "DEFAULT_CATEGORIES": "braindive_eval",
+    "GuidedImages": "guided_images",
     "MDSResult": "mds",
+    "SUPPORTED_SCHEDULERS": "diffusion",
+    "brain_guided_images": "braindive",
+    "brain_guided_variations": "braindive",
+    "compare_predicted_activation": "braindive_eval",
+    "configure_memory": "diffusion",
+    "load_diffusion_pipeline": "diffusion",
     "most_discriminative_stimuli": "mds",
+    "zero_shot_category_shares": "braindive_eval",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
