@@ -240,8 +240,6 @@ def sample_guided(pipe, scorer, seeds, *, init_latents, strength, steps, guidanc
     import torch
 
     dev = pipeline_device(pipe, device)
-    if isinstance(scorer, torch.nn.Module):
-        scorer.to(dev)
     factor = pipe.vae_scale_factor
     height = height or pipe.unet.config.sample_size * factor
     width = width or pipe.unet.config.sample_size * factor
