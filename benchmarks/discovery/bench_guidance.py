@@ -66,7 +66,8 @@ def build_pipeline(name: str, dtype: torch.dtype, device: str):
             num_attention_heads=8, num_hidden_layers=2, vocab_size=520, max_position_embeddings=77,
         ))
     pipe.vae_scale_factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    return pipe.to(device, dtype)
+    pipe.to(device)
+    return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
 
 
 def build_encoder(size: int, device: str) -> torch.nn.Module:
@@ -80,20 +81,26 @@ def build_encoder(size: int, device: str) -> torch.nn.Module:
     return torch.nn.Sequential(*layers).to(device).eval()
 
 
-def per_step(fn, steps: tuple[int, int], repeats: int) -> float:
-    """Seconds per step: best-of-``repeats`` time difference between two step counts, over their difference."""
+def per_step(fn, steps: tuple[int, int], repeats: int, cuda: bool) -> float:
+    """Seconds per step: best-of-``repeats`` time difference between two step counts, over their difference.
+
+    On CPU the clock is the process's CPU time, which other processes sharing
+    the cores do not inflate (run with OMP_NUM_THREADS=1 for a single-thread
+    figure); on CUDA it is wall-clock time after synchronizing.
+    """
+    clock = time.perf_counter if cuda else time.process_time
     times = {}
     for n in steps:
         fn(n)  # warm-up
         best = float("inf")
         for _ in range(repeats):
-            if torch.cuda.is_available():
+            if cuda:
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start = clock()
             fn(n)
-            if torch.cuda.is_available():
+            if cuda:
                 torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock() - start)
         times[n] = best
     return (times[steps[1]] - times[steps[0]]) / (steps[1] - steps[0])
 
@@ -125,11 +132,12 @@ def main() -> None:
 
     pipe.set_progress_bar_config(disable=True)
     result = {"config": args.config, "device": args.device, "dtype": args.dtype, "batch_size": args.batch_size,
-              "steps": list(args.steps), "torch_threads": torch.get_num_threads()}
+              "steps": list(args.steps), "torch_threads": torch.get_num_threads(),
+              "clock": "wall (synchronized)" if cuda else "process CPU time"}
     for name, fn in (("unguided", unguided), ("guided", guided), ("guided_through_unet", lambda n: guided(n, True))):
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        result[f"{name}_s_per_step"] = per_step(fn, tuple(args.steps), args.repeats)
+        result[f"{name}_s_per_step"] = per_step(fn, tuple(args.steps), args.repeats, cuda)
         if cuda:
             result[f"{name}_peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     result["ratio_guided"] = result["guided_s_per_step"] / result["unguided_s_per_step"]

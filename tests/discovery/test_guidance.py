@@ -54,6 +54,22 @@ def test_guidance_raises_the_objective_for_every_seed(pipes, redness, scheduler)
     assert guided.settings["scheduler"] == type(pipes[scheduler].scheduler).__name__
 
 
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm", "unipc"])
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_unguided_sampling_reproduces_the_pipeline(tmp_path, redness, scheduler, prediction_type):
+    # Reference: with guidance off, the loop must be the pipeline's own sampler from the same start noise.
+    pipe = tiny_pipeline(tmp_path, scheduler=scheduler)
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction_type)
+    ours = _run(pipe, redness, 0.0, seeds=(0, 1), batch_size=2)
+    noise = torch.stack([torch.randn((4, 8, 8), generator=torch.Generator().manual_seed(seed)) for seed in (0, 1)])
+    reference = pipe("", latents=noise, num_inference_steps=STEPS, guidance_scale=1.0, output_type="np",
+                     num_images_per_prompt=2, height=16, width=16).images
+    # v-prediction is converted to epsilon and back: a few float32 roundings of unit-scale values per step.
+    np.testing.assert_allclose(ours.images, reference, rtol=0, atol=float32_atol(4 * STEPS, scale=1.0))
+    guided = _run(pipe, redness, 300.0, seeds=(0, 1), batch_size=2)
+    assert (guided.scores > ours.scores).all()
+
+
 def test_objective_direction_and_gradient_through_unet(pipes, redness):
     unguided = _run(pipes["ddim"], redness, 0.0)
     # Minimizing (the negated objective) lowers every image's score.
