@@ -40,9 +40,6 @@ _SHARED_DOC = """    encoder : callable, optional
         setting).
     cfg_scale : float
         Classifier-free guidance of the prompt; 1 turns it off (one UNet pass per step).
-    height, width : int, optional
-        Output size in pixels, multiples of the VAE's downsampling factor.
-        Default: the UNet's sample size times that factor.
     image_size : int or (int, int), optional
         Size the decoded images are resized to (bilinear, antialiased) before
         the encoder, e.g. 224 for a CLIP tower. None: no resizing.
@@ -57,9 +54,9 @@ _SHARED_DOC = """    encoder : callable, optional
         the pipeline already runs (its execution device, which honours model
         CPU offload).
     verbose : bool or int
-        Show a progress bar over sampler steps.
+        Show a progress bar over sampler steps."""
 
-    Raises
+_RAISES_DOC = """    Raises
     ------
     ValueError
         For a scheduler the guidance cannot wrap (the message lists the
@@ -98,12 +95,17 @@ def brain_guided_images(
         :func:`neurodec.discovery.load_diffusion_pipeline`. Its scheduler must
         be one of ``SUPPORTED_SCHEDULERS`` (DDIM, DPM-Solver++ multistep, UniPC).
 %s
+    height, width : int, optional
+        Output size in pixels, multiples of the VAE's downsampling factor.
+        Default: the UNet's sample size times that factor.
 
     Returns
     -------
     GuidedImages
         Images of shape (n_seeds, height, width, 3) in [0, 1] with their
         predicted objective; ``.top(k)`` re-ranks them.
+
+%s
 
     Examples
     --------
@@ -165,6 +167,8 @@ def brain_guided_variations(
     GuidedImages
         ``n_images * len(seeds)`` variations, image-major; ``sources`` gives
         each one's input image.
+
+%s
     """
     import torch
 
@@ -206,5 +210,5 @@ def _move_encoder(encoder: Any, pipe: Any, device: Any) -> None:
         encoder.to(pipe._execution_device if device is None else resolve_device(device))
 
 
-brain_guided_images.__doc__ = brain_guided_images.__doc__ % _SHARED_DOC
-brain_guided_variations.__doc__ = brain_guided_variations.__doc__ % _SHARED_DOC
+brain_guided_images.__doc__ = brain_guided_images.__doc__ % (_SHARED_DOC, _RAISES_DOC)
+brain_guided_variations.__doc__ = brain_guided_variations.__doc__ % (_SHARED_DOC, _RAISES_DOC)
