@@ -8,7 +8,7 @@ final decode) cancel. Weights are random (no download): the timings depend on
 the architecture only.
 
     python benchmarks/discovery/bench_guidance.py --config small
-    python benchmarks/discovery/bench_guidance.py --config sd --device cuda --dtype float16 --out sd_cuda.json
+    python benchmarks/discovery/bench_guidance.py --config sd --device cuda --dtype float16 --memory-lean --out sd_cuda.json
 
 Configs: ``tiny`` (the tests' pipeline, 16 px), ``small`` (64 px, 3-level UNet),
 ``sd`` (Stable Diffusion 1.x/2.x-base architecture, 512 px; a GPU config).
@@ -30,7 +30,7 @@ import torch
 _ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(_ROOT), str(_ROOT / "tests" / "discovery")]
 
-from neurodec.discovery import brain_guided_images  # noqa: E402
+from neurodec.discovery import brain_guided_images, configure_memory  # noqa: E402
 from neurodec.discovery.diffusion import import_diffusers  # noqa: E402
 
 CONFIGS = {
@@ -114,10 +114,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs=2, default=(4, 12))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--memory-lean", action="store_true", help="attention slicing + VAE slicing (configure_memory)")
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
     pipe = build_pipeline(args.config, dtype, args.device)
+    if args.memory_lean:
+        configure_memory(pipe, attention_slicing=True, vae_slicing=True)
     encoder = build_encoder(CONFIGS[args.config]["encoder_size"], args.device)
     seeds = list(range(args.batch_size))
     cuda = args.device.startswith("cuda")
@@ -133,7 +136,7 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     result = {"config": args.config, "device": args.device, "dtype": args.dtype, "batch_size": args.batch_size,
               "steps": list(args.steps), "torch_threads": torch.get_num_threads(),
-              "clock": "wall (synchronized)" if cuda else "process CPU time"}
+              "clock": "wall (synchronized)" if cuda else "process CPU time", "memory_lean": args.memory_lean}
     for name, fn in (("unguided", unguided), ("guided", guided), ("guided_through_unet", lambda n: guided(n, True))):
         if cuda:
             torch.cuda.reset_peak_memory_stats()

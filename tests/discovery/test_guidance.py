@@ -13,6 +13,7 @@ from neurodec.discovery import (
     brain_guided_images,
     brain_guided_variations,
     compare_predicted_activation,
+    configure_memory,
     load_diffusion_pipeline,
     zero_shot_category_shares,
 )
@@ -234,3 +235,15 @@ def test_load_diffusion_pipeline_from_a_folder_and_offline_error(tmp_path, pipes
         load_diffusion_pipeline("no-such-user/no-such-model", device="cpu")
     with pytest.raises(ValueError, match="'scheduler'"):
         load_diffusion_pipeline(tmp_path / "sd", scheduler="euler")
+
+
+def test_memory_options_keep_the_results_and_offload_needs_cuda(tmp_path, redness):
+    pipe = tiny_pipeline(tmp_path)
+    plain = _run(pipe, redness, 300.0, seeds=(0, 1), batch_size=2)
+    configure_memory(pipe, attention_slicing=True, vae_slicing=True)
+    lean = _run(pipe, redness, 300.0, seeds=(0, 1), batch_size=2)
+    # Slicing changes only how attention and decoding are batched: the images may differ by float32
+    # rounding of sums of unit-scale terms, accumulated over the steps.
+    np.testing.assert_allclose(lean.images, plain.images, rtol=0, atol=float32_atol(4 * STEPS * 16, scale=1.0))
+    with pytest.raises(ValueError, match="'cpu_offload'.*CUDA"):
+        configure_memory(pipe, cpu_offload=True, device="cpu")
