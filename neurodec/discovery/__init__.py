@@ -26,6 +26,7 @@ _EXPORTS = {
     "SUPPORTED_SCHEDULERS": "diffusion",
     "brain_guided_images": "braindive",
     "brain_guided_variations": "braindive",
+    "clip_embedding_fns": "braindive_eval",
     "compare_predicted_activation": "braindive_eval",
     "configure_memory": "diffusion",
     "load_diffusion_pipeline": "diffusion",

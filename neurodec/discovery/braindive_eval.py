@@ -19,7 +19,7 @@ from .guidance import make_scorer
 from .guided_images import GuidedImages
 
 __all__ = [
-    "DEFAULT_CATEGORIES", "ActivationComparison", "CategoryShares", "compare_predicted_activation",
+    "DEFAULT_CATEGORIES", "ActivationComparison", "CategoryShares", "clip_embedding_fns", "compare_predicted_activation",
     "zero_shot_category_shares",
 ]
 
@@ -218,3 +218,36 @@ def zero_shot_category_shares(
         rows.append(np.bincount(assignments[name], minlength=len(labels)) / len(emb))
     shares = pd.DataFrame(np.array(rows), index=list(image_sets), columns=list(labels))
     return CategoryShares(labels=labels, shares=shares, assignments=assignments)
+
+
+def clip_embedding_fns(backbone: Any) -> tuple[Callable, Callable[[list[str]], Any]]:
+    """Image and text embedding functions of a CLIP backbone, for :func:`zero_shot_category_shares`.
+
+    Parameters
+    ----------
+    backbone : neurodec.backbones.Backbone
+        A CLIP model with a text tower, e.g.
+        ``neurodec.backbones.load("open_clip/ViT-B-32:laion2b_s34b_b79k")``.
+
+    Returns
+    -------
+    image_embed_fn : callable
+        Images, tensor of shape (N, 3, H, W) in [0, 1], to image embeddings of
+        shape (N, embed_dim): each image is quantized to uint8 and goes through
+        the backbone's own preprocessing (resize, crop, normalization), then
+        its image tower.
+    text_embed_fn : callable
+        ``backbone.encode_text``: prompts to text embeddings (n_prompts, embed_dim).
+    """
+    import torch
+
+    if not hasattr(backbone, "encode_text") or not hasattr(backbone, "preprocess"):
+        raise ValueError(f"The 'backbone' parameter must be a neurodec Backbone with a text tower. Got {type(backbone).__name__}.")
+
+    def image_embed_fn(images: "torch.Tensor") -> "torch.Tensor":
+        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        batch = torch.stack([backbone.preprocess(image) for image in pixels]).to(backbone.device)
+        with torch.no_grad():
+            return backbone.model(batch)
+
+    return image_embed_fn, backbone.encode_text

@@ -12,6 +12,7 @@ from neurodec.discovery import (
     GuidedImages,
     brain_guided_images,
     brain_guided_variations,
+    clip_embedding_fns,
     compare_predicted_activation,
     configure_memory,
     load_diffusion_pipeline,
@@ -247,3 +248,21 @@ def test_memory_options_keep_the_results_and_offload_needs_cuda(tmp_path, rednes
     np.testing.assert_allclose(lean.images, plain.images, rtol=0, atol=float32_atol(4 * STEPS * 16, scale=1.0))
     with pytest.raises(ValueError, match="'cpu_offload'.*CUDA"):
         configure_memory(pipe, cpu_offload=True, device="cpu")
+
+
+def test_zero_shot_shares_with_a_clip_backbone(rng):
+    from neurodec.backbones import load
+
+    tiny_clip = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+                 "text_cfg": {"context_length": 12, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+    bb = load("open_clip/ViT-S-32", weights="random", device="cpu", **tiny_clip)
+    images = rng.integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    image_fn, text_fn = clip_embedding_fns(bb)
+    result = zero_shot_category_shares({"synthesized": images}, image_embed_fn=image_fn, text_embed_fn=text_fn, device="cpu")
+    # Reference: the backbone's own preprocessing and towers, cosine similarity, argmax.
+    with torch.no_grad():
+        img = bb.model(torch.stack([bb.preprocess(image) for image in images])).numpy()
+    txt = bb.encode_text([f"a photo of {label}" for label in result.labels]).numpy()
+    cosine = (img / np.linalg.norm(img, axis=1, keepdims=True)) @ (txt / np.linalg.norm(txt, axis=1, keepdims=True)).T
+    np.testing.assert_array_equal(result.assignments["synthesized"], cosine.argmax(1))
+    np.testing.assert_allclose(result.shares.to_numpy().sum(), 1.0)
