@@ -143,7 +143,9 @@ class _Run:
     verbose: bool | int
 
 
-def _predict_eps(run: _Run, latents: "torch.Tensor", t: "torch.Tensor", sqrt_abar, sqrt_one_minus) -> "torch.Tensor":
+def _predict_eps(
+    run: _Run, latents: "torch.Tensor", t: "torch.Tensor", sqrt_abar: "torch.Tensor", sqrt_one_minus: "torch.Tensor"
+) -> "torch.Tensor":
     """Noise prediction of the UNet (classifier-free guidance when cfg_scale > 1), as epsilon."""
     import torch
 
@@ -160,7 +162,7 @@ def _predict_eps(run: _Run, latents: "torch.Tensor", t: "torch.Tensor", sqrt_aba
     return out
 
 
-def _denoise(run: _Run, latents: "torch.Tensor", timesteps: "torch.Tensor", generator: "torch.Generator", desc: str):
+def _denoise(run: _Run, latents: "torch.Tensor", timesteps: "torch.Tensor", generator: "torch.Generator", desc: str) -> "torch.Tensor":
     """Guided denoising of one batch from ``latents`` along ``timesteps``; returns the final latents (float32)."""
     import torch
 
@@ -197,7 +199,9 @@ def _non_finite(step: int, t: Any, scale: float, what: str) -> None:
     )
 
 
-def _conditioning(pipe: Any, prompt: str | None, cfg_scale: float, n: int, device: "torch.device"):
+def _conditioning(
+    pipe: Any, prompt: str | None, cfg_scale: float, n: int, device: "torch.device"
+) -> tuple["torch.Tensor", "torch.Tensor | None"]:
     """Text conditioning of ``n`` images: the prompt's embeddings (the empty prompt's when None) and, for CFG, the empty prompt's."""
     if getattr(pipe, "text_encoder", None) is None or getattr(pipe, "tokenizer", None) is None:
         raise ValueError("The pipeline needs a text_encoder and a tokenizer (the unconditional embedding is the empty prompt's).")
@@ -205,7 +209,10 @@ def _conditioning(pipe: Any, prompt: str | None, cfg_scale: float, n: int, devic
     return cond, (uncond if cfg_scale > 1 else None)
 
 
-def validate_args(pipe: Any, seeds: Sequence[int], guidance_scale: float, steps: int, batch_size: int, cfg_scale: float):
+def validate_args(
+    pipe: Any, seeds: Sequence[int], guidance_scale: float, steps: int, batch_size: int, cfg_scale: float
+) -> np.ndarray:
+    """Check the arguments shared by the guided samplers; return the seeds as an int array."""
     for name in ("unet", "vae", "scheduler"):
         if getattr(pipe, name, None) is None:
             raise ValueError(f"The 'pipe' parameter must be a latent-diffusion pipeline with a {name}; it has none.")
@@ -225,6 +232,7 @@ def validate_args(pipe: Any, seeds: Sequence[int], guidance_scale: float, steps:
 
 
 def pipeline_device(pipe: Any, device: Any) -> "torch.device":
+    """The device to sample on: the pipeline's execution device when None, else ``device`` (the pipeline is moved)."""
     from .._device import resolve_device
 
     if device is None:
@@ -234,8 +242,24 @@ def pipeline_device(pipe: Any, device: Any) -> "torch.device":
     return dev
 
 
-def sample_guided(pipe, scorer, seeds, *, init_latents, strength, steps, guidance_scale, prompt, cfg_scale,
-            height, width, batch_size, grad_through_unet, device, verbose):
+def sample_guided(
+    pipe: Any,
+    scorer: Callable[["torch.Tensor"], "torch.Tensor"],
+    seeds: np.ndarray,
+    *,
+    init_latents: "torch.Tensor | None",
+    strength: float,
+    steps: int,
+    guidance_scale: float,
+    prompt: str | None,
+    cfg_scale: float,
+    height: int | None,
+    width: int | None,
+    batch_size: int,
+    grad_through_unet: bool,
+    device: Any,
+    verbose: bool | int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Shared body of ``brain_guided_images`` and ``brain_guided_variations``: images, scores and settings of guided runs."""
     import torch
 

@@ -89,8 +89,8 @@ def test_score_fn_and_image_size(pipes):
         seen.append(tuple(images.shape[-2:]))
         return images[:, 1].mean(dim=(1, 2))  # green
 
-    unguided = brain_guided_images(pipes["dpm"], score_fn=score_fn, seeds=SEEDS, guidance_scale=0, num_inference_steps=STEPS, batch_size=4, image_size=24, verbose=False)
-    guided = brain_guided_images(pipes["dpm"], score_fn=score_fn, seeds=SEEDS, guidance_scale=300, num_inference_steps=STEPS, batch_size=4, image_size=24, verbose=False)
+    unguided = _run(pipes["dpm"], None, 0.0, score_fn=score_fn, image_size=24)
+    guided = _run(pipes["dpm"], None, 300.0, score_fn=score_fn, image_size=24)
     assert set(seen) == {(24, 24)}
     assert (guided.scores > unguided.scores).all()
 
