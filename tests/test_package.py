@@ -20,7 +20,8 @@ HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_c
         "import neurodec.encoding, neurodec.viz; neurodec.encoding.pearson_r; neurodec.encoding.summarize_rois;"
         " neurodec.viz.bids_filename",
         "import neurodec.backbones as b; b.list_backbones(); b.get_backbone_spec('timm/resnet50')",
-        "import neurodec.discovery; neurodec.discovery.MDSResult; neurodec.discovery.most_discriminative_stimuli",
+        "import neurodec.discovery; neurodec.discovery.MDSResult; neurodec.discovery.most_discriminative_stimuli;"
+        " neurodec.discovery.brain_guided_images; neurodec.discovery.GuidedImages; neurodec.discovery.load_diffusion_pipeline",
         "import neurodec.discovery as d; d.PrefixCaptioner; d.project_to_image_embeddings; d.lavca_captions;"
         " d.score_captions; d.load_prefix_captioner; d.brainscuba_captions",
     ],

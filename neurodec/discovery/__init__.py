@@ -1,4 +1,5 @@
-"""Discovery with trained models: stimuli that tell units apart, functional cell types, voxel captions.
+"""Discovery with trained models: stimuli that tell units apart, functional cell types,
+brain-guided image synthesis (BrainDiVE), voxel captions (BrainSCUBA, LaVCa).
 
 Names are imported on first access so that ``import neurodec.discovery`` stays
 light (torch and scikit-learn load only when a name that needs them is used)::
@@ -8,6 +9,10 @@ light (torch and scikit-learn load only when a name that needs them is used)::
     result.labels, result.stimuli
 
     from neurodec.discovery import PrefixCaptioner, brainscuba_captions, lavca_captions, score_captions
+
+    from neurodec.discovery import brain_guided_images, load_diffusion_pipeline
+    pipe = load_diffusion_pipeline("stabilityai/stable-diffusion-2-1-base")
+    images = brain_guided_images(pipe, encoder, seeds=range(64), image_size=224)
 """
 
 from __future__ import annotations
@@ -15,14 +20,26 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
+    "ActivationComparison": "braindive_eval",
+    "CategoryShares": "braindive_eval",
+    "DEFAULT_CATEGORIES": "braindive_eval",
+    "GuidedImages": "guided_images",
     "MDSResult": "mds",
     "PrefixCaptioner": "captioner",
+    "SUPPORTED_SCHEDULERS": "diffusion",
+    "brain_guided_images": "braindive",
+    "brain_guided_variations": "braindive",
     "brainscuba_captions": "voxel_captions",
+    "clip_embedding_fns": "braindive_eval",
+    "compare_predicted_activation": "braindive_eval",
+    "configure_memory": "diffusion",
     "lavca_captions": "lavca",
+    "load_diffusion_pipeline": "diffusion",
     "load_prefix_captioner": "captioner_io",
     "most_discriminative_stimuli": "mds",
     "project_to_image_embeddings": "voxel_captions",
     "score_captions": "lavca",
+    "zero_shot_category_shares": "braindive_eval",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
