@@ -42,7 +42,7 @@ def _image_source(stimuli: Any) -> tuple[list[Hashable], Any, str]:
     def read(stimulus_id: Hashable) -> "torch.Tensor":
         from ..backbones.preprocessing import to_pil_rgb
 
-        rgb = np.asarray(to_pil_rgb(stimuli.get_image(stimulus_id)))
+        rgb = np.array(to_pil_rgb(stimuli.get_image(stimulus_id)))  # a writable copy for torch
         return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
 
     return list(stimuli.ids), read, stimuli.name
@@ -115,7 +115,8 @@ def predict_responses(
     if device is not None:
         encoder.to(resolve_device(device))
     # Inputs go where the encoder's weights are (a BrainEncoder keeps its head in buffers).
-    tensor = next(iter(encoder.buffers()), None) or next(iter(encoder.parameters()), None)
+    tensor = next(iter(encoder.buffers()), None)
+    tensor = next(iter(encoder.parameters()), None) if tensor is None else tensor
     dev = tensor.device if tensor is not None else resolve_device("cpu")
     rows = []
     with torch.no_grad():

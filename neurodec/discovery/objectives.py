@@ -31,6 +31,8 @@ __all__ = ["UnitObjective", "one_unit", "roi_contrast", "roi_mean", "weighted_un
 
 def _indices(units: Any, name: str, n_units: int | None) -> np.ndarray:
     array = np.asarray(units)
+    if array.size == 0:
+        raise ValueError(f"'{name}' selects no units.")
     if array.dtype == bool:
         if array.ndim != 1 or (n_units is not None and array.shape != (n_units,)):
             raise ValueError(f"A boolean mask '{name}' must have shape (n_units,) = ({n_units},). Got {array.shape}.")
@@ -42,7 +44,7 @@ def _indices(units: Any, name: str, n_units: int | None) -> np.ndarray:
             f"'{name}' must be integer unit indices or a boolean mask over units. Got {type(units).__name__} "
             f"of dtype {array.dtype} and shape {array.shape}."
         )
-    if array.size == 0:
+    if array.size == 0:  # an all-False mask
         raise ValueError(f"'{name}' selects no units.")
     if array.min() < 0:
         raise ValueError(f"'{name}' has negative unit indices ({array.min()}); indices start at 0.")

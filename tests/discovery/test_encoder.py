@@ -26,25 +26,26 @@ def rn():
     return resnet()
 
 
-def _bound(model, features, units) -> np.ndarray:
+def _bound(model, features, raw, units) -> np.ndarray:
     """float32 error bound of the prediction, array of shape (n_stimuli, n_units).
 
-    Both paths sum the same products in another order: the reducer's (n_in terms),
-    then the ridge head's (n_features terms); the error of a sum is at most
-    n_terms * eps32 times the sum of its terms' magnitudes, propagated through the head.
+    Both paths sum the same products in another order: the reducer's (n_in terms
+    of magnitude |x| |P| + |mean| |P|, from the unreduced features ``raw``), then
+    the ridge head's (n_features terms); a float32 sum of n terms errs by at most
+    n * eps32 times the sum of the terms' magnitudes, propagated through the head.
     """
     coef = np.abs(model.coef_[:, units]).astype(np.float64)
     magnitude, n_in = [], 0
-    for space, cols in zip(features, model.feature_slices_):
+    for space, unreduced, cols in zip(features, raw, model.feature_slices_):
+        x = np.abs(np.asarray(unreduced.data, dtype=np.float64))
         reducer = space.meta.get("reducer")
-        raw = np.abs(np.asarray(space.data, dtype=np.float64))
         if reducer is not None:
-            # Raw features are not kept; bound |x - mean| @ |P| by the reduced values' own scale plus the mean's.
-            P = np.abs(reducer.components_.toarray() if hasattr(reducer.components_, "toarray") else reducer.components_)
+            P = reducer.components_
+            P = np.abs(P.toarray() if hasattr(P, "toarray") else P)
             mean = np.abs(getattr(reducer, "mean_", np.zeros(P.shape[1])))
-            raw = raw + (mean @ P.T)[None] + np.abs(P).sum(axis=1)[None] * raw.max()
+            x = (x + mean) @ P.T
             n_in = max(n_in, P.shape[1])
-        magnitude.append((raw + np.abs(model.feature_mean_[cols])) / model.feature_scale_[cols])
+        magnitude.append((x + np.abs(model.feature_mean_[cols])) / model.feature_scale_[cols])
     terms = np.hstack(magnitude) @ coef
     return float32_rtol(n_in + coef.shape[0] + 1) * (terms + np.abs(model.intercept_[units]))
 
@@ -64,6 +65,7 @@ def test_encoder_equals_extraction_then_predict(case, stimuli, rn):
     if reduce:
         reduce = {**reduce, "fit_ids": list(stimuli.ids)[:40]}
     features = features_of(backbone, stimuli, layer_pooling, **reduce)
+    raw = features_of(backbone, stimuli, layer_pooling) if reduce else features
     model, responses = fit_model(features, stimuli)
     encoder = BrainEncoder.from_fitted(backbone, model, features)
     with torch.no_grad():
@@ -71,7 +73,7 @@ def test_encoder_equals_extraction_then_predict(case, stimuli, rn):
     expected = model.predict(features)
     units = np.arange(N_UNITS)
     assert got.shape == expected.shape == (len(stimuli), N_UNITS)
-    assert np.all(np.abs(got - expected) <= _bound(model, features, units))
+    assert np.all(np.abs(got - expected) <= _bound(model, features, raw, units))
     assert not any(p.requires_grad for p in encoder.parameters()) and not encoder.training
     assert not backbone.model._forward_hooks  # hooks live only during a forward pass
 
