@@ -175,3 +175,21 @@ def test_bad_models_features_and_units(stimuli, rn):
     assert "n_outputs=5" in repr(encoder)
     with pytest.raises(ValueError, match=r"shape \(n_images, 3, height, width\)"):
         encoder(torch.zeros(2, 32, 32))
+
+
+@pytest.mark.gpu
+def test_encoder_on_cuda_matches_cpu(stimuli):
+    backbone = resnet()
+    features = features_of(backbone, stimuli, [("layer2", "avg"), ("layer4", "grid")])
+    model, _ = fit_model(features, stimuli)
+    encoder = BrainEncoder.from_fitted(backbone, model, features)
+    x = as_tensor(stimuli)[:8]
+    with torch.no_grad():
+        cpu = encoder(x)
+        encoder.to("cuda")
+        assert backbone.device.type == "cuda"
+        cuda = encoder(x).cpu()  # inputs move to the encoder's device
+    # cuDNN and CPU kernels sum in other orders (and may use TF32): the test's float32 bound, loosened to
+    # TF32's 10-bit mantissa.
+    bound = 2.0**-10 * (encoder.features(x.cuda()).abs() @ encoder.coef.abs() + encoder.intercept.abs()).cpu()
+    assert torch.all((cuda - cpu).abs() <= bound)
