@@ -30,10 +30,10 @@ __all__ = ["PixelPreprocess", "pixel_steps"]
 TENSOR_INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
 _SUPPORTED = (
     "a torchvision Compose of Resize, CenterCrop, ToTensor/MaybeToTensor, Normalize (and open_clip's RGB "
-    "conversion), or torchvision's ImageClassification preset; load the backbone with "
+    "conversion, MaybeConvertMode), or torchvision's ImageClassification preset; load the backbone with "
     "preprocess=neurodec.backbones.Preprocess(...) or a mapping to get one"
 )
-_NO_OPS = ("ToTensor", "MaybeToTensor", "_convert_to_rgb")
+_NO_OPS = ("ToTensor", "MaybeToTensor", "_convert_to_rgb", "MaybeConvertMode")  # input is RGB floats already
 
 
 def _interpolation(mode: Any, where: str) -> str:
@@ -93,7 +93,7 @@ def pixel_steps(transform: Any, *, name: str = "backbone") -> list[tuple[Any, ..
             steps.append(("crop", _size(step.size)))
         elif isinstance(step, tv.Normalize):
             steps.append(("normalize", [float(m) for m in step.mean], [float(s) for s in step.std]))
-        elif kind in _NO_OPS:
+        elif kind in _NO_OPS and getattr(step, "mode", "RGB") == "RGB":
             continue  # the input is already an RGB float tensor in [0, 1]
         else:
             raise ValueError(

@@ -15,6 +15,10 @@ SIZE = 32
 AT_SIZE = {"resize": SIZE, "crop": SIZE}
 TINY_DINO = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=SIZE,
                  patch_size=8)
+TINY_CLIP = dict(
+    embed_dim=16, vision_cfg=dict(image_size=SIZE, layers=2, width=32, head_width=16, patch_size=8),
+    text_cfg=dict(context_length=12, vocab_size=49408, width=16, heads=2, layers=1),
+)
 N_TRAIN, N_UNITS = 40, 6
 
 
@@ -31,6 +35,11 @@ def as_tensor(stimuli: Stimuli) -> torch.Tensor:
 
 def resnet(**kwargs):
     return load("timm/resnet18", weights="random", device="cpu", preprocess=AT_SIZE, **kwargs)
+
+
+def clip():
+    """A tiny open_clip image tower; its own preprocessing (resize 32, crop 32) is a no-op at SIZE."""
+    return load("open_clip/ViT-S-32", weights="random", device="cpu", **TINY_CLIP)
 
 
 def dino():

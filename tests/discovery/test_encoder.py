@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from encoder_fixtures import (
-    N_UNITS, as_tensor, dino, features_of, fit_model, resnet, tiny_stimuli,
+    N_UNITS, as_tensor, clip, dino, features_of, fit_model, resnet, tiny_stimuli,
 )
 from float32_tolerance import float32_rtol
 from neurodec.discovery import BrainEncoder, roi_mean
@@ -55,6 +55,7 @@ CASES = {
     "cnn pca": (resnet, [("layer3", "avg")], {"reduction": "pca", "n_components": 12}),
     "cnn srp + avg": (resnet, [("layer4", "grid"), ("layer1", "avg")], {"reduction": "srp", "n_components": 20}),
     "vit tokens, cls": (dino, [("encoder.layer.1", "cls")], {}),
+    "open_clip tower: tokens + embedding": (clip, [("transformer.resblocks.0", "avg"), ("output", "avg")], {}),
 }
 
 
