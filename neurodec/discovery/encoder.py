@@ -113,7 +113,10 @@ class BrainEncoder(torch.nn.Module):
     The encoder shares the backbone's modules (no copy): building it puts
     them in eval mode and, with ``freeze=True``, turns off their
     ``requires_grad``; moving the encoder moves the backbone (its ``device``
-    is updated). Hooks live only during a forward pass, so the backbone stays
+    is updated), and converting its dtype converts the backbone's. The encoder
+    computes in float32; features extracted under CUDA autocast (their
+    ``meta["precision"]`` is bfloat16 or float16) differ from it by that
+    precision's rounding. Hooks live only during a forward pass, so the backbone stays
     usable for :func:`~neurodec.backbones.extract_features`.
     The resize step uses torch's antialiased interpolation where extraction
     uses PIL's on uint8 images; they agree up to interpolation error. For
