@@ -42,6 +42,8 @@ _EXPORTS = {
     "lavca_captions": "lavca",
     "load_diffusion_pipeline": "diffusion",
     "load_prefix_captioner": "captioner_io",
+    "make_small_diffusion_pipeline": "small_models",
+    "make_small_language_model": "small_models",
     "most_discriminative_stimuli": "mds",
     "one_unit": "objectives",
     "predict_responses": "in_silico",

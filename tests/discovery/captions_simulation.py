@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodec.discovery.small_models import make_small_language_model
+
 CONCEPTS = ("dog", "car", "tree", "boat")
 TEMPLATES = ("a photo of a {c}", "a picture of a {c}", "an image of a {c}")
 CONTEXTS = ("in the city", "near the water", "on a sunny day", "at night")
@@ -41,21 +43,4 @@ def planted_voxels(rng: np.random.Generator, centres: np.ndarray, *, n_per_conce
 
 def tiny_language_model(captions, *, hidden: int = 64, n_layer: int = 2, seed: int = 0):
     """A randomly initialized 2-layer GPT-2 and a word-level tokenizer trained offline on ``captions``."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    from neurodec._torchvision import enable_torchvision
-
-    enable_torchvision()
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(captions, trainers.WordLevelTrainer(special_tokens=["<|endoftext|>", "<unk>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>")
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=hidden, n_layer=n_layer, n_head=2,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    return GPT2LMHeadModel(config), tokenizer
+    return make_small_language_model(captions, hidden=hidden, n_layer=n_layer, random_state=seed)
