@@ -258,7 +258,7 @@ def solve_ridge_cv(
         X64 = X.to(torch.float64)
         x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
         Xc64 = X64 - x_mean
-        plan = DualPlan(Xc64 @ Xc64.T, splits, fit_intercept=fit_intercept, dtype=dtype)
+        plan = DualPlan(Xc64 @ Xc64.T, splits, fit_intercept=fit_intercept, dtype=dtype, truncate=True)
         xc = Xc64.to(dtype)
 
         def solve_batch(Yb):
