@@ -97,6 +97,8 @@ class TargetStager:
     """
 
     def __init__(self, Y: Any, *, device: torch.device, dtype: torch.dtype, prefetch: bool = True) -> None:
+        if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" must compare equal below
+            device = torch.device("cuda", torch.cuda.current_device())
         self.Y, self.device, self.dtype = Y, device, dtype
         self.n_targets = int(Y.shape[1])
         on_device = isinstance(Y, torch.Tensor) and Y.device == device
