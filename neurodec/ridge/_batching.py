@@ -78,9 +78,10 @@ def _read_block(Y: Any, start: int, stop: int, *, dtype: torch.dtype, pin: bool)
 class TargetStager:
     """Target blocks on the compute device, the next one staged while the current one computes.
 
-    ``get(start, stop)`` returns ``Y[:, start:stop]`` on ``device`` and starts
-    staging ``Y[:, stop:stop + (stop - start)]``. A block asked for with other
-    bounds than the staged one (after an out-of-memory back-off) is read
+    ``get(start, stop)`` returns ``Y[:, start:stop]`` on ``device``;
+    ``stage_next(start, stop)``, called once the work on that block is queued,
+    starts staging ``Y[:, stop:stop + (stop - start)]``. A block asked for with
+    other bounds than the staged one (after an out-of-memory back-off) is read
     directly and the staged one dropped.
 
     Parameters
@@ -121,7 +122,7 @@ class TargetStager:
         return block, event
 
     def get(self, start: int, stop: int) -> torch.Tensor:
-        """``Y[:, start:stop]`` on the device; stages the next block of the same size."""
+        """``Y[:, start:stop]`` on the device: the staged block when its bounds match, else read now."""
         if not self.prefetch:
             return load_targets(self.Y, start, stop, device=self.device, dtype=self.dtype)
         if self._staged is not None and self._staged[:2] == (start, stop):
@@ -134,10 +135,17 @@ class TargetStager:
             # The compute stream waits for the copy; the allocator must not reuse the block early.
             torch.cuda.current_stream(self.device).wait_event(event)
             block.record_stream(torch.cuda.current_stream(self.device))
-        if stop < self.n_targets:
+        return block
+
+    def stage_next(self, start: int, stop: int) -> None:
+        """Stage the block after ``start:stop`` (same width).
+
+        Call it once the work on ``start:stop`` is queued: on CUDA the host
+        read of the next block then overlaps the device's work on this one.
+        """
+        if self.prefetch and stop < self.n_targets:
             nxt = min(self.n_targets, stop + (stop - start))
             self._staged = (stop, nxt, *self._stage(stop, nxt))
-        return block
 
 
 def to_host(t: torch.Tensor) -> torch.Tensor:

@@ -165,6 +165,7 @@ def _solve(
         Yb = stager.get(start, stop)
         with _tf32(use_tf32):
             scores, w, b = solve_batch(Yb)
+        stager.stage_next(start, stop)  # the device works on this batch meanwhile (no sync before here)
         if not checked[0]:
             _check_tf32(solve_batch, Yb, scores, w)
             checked[0] = True

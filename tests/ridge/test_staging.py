@@ -37,6 +37,7 @@ def test_stager_serves_staged_blocks_and_recovers_from_a_size_change(rng, tmp_pa
         bounds = [(0, 5), (5, 10), (10, 12), (12, 14), (14, 16), (16, 18), (18, 20), (20, 22), (22, 23)]
         for start, stop in bounds:
             block = stager.get(start, stop)
+            stager.stage_next(start, stop)
             assert block.dtype == torch.float32 and block.shape == (30, stop - start), name
             np.testing.assert_array_equal(block.numpy(), Y[:, start:stop].astype(np.float32), err_msg=name)
         # (5, 10) was staged after (0, 5); (10, 12) was not (10-15 was); every later one was.
