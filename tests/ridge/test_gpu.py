@@ -61,3 +61,18 @@ def test_cuda_host_targets_staged_match_device_resident(rng, tmp_path):
         np.testing.assert_array_equal(res.best_alphas.numpy(), ref.best_alphas.cpu().numpy())
         atol = float32_atol(len(X), float(ref.coef.abs().max()))
         np.testing.assert_allclose(res.coef.numpy(), ref.coef.cpu().numpy(), rtol=0, atol=atol)
+
+
+def test_cuda_stager_pinned_side_stream_blocks(rng):
+    from neurodec.ridge._batching import TargetStager
+
+    Y = rng.standard_normal((50, 37))
+    stager = TargetStager(Y, device=torch.device("cuda"), dtype=torch.float32)
+    assert stager.cuda_staging and stager.prefetch
+    for start in range(0, 37, 8):
+        stop = min(37, start + 8)
+        block = stager.get(start, stop)
+        stager.stage_next(start, stop)
+        assert block.is_cuda
+        np.testing.assert_array_equal(block.cpu().numpy(), Y[:, start:stop].astype(np.float32))
+    assert stager.n_staged_hits == 4
