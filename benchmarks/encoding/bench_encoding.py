@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=4000)
     parser.add_argument("--train", type=int, default=800)
     parser.add_argument("--features", type=int, default=256)
+    parser.add_argument("--out", default=None, help="JSON path (default: results_<device>.json next to this file)")
     args = parser.parse_args()
     n_test = 200
     features, responses, X, Y = simulate(args.train, n_test, args.features, args.units)
@@ -92,7 +93,7 @@ def main() -> None:
 
     for key, value in results.items():
         print(f"{key:>34}: {value:.4g}" if isinstance(value, float) else f"{key:>34}: {value}")
-    out = Path(__file__).with_name(f"results_{args.device.split(':')[0]}.json")
+    out = Path(args.out) if args.out else Path(__file__).with_name(f"results_{args.device.split(':')[0]}.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
 
 

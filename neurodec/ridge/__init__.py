@@ -31,6 +31,7 @@ _ATTRIBUTES = {
     "generate_band_weights": "_banded_solver",
     "Delayer": "delays",
     "fit_distributed": "distributed",
+    "gpu_cluster": "distributed",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _ATTRIBUTES)

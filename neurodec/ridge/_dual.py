@@ -16,6 +16,18 @@ centred kernel, projected to zero sum (exact in theory), so that
 ``predict(x) = K(x, X_train) @ dual_coef + intercept`` with
 ``intercept = ybar - r @ dual_coef``.
 
+Precision: the kernel and its decompositions are float64; the products that
+scale with the number of targets run in ``dtype``. With ``truncate=True``
+(the linear kernel of features, :func:`neurodec.ridge.solve_ridge_cv`)
+eigen-directions below the numerical rank (``s <= s_max * n * eps64``) are
+dropped before the cast to ``dtype``. They add nothing to predictions or to
+``coef = X_c^T dual_coef`` in exact arithmetic, but a rank-deficient kernel
+(``p < n_train``) leaves ``n - p`` null directions whose dual coefficients
+``u^T y / alpha`` are large, and ``X_c^T dual_coef`` then cancels them in
+float32, losing ~100x the primal route's accuracy (and differing between
+CPU and CUDA BLAS). Truncating removes the cancellation and shrinks the
+products to the rank; CPU and CUDA follow this one policy.
+
 Leave-one-out: hat diagonal ``1/n + (U * U) @ (s / (s + alpha))``.
 
 FLOP model (t targets, k folds, a alphas): rotations ``2 k n_train^2 t``;
@@ -35,6 +47,15 @@ from ._primal import eigh_psd
 from ._scoring import score_predictions
 
 __all__ = ["DualPlan"]
+
+
+def _decompose(Kc: torch.Tensor, truncate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 eigendecomposition, optionally without the numerically null directions."""
+    s, U = eigh_psd(Kc)
+    if not truncate or len(s) == 0:
+        return s, U
+    keep = s > s.max() * len(s) * torch.finfo(torch.float64).eps
+    return s[keep], U[:, keep]
 
 
 def _centre_kernel(K: torch.Tensor, fit_intercept: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -67,14 +88,21 @@ class DualPlan:
     fit_intercept : bool
     dtype : torch.dtype
         Dtype of the large products.
+    truncate : bool
+        Drop eigen-directions below the numerical rank (see Notes of the
+        module). Predictions are unchanged in exact arithmetic, the dual
+        coefficients lose their null-space part; for kernels of features.
     """
 
-    def __init__(self, K: torch.Tensor, splits: Sequence | str, *, fit_intercept: bool, dtype: torch.dtype) -> None:
+    def __init__(
+        self, K: torch.Tensor, splits: Sequence | str, *, fit_intercept: bool, dtype: torch.dtype, truncate: bool = False
+    ) -> None:
         self.n_samples = K.shape[0]
         self.fit_intercept = fit_intercept
         self.dtype = dtype
+        self.truncate = truncate
         Kc, self.row_mean, _ = _centre_kernel(K, fit_intercept)
-        s, U = eigh_psd(Kc)
+        s, U = _decompose(Kc, truncate)
         self.s, self.U = s.to(dtype), U.to(dtype)
         self.loo = isinstance(splits, str)
         if self.loo:
@@ -89,7 +117,7 @@ class DualPlan:
         tr = torch.as_tensor(np.asarray(train), device=dev, dtype=torch.long)
         va = torch.as_tensor(np.asarray(val), device=dev, dtype=torch.long)
         Kc, r, m = _centre_kernel(K[tr][:, tr], self.fit_intercept)
-        s, U = eigh_psd(Kc)
+        s, U = _decompose(Kc, self.truncate)
         K_vt = K[va][:, tr]
         if self.fit_intercept:
             K_vt = K_vt - K_vt.mean(1, keepdim=True) - r[None, :] + m

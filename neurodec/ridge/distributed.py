@@ -5,7 +5,9 @@ all targets equals the column-wise concatenation of fits on target shards.
 :func:`fit_distributed` sends ``X`` to every worker once, lets each worker
 fit a clone of the estimator on its shard of ``Y`` (on the worker's GPU when
 it has one: ``device="auto"`` is resolved on the worker), and reassembles the
-learned attributes in the original target order.
+learned attributes in the original target order. With ``gpus=`` it starts one
+worker process per GPU, each seeing only its own device
+(``CUDA_VISIBLE_DEVICES``), as dask-cuda's ``LocalCUDACluster`` does.
 
 Dask is imported inside the functions: it is an optional dependency
 (``pip install neurodec[dask]``).
@@ -21,7 +23,7 @@ import numpy as np
 
 from neurodec._logging import get_logger, progress
 
-__all__ = ["fit_distributed"]
+__all__ = ["fit_distributed", "gpu_cluster"]
 
 logger = get_logger(__name__)
 
@@ -107,10 +109,64 @@ def _merge(shards: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _connect(client: Any, cluster_kwargs: dict[str, Any] | None) -> tuple[Any, Any]:
+def _check_gpus(gpus: Any) -> list[int]:
+    """GPU indices from ``gpus`` (an int n means 0..n-1)."""
+    if isinstance(gpus, (int, np.integer)) and not isinstance(gpus, bool):
+        devices = list(range(int(gpus)))
+    elif isinstance(gpus, (list, tuple)) and all(isinstance(g, (int, np.integer)) for g in gpus):
+        devices = [int(g) for g in gpus]
+    else:
+        raise ValueError(f"The 'gpus' parameter must be an int or a list of GPU indices. Got {gpus!r} instead.")
+    if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
+        raise ValueError(f"The 'gpus' parameter must name at least one distinct non-negative GPU index. Got {gpus!r}.")
+    return devices
+
+
+def gpu_cluster(gpus: Any, *, threads_per_worker: int | None = None) -> Any:
+    """A local Dask cluster with one worker process per GPU.
+
+    Worker ``gpu-<i>`` sees only GPU ``i`` (``CUDA_VISIBLE_DEVICES=i``, set
+    before the process starts, so CUDA in that process numbers it 0) and runs
+    one task at a time, so a ``device="auto"`` fit there uses that GPU alone.
+
+    Parameters
+    ----------
+    gpus : int or list of int
+        GPU indices; an int n means GPUs 0 to n-1.
+    threads_per_worker : int or None
+        BLAS/torch CPU threads of each worker (``OMP_NUM_THREADS``); None
+        shares the machine's cores among the workers.
+
+    Returns
+    -------
+    cluster : distributed.SpecCluster
+        Close it (or use it as a context manager) when done.
+    """
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    devices = _check_gpus(gpus)
+    threads = str(threads_per_worker or max(1, (os.cpu_count() or 1) // len(devices)))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    workers = {
+        f"gpu-{d}": {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1",
+                                                "env": {**env, "CUDA_VISIBLE_DEVICES": str(d)}}}
+        for d in devices
+    }
+    # Loopback, as LocalCluster: the workers are on this machine.
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
+    return SpecCluster(workers=workers, scheduler=scheduler)
+
+
+def _connect(client: Any, cluster_kwargs: dict[str, Any] | None, gpus: Any = None) -> tuple[Any, Any]:
     """The client to use and what to close afterwards (None when the caller owns it)."""
     from distributed import Client, LocalCluster
 
+    if gpus is not None:
+        if client is not None or cluster_kwargs:
+            raise ValueError("The 'gpus' parameter starts its own cluster: pass it without client or cluster_kwargs.")
+        cluster = gpu_cluster(gpus)
+        own = Client(cluster)
+        return own, (own, cluster)
     if client is None:
         n_cpus = os.cpu_count() or 1
         threads = min(4, n_cpus)
@@ -139,6 +195,7 @@ def fit_distributed(
     client: Any = None,
     n_shards: int | None = None,
     cluster_kwargs: dict[str, Any] | None = None,
+    gpus: int | list[int] | None = None,
     verbose: bool | int = False,
 ) -> Any:
     """Fit ``estimator`` on all targets by fitting target shards on a Dask cluster.
@@ -164,6 +221,11 @@ def fit_distributed(
     cluster_kwargs : dict or None
         Options of the ``LocalCluster`` started when ``client`` is None
         (default: one process per 4 cores, BLAS threads limited accordingly).
+    gpus : int, list of int or None
+        Start a local cluster with one worker process per GPU instead (see
+        :func:`gpu_cluster`; an int n means GPUs 0 to n-1): targets are
+        sharded over the GPUs, each fitted by an estimator whose
+        ``device="auto"`` resolves to that worker's GPU. Not with ``client``.
     verbose : bool or int
         Progress bar over finished shards.
 
@@ -186,7 +248,7 @@ def fit_distributed(
     n_targets = int(Y.shape[1])
     from distributed import as_completed
 
-    client, to_close = _connect(client, cluster_kwargs)
+    client, to_close = _connect(client, cluster_kwargs, gpus)
     try:
         if n_shards is None:
             n_shards = 2 * max(1, len(client.scheduler_info().get("workers", {})))

@@ -268,6 +268,7 @@ class RidgeCV(_BaseRidgeCV):
             method=self.method,
             allow_tf32=self.allow_tf32,
             verbose=self.verbose,
+            output_device="cpu" if out_device is None else out_device,
         )
         self.method_ = result.method
         self.coef_ = _output(result.coef, out_device, ravel)
@@ -379,6 +380,7 @@ class KernelRidgeCV(_BaseRidgeCV):
             score=self.score_func,
             allow_tf32=self.allow_tf32,
             verbose=self.verbose,
+            output_device="cpu" if out_device is None else out_device,
         )
         self.X_fit_ = Xt.numpy() if out_device is None else Xt
         self.dual_coef_ = _output(result.dual_coef, out_device, ravel)

@@ -39,7 +39,7 @@ import torch
 
 from .._device import resolve_device
 from .._docs import fill_doc
-from ._batching import choose_n_targets_batch, load_targets, run_target_batches
+from ._batching import TargetStager, choose_n_targets_batch, run_target_batches, to_host
 from ._dual import DualPlan
 from ._primal import PrimalPlan
 
@@ -53,7 +53,7 @@ _TF32_SAMPLE = 64
 
 @dataclass(frozen=True)
 class RidgeCVResult:
-    """Result of :func:`solve_ridge_cv` (CPU tensors).
+    """Result of :func:`solve_ridge_cv` (tensors on the solver's ``output_device``).
 
     Attributes
     ----------
@@ -78,7 +78,7 @@ class RidgeCVResult:
 
 @dataclass(frozen=True)
 class KernelRidgeCVResult:
-    """Result of :func:`solve_kernel_ridge_cv` (CPU tensors).
+    """Result of :func:`solve_kernel_ridge_cv` (tensors on the solver's ``output_device``).
 
     Attributes
     ----------
@@ -111,6 +111,25 @@ def _n_targets(Y: Any) -> int:
     return int(Y.shape[1])
 
 
+def _storage_device(device: torch.device, out_device: torch.device, nbytes: int) -> torch.device:
+    """Where results accumulate: on the compute device when they fit a quarter of its free memory.
+
+    Results kept on a CUDA device cost no copy per batch; when the caller
+    wants them elsewhere they move once at the end (:func:`to_host`: pinned,
+    non-blocking). Larger results go to ``out_device`` batch by batch.
+    """
+    if device == out_device or device.type != "cuda":
+        return out_device
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes <= free // 4 else out_device
+
+
+def _move(t: torch.Tensor | None, out_device: torch.device) -> torch.Tensor | None:
+    if t is None or t.device == out_device:
+        return t
+    return to_host(t) if out_device.type == "cpu" else t.to(out_device)
+
+
 def _solve(
     plan: PrimalPlan | DualPlan,
     solve_batch: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]],
@@ -119,6 +138,7 @@ def _solve(
     *,
     n_weights: int,
     device: torch.device,
+    out_device: torch.device,
     dtype: torch.dtype,
     n_targets_batch: int | None,
     return_weights: bool,
@@ -126,34 +146,39 @@ def _solve(
     batch_hook: Callable[[int], None] | None,
     verbose: bool | int,
 ):
-    """Run ``solve_batch`` over target batches; gather results on the host."""
+    """Run ``solve_batch`` over target batches; gather results on ``out_device``."""
     t = _n_targets(Y)
-    if n_targets_batch is None:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    nbytes = t * (itemsize * (len(alphas) + (n_weights + 1 if return_weights else 0)) + 8)
+    store = _storage_device(device, out_device, nbytes)
+    cv_scores = torch.empty(len(alphas), t, dtype=dtype, device=store)
+    best_alphas = torch.empty(t, dtype=torch.float64, device=store)
+    weights = torch.empty(n_weights, t, dtype=dtype, device=store) if return_weights else None
+    intercept = torch.empty(t, dtype=dtype, device=store) if return_weights else None
+    if n_targets_batch is None:  # after the results are allocated: they count against free memory
         n_targets_batch = choose_n_targets_batch(t, plan.bytes_per_target(len(alphas)), device=device)
-    cv_scores = torch.empty(len(alphas), t, dtype=dtype)
-    best_alphas = torch.empty(t, dtype=torch.float64)
-    weights = torch.empty(n_weights, t, dtype=dtype) if return_weights else None
-    intercept = torch.empty(t, dtype=dtype) if return_weights else None
     use_tf32 = allow_tf32 and device.type == "cuda"
     checked = [not use_tf32]
+    stager = TargetStager(Y, device=device, dtype=dtype)
 
     def process(start: int, stop: int) -> None:
-        Yb = load_targets(Y, start, stop, device=device, dtype=dtype)
+        Yb = stager.get(start, stop)
         with _tf32(use_tf32):
             scores, w, b = solve_batch(Yb)
+        stager.stage_next(start, stop)  # the device works on this batch meanwhile (no sync before here)
         if not checked[0]:
             _check_tf32(solve_batch, Yb, scores, w)
             checked[0] = True
-        cv_scores[:, start:stop] = scores.cpu()
-        best_alphas[start:stop] = alphas[scores.argmax(0)].cpu()
+        cv_scores[:, start:stop] = scores.to(store)
+        best_alphas[start:stop] = alphas[scores.argmax(0)].to(store)
         if weights is not None:
-            weights[:, start:stop] = w.cpu()
-            intercept[start:stop] = b.cpu()
+            weights[:, start:stop] = w.to(store)
+            intercept[start:stop] = b.to(store)
 
     final_batch = run_target_batches(
         t, n_targets_batch, process, device=device, batch_hook=batch_hook, verbose=verbose
     )
-    return best_alphas, cv_scores, weights, intercept, final_batch
+    return (*(_move(x, out_device) for x in (best_alphas, cv_scores, weights, intercept)), final_batch)
 
 
 def _check_tf32(solve_batch, Yb: torch.Tensor, scores: torch.Tensor, w: torch.Tensor | None) -> None:
@@ -199,6 +224,7 @@ def solve_ridge_cv(
     allow_tf32: bool = False,
     batch_hook: Callable[[int], None] | None = None,
     verbose: bool | int = False,
+    output_device: Any = None,
 ) -> RidgeCVResult:
     """Ridge regression with one alpha per target chosen by cross-validation.
 
@@ -233,12 +259,17 @@ def solve_ridge_cv(
         it raises is handled like a real one (halve the batch, retry).
     verbose : bool or int
         Progress bar over targets.
+    output_device : {"cpu", "cuda", "cuda:N"}, torch.device or None
+        Device of the returned tensors; None: the device ``X`` is on. Results
+        that stay on the compute device are never copied; results for the
+        host leave a CUDA device in one pinned, non-blocking copy.
 
     Returns
     -------
     result : RidgeCVResult
     """
     device = resolve_device(device)
+    out_device = X.device if output_device is None else resolve_device(output_device)
     alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
     X = X.to(device)
     method = _choose_method(method, X.shape[1], splits, X.shape[0])
@@ -258,7 +289,7 @@ def solve_ridge_cv(
         X64 = X.to(torch.float64)
         x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
         Xc64 = X64 - x_mean
-        plan = DualPlan(Xc64 @ Xc64.T, splits, fit_intercept=fit_intercept, dtype=dtype)
+        plan = DualPlan(Xc64 @ Xc64.T, splits, fit_intercept=fit_intercept, dtype=dtype, truncate=True)
         xc = Xc64.to(dtype)
 
         def solve_batch(Yb):
@@ -277,6 +308,7 @@ def solve_ridge_cv(
         alphas_t,
         n_weights=X.shape[1],
         device=device,
+        out_device=out_device,
         dtype=dtype,
         n_targets_batch=n_targets_batch,
         return_weights=return_weights,
@@ -302,6 +334,7 @@ def solve_kernel_ridge_cv(
     allow_tf32: bool = False,
     batch_hook: Callable[[int], None] | None = None,
     verbose: bool | int = False,
+    output_device: Any = None,
 ) -> KernelRidgeCVResult:
     """Kernel ridge regression with one alpha per target chosen by cross-validation.
 
@@ -312,12 +345,15 @@ def solve_kernel_ridge_cv(
     Y, alphas, splits, device, dtype, n_targets_batch, fit_intercept, score, return_weights, allow_tf32, \
 batch_hook, verbose
         As in :func:`solve_ridge_cv`.
+    output_device : {"cpu", "cuda", "cuda:N"}, torch.device or None
+        Device of the returned tensors; None: the device ``K`` is on.
 
     Returns
     -------
     result : KernelRidgeCVResult
     """
     device = resolve_device(device)
+    out_device = K.device if output_device is None else resolve_device(output_device)
     alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
     plan = DualPlan(K.to(device=device, dtype=torch.float64), splits, fit_intercept=fit_intercept, dtype=dtype)
 
@@ -336,6 +372,7 @@ batch_hook, verbose
         alphas_t,
         n_weights=K.shape[0],
         device=device,
+        out_device=out_device,
         dtype=dtype,
         n_targets_batch=n_targets_batch,
         return_weights=return_weights,

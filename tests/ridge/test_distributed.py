@@ -122,3 +122,32 @@ def test_errors(client, rng):
         fit_distributed(_banded(), X, Y, client=client, n_shards=4)
     with pytest.raises(ValueError, match=r"shape \(n_samples, n_targets\)"):
         fit_distributed(_banded(), X, Y[:, 0], client=client)
+
+
+@pytest.mark.slow  # two worker processes import torch: ~15 s on 2 shared cores
+def test_one_worker_per_gpu_sees_only_its_device(rng):
+    import os
+
+    from neurodec.ridge import RidgeCV, gpu_cluster
+
+    X, Y = _data(rng, n_targets=12)
+    kwargs = dict(alphas=np.logspace(-2, 4, 7), dtype="float64", warn_alpha_edge=False)
+    with gpu_cluster([0, 1], threads_per_worker=1) as cluster, distributed.Client(cluster) as c:
+        seen = c.run(lambda: (os.environ["CUDA_VISIBLE_DEVICES"], os.environ["OMP_NUM_THREADS"]))
+        assert sorted(seen.values()) == [("0", "1"), ("1", "1")]
+        assert all(spec["options"]["nthreads"] == 1 for spec in cluster.worker_spec.values())
+        # device="auto" on each worker: its GPU there, the CPU here; one-device results either way.
+        model = fit_distributed(RidgeCV(**kwargs), X, Y, client=c, n_shards=4)
+    ref = RidgeCV(**kwargs).fit(X, Y)
+    for name in ("coef_", "intercept_", "cv_scores_"):
+        np.testing.assert_allclose(getattr(model, name), getattr(ref, name), rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(model.best_alphas_, ref.best_alphas_)
+
+
+def test_gpus_argument_errors(client, rng):
+    X, Y = _data(rng, n_targets=3)
+    with pytest.raises(ValueError, match="'gpus' parameter starts its own cluster"):
+        fit_distributed(_banded(), X, Y, client=client, gpus=2)
+    for bad in (0, [1, 1], [-1], "0,1", True):
+        with pytest.raises(ValueError, match="'gpus' parameter must"):
+            fit_distributed(_banded(), X, Y, gpus=bad)

@@ -43,3 +43,36 @@ def test_tf32_opt_in_stays_close(rng):
     assert torch.backends.cuda.matmul.allow_tf32 is False  # restored after the call
     assert (tf32.best_alphas == ref.best_alphas).float().mean() >= 0.95
     np.testing.assert_allclose(tf32.cv_scores.numpy(), ref.cv_scores.numpy(), atol=5e-3)
+
+
+def test_cuda_host_targets_staged_match_device_resident(rng, tmp_path):
+    from float32_tolerance import float32_atol
+
+    X, Y, _ = make_encoding_data(rng, 200, 30, 300)
+    Y32 = Y.astype(np.float32)
+    np.save(tmp_path / "Y.npy", Y32)
+    splits = list(KFold(5).split(X))
+    Xt = torch.from_numpy(X)
+    ref = solve_ridge_cv(Xt.cuda(), torch.from_numpy(Y32).cuda(), ALPHAS, splits, device="cuda", n_targets_batch=64)
+    assert ref.coef.is_cuda and ref.cv_scores.is_cuda  # results stay where X is
+    for source in (Y32, np.load(tmp_path / "Y.npy", mmap_mode="r"), torch.from_numpy(Y32)):
+        res = solve_ridge_cv(Xt, source, ALPHAS, splits, device="cuda", n_targets_batch=64)
+        assert res.coef.device.type == "cpu" and res.coef.is_pinned()  # one pinned copy back
+        np.testing.assert_array_equal(res.best_alphas.numpy(), ref.best_alphas.cpu().numpy())
+        atol = float32_atol(len(X), float(ref.coef.abs().max()))
+        np.testing.assert_allclose(res.coef.numpy(), ref.coef.cpu().numpy(), rtol=0, atol=atol)
+
+
+def test_cuda_stager_pinned_side_stream_blocks(rng):
+    from neurodec.ridge._batching import TargetStager
+
+    Y = rng.standard_normal((50, 37))
+    stager = TargetStager(Y, device=torch.device("cuda"), dtype=torch.float32)
+    assert stager.cuda_staging and stager.prefetch
+    for start in range(0, 37, 8):
+        stop = min(37, start + 8)
+        block = stager.get(start, stop)
+        stager.stage_next(start, stop)
+        assert block.is_cuda
+        np.testing.assert_array_equal(block.cpu().numpy(), Y[:, start:stop].astype(np.float32))
+    assert stager.n_staged_hits == 4

@@ -1,0 +1,54 @@
+"""The dual route keeps float32 accuracy on rank-deficient kernels (p < n_train), as CUDA will compute it.
+
+CPU and CUDA run the same code with the same dtype policy (float64 kernel and
+decompositions, numerically null directions dropped, float32 products), so a
+float32 CPU fit that matches the float64 reference within float32 error is
+what the CUDA fit is held to in tests/ridge/test_gpu.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from float32_tolerance import float32_atol
+from sklearn.model_selection import KFold
+
+from neurodec.ridge import solve_ridge_cv
+from neurodec.ridge._dual import DualPlan
+
+from .conftest import make_encoding_data
+
+ALPHAS = np.logspace(-2, 5, 8)
+
+
+@pytest.mark.parametrize("cv", [5, "loo"])
+def test_dual_float32_matches_float64_reference_on_rank_deficient_kernel(rng, cv):
+    n, p = 300, 40  # kernel of rank 40 among 240-300 training samples
+    X, Y, _ = make_encoding_data(rng, n, p, 60)
+    splits = "loo" if cv == "loo" else list(KFold(cv).split(X))
+    res = solve_ridge_cv(torch.from_numpy(X), Y, ALPHAS, splits, device="cpu", method="dual")
+    primal = solve_ridge_cv(torch.from_numpy(X), Y, ALPHAS, splits, device="cpu", method="primal",
+                            dtype=torch.float64)
+    np.testing.assert_array_equal(res.best_alphas.numpy(), primal.best_alphas.numpy())
+    pred = X @ res.coef.numpy().astype(np.float64) + res.intercept.numpy()
+    for alpha in np.unique(res.best_alphas.numpy()):
+        cols = res.best_alphas.numpy() == alpha
+        ref = Ridge(alpha=alpha).fit(X, Y[:, cols]).predict(X).reshape(n, -1)
+        # Products sum over at most n terms of the targets' scale: the float32 bound of the primal route.
+        atol = float32_atol(n, Y[:, cols].std(0))
+        assert np.all(np.abs(pred[:, cols] - ref).max(0) <= atol)
+
+
+def test_null_directions_are_dropped_only_when_asked(rng):
+    X, _, _ = make_encoding_data(rng, 50, 7, 1)
+    Xc = torch.from_numpy(X - X.mean(0))
+    K = Xc @ Xc.T
+    truncated = DualPlan(K, "loo", fit_intercept=True, dtype=torch.float64, truncate=True)
+    full = DualPlan(K, "loo", fit_intercept=True, dtype=torch.float64)
+    assert truncated.U.shape == (50, 7) and full.U.shape == (50, 50)
+    # Same leave-one-out scores either way: the dropped directions carry nothing.
+    Y = torch.from_numpy(rng.standard_normal((50, 3)))
+    alphas = torch.as_tensor(ALPHAS)
+    torch.testing.assert_close(truncated.cv_scores(Y, alphas, "r2"), full.cv_scores(Y, alphas, "r2"))
