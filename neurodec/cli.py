@@ -54,15 +54,26 @@ def run(
     config: str = typer.Argument(..., help="Pipeline config (YAML), e.g. pipelines/encoding_nsd.yaml."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Run an encoding study from a config file; re-running reuses finished work.
+    """Run an encoding study, or a discovery study on its fitted models, from a config file.
 
-    The config is checked against the dataset and the backbones before any
-    work. When some subjects fail, the others finish and the command exits 1
-    naming each failed subject.
+    Re-running reuses finished work. The config is checked against the
+    dataset and the backbones before any work. When some subjects of an
+    encoding study fail, the others finish and the command exits 1 naming
+    each failed subject. A config with a ``study:`` key is a discovery study
+    (MDS, BrainDiVE, voxel captions; see pipelines/discovery_demo.yaml).
     """
     from neurodec.pipelines import ConfigError, StudyError, load_config, run_encoding_study
+    from neurodec.pipelines.discovery_config import is_discovery_config
 
     _log_to_console(not quiet)
+    try:
+        discovery = is_discovery_config(config)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if discovery:
+        _run_discovery(config, quiet)
+        return
     try:
         study = run_encoding_study(load_config(config, verbose=not quiet), verbose=not quiet)
     except (ConfigError, FileNotFoundError) as exc:
@@ -75,6 +86,24 @@ def run(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _echo_reports(study)
+
+
+def _run_discovery(config: str, quiet: bool) -> None:
+    from neurodec.pipelines import ConfigError
+    from neurodec.pipelines.discovery import run_discovery
+    from neurodec.pipelines.discovery_config import load_discovery_config
+
+    try:
+        loaded = load_discovery_config(config, verbose=not quiet)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result = run_discovery(loaded, verbose=not quiet)
+    for subject, files in result.outputs.items():
+        reports = [f for f in files if f.suffix == ".html"]
+        typer.echo(f"subject {subject}: {len(files)} files under {files[0].parent}" if files else f"subject {subject}: no files")
+        for report in reports:
+            typer.echo(f"  report: {report}")
 
 
 def _echo_reports(study: "object") -> None:

@@ -281,6 +281,19 @@ def _outputs(value: Any, source: str, resolve: Any) -> dict[str, Any]:
     }
 
 
+def _stimulus_options(value: Any, source: str, resolve: Any) -> dict[str, Any]:
+    """The stimulus loader's options; caption file paths (a path, a list or a split -> path mapping) resolved."""
+    options = _mapping(value, "dataset.stimulus_options", source)
+    captions = options.get("captions")
+    if isinstance(captions, str):
+        options["captions"] = resolve(captions)
+    elif isinstance(captions, (list, tuple)):
+        options["captions"] = [resolve(c) for c in captions]
+    elif isinstance(captions, dict):
+        options["captions"] = {split: resolve(c) for split, c in captions.items()}
+    return options
+
+
 def config_from_dict(raw: Any, *, base_dir: Path | None = None, source: str = "config") -> EncodingStudyConfig:
     """Build a config from a parsed YAML mapping, checking every key and value type.
 
@@ -319,7 +332,7 @@ def config_from_dict(raw: Any, *, base_dir: Path | None = None, source: str = "c
         root=resolve(_string(str(_required(ds, "root", "dataset", source)), "dataset.root", source)),
         subjects=_subjects(ds.get("subjects", [1]), source),
         options=_mapping(ds.get("options"), "dataset.options", source),
-        stimulus_options=_mapping(ds.get("stimulus_options"), "dataset.stimulus_options", source),
+        stimulus_options=_stimulus_options(ds.get("stimulus_options"), source, resolve),
     )
     listed = _required(raw, "backbones", "top level", source)
     if not isinstance(listed, (list, tuple)) or not listed:
