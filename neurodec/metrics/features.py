@@ -18,7 +18,7 @@ swav          swav_resnet50                 avgpool      224 bilinear, IN     co
 "256 bilinear" is a resize of the shorter side of the [0, 1] image tensor
 (no crop: NSD images are square), "IN" ImageNet mean/std normalization and
 "CLIP" OpenAI CLIP's; feature maps are flattened (AlexNet's layer 2 gives
-64 x 31 x 31 values per image at 256 px). AlexNet layers 2 and 5 are the ReLU
+192 x 31 x 31 values per image at 256 px). AlexNet layers 2 and 5 are the ReLU
 outputs after the second and fifth convolutions; CLIP's output is the image
 embedding (``encode_image``, not normalized: correlations ignore scale).
 """
@@ -26,6 +26,7 @@ embedding (``encode_image``, not normalized: correlations ignore scale).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,7 +124,7 @@ def metric_features(
     backbone : Backbone, optional
         An already loaded network (reused across calls); by default the
         metric's backbone is loaded with ``weights``. It must have the
-        metric's layer.
+        metric's layer; another network than the metric's warns.
     weights : {"pretrained", "random"} or path-like
         Weights of the loaded backbone (see :func:`neurodec.backbones.load`);
         only "pretrained" (or the authors' checkpoint file) gives the field's numbers.
@@ -155,6 +156,13 @@ def metric_features(
         dev = backbone.device
     else:
         dev = backbone.device if device == "auto" else resolve_device(device)
+        if backbone.name != spec.backbone:
+            warnings.warn(
+                f"metric {metric!r} is defined on {spec.backbone!r}; the backbone given is {backbone.name!r}, so the "
+                "scores are not the protocol's. Pass backbone=None (or that backbone) to silence this warning.",
+                UserWarning,
+                stacklevel=2,
+            )
     backbone.check_layers([spec.layer])
     model = backbone.model
     module = model if spec.layer == "output" else model.get_submodule(spec.layer)
@@ -219,8 +227,8 @@ def feature_metric(
     Notes
     -----
     Published values (NSD subjects 1, 2, 5, 7) to compare against with
-    pretrained weights: Brain-Diffuser AlexNet(2) 94.2%, AlexNet(5) 96.2%
-    (Ozcelik & VanRullen 2023); MindEye2 Inception 95.4%, CLIP 93.0%,
+    pretrained weights: Brain-Diffuser AlexNet(2) 94.2%%, AlexNet(5) 96.2%%
+    (Ozcelik & VanRullen 2023); MindEye2 Inception 95.4%%, CLIP 93.0%%,
     EfficientNet .619, SwAV .344 (Scotti et al. 2024).
     """
     spec = _get_metric(metric)
