@@ -21,8 +21,9 @@ HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_c
         " neurodec.viz.bids_filename",
         "import neurodec.backbones as b; b.list_backbones(); b.get_backbone_spec('timm/resnet50')",
         "import neurodec.discovery; neurodec.discovery.MDSResult; neurodec.discovery.most_discriminative_stimuli",
+        "import neurodec.metrics as m; m.retrieval_top_k; m.two_way_identification; m.caption_scores; m.FEATURE_METRICS",
     ],
-    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery"],
+    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery", "metrics"],
 )
 def test_imports_stay_light(statement):
     # Heavy libraries load on first real use, never on import or registry queries.
