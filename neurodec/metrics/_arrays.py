@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_image_batch", "as_matrix_pair", "to_numpy"]
+__all__ = ["as_image_batch", "as_matrix_pair", "to_numpy", "unit_float"]
 
 
 def _is_tensor(x: Any) -> bool:
@@ -49,7 +49,10 @@ def as_matrix_pair(
 
 
 def as_image_batch(images: Any, *, name: str, caller: str) -> "Any":
-    """Images as a float32 torch tensor of shape (n, 3, H, W) with values in [0, 1].
+    """Images as a torch tensor of shape (n, 3, H, W): uint8, or float32 with values in [0, 1].
+
+    uint8 stays uint8 (1,000 images of 425 px take 0.5 GB, 2 GB as float):
+    :func:`unit_float` converts a batch at a time.
 
     Accepts a numpy array of shape (n, H, W, 3) (uint8, or float in [0, 1]),
     a torch tensor of shape (n, 3, H, W) (uint8, or float in [0, 1]) or a
@@ -83,7 +86,7 @@ def as_image_batch(images: Any, *, name: str, caller: str) -> "Any":
     else:
         raise ValueError(f"The {name!r} parameter of {caller} must be {expected}. Got {type(images).__name__}.")
     if tensor.dtype == torch.uint8:
-        return tensor.float() / 255.0
+        return tensor
     if not tensor.is_floating_point():
         raise ValueError(f"The {name!r} parameter of {caller} must be uint8 or float in [0, 1]. Got {tensor.dtype}.")
     tensor = tensor.float()
@@ -96,3 +99,10 @@ def as_image_batch(images: Any, *, name: str, caller: str) -> "Any":
             f"Got values in [{lo:.4g}, {hi:.4g}]."
         )
     return tensor
+
+
+def unit_float(batch: Any) -> Any:
+    """A batch of :func:`as_image_batch` as float32 in [0, 1] (uint8 is divided by 255)."""
+    import torch
+
+    return batch.float() / 255.0 if batch.dtype == torch.uint8 else batch

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._docs import fill_doc
-from ._arrays import as_image_batch
+from ._arrays import as_image_batch, unit_float
 from .identification import correlation_distance, two_way_identification
 from .images import ImageScores
 
@@ -174,7 +174,8 @@ def metric_features(
     try:
         with torch.no_grad():
             for start in tqdm(range(0, len(tensor), batch_size), disable=not verbose, desc=f"{metric} features"):
-                batch = resize(tensor[start:start + batch_size], spec.resize, interpolation, antialias=antialias)
+                batch = unit_float(tensor[start:start + batch_size])
+                batch = resize(batch, spec.resize, interpolation, antialias=antialias)
                 batch = normalize(batch, spec.mean, spec.std).to(dev)
                 captured.clear()
                 model(batch)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_image_batch
+from ._arrays import as_image_batch, unit_float
 
 __all__ = ["ImageScores", "pixcorr", "ssim"]
 
@@ -81,8 +81,9 @@ def _resized_pairs(pred_images: Any, true_images: Any, *, caller: str, size: int
     with torch.no_grad():
         for start in range(0, pred.shape[0], batch_size):
             # Batches bound memory: 1,000 float images of 425 px take 2 GB.
-            p = resize(pred[start:start + batch_size], size, InterpolationMode.BILINEAR, antialias=antialias)
-            t = resize(true[start:start + batch_size], size, InterpolationMode.BILINEAR, antialias=antialias)
+            bilinear = InterpolationMode.BILINEAR
+            p = resize(unit_float(pred[start:start + batch_size]), size, bilinear, antialias=antialias)
+            t = resize(unit_float(true[start:start + batch_size]), size, bilinear, antialias=antialias)
             if p.shape != t.shape:
                 raise ValueError(
                     f"{caller}: after resizing the shorter side to {size} px, reconstructions and ground truths "
