@@ -124,7 +124,8 @@ def metric_features(
     backbone : Backbone, optional
         An already loaded network (reused across calls); by default the
         metric's backbone is loaded with ``weights``. It must have the
-        metric's layer; another network than the metric's warns.
+        metric's layer; another network than the metric's warns. It runs
+        where it lives (``device`` is then not used).
     weights : {"pretrained", "random"} or path-like
         Weights of the loaded backbone (see :func:`neurodec.backbones.load`);
         only "pretrained" (or the authors' checkpoint file) gives the field's numbers.
@@ -141,28 +142,27 @@ def metric_features(
         Flattened float32 features.
     """
     import torch
-    from .._torchvision import enable_torchvision
     from tqdm.auto import tqdm
 
-    from .._device import resolve_device
+    from .._torchvision import enable_torchvision
     from ..backbones import load
 
     tv = enable_torchvision()  # torchvision's ops may not match torch here; see neurodec._torchvision
     resize, normalize = tv.transforms.functional.resize, tv.transforms.functional.normalize
     spec = _get_metric(metric)
     tensor = as_image_batch(images, name="images", caller="metric_features")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"The 'batch_size' parameter of metric_features must be a positive integer. Got {batch_size!r}.")
     if backbone is None:
         backbone = load(spec.backbone, weights=weights, device=device)
-        dev = backbone.device
-    else:
-        dev = backbone.device if device == "auto" else resolve_device(device)
-        if backbone.name != spec.backbone:
-            warnings.warn(
-                f"metric {metric!r} is defined on {spec.backbone!r}; the backbone given is {backbone.name!r}, so the "
-                "scores are not the protocol's. Pass backbone=None (or that backbone) to silence this warning.",
-                UserWarning,
-                stacklevel=2,
-            )
+    elif backbone.name != spec.backbone:
+        warnings.warn(
+            f"metric {metric!r} is defined on {spec.backbone!r}; the backbone given is {backbone.name!r}, so the "
+            "scores are not the protocol's. Pass backbone=None (or that backbone) to silence this warning.",
+            UserWarning,
+            stacklevel=2,
+        )
+    dev = backbone.device
     backbone.check_layers([spec.layer])
     model = backbone.model
     module = model if spec.layer == "output" else model.get_submodule(spec.layer)
@@ -207,7 +207,8 @@ def feature_metric(
     metric : {"alexnet2", "alexnet5", "inception", "clip", "efficientnet", "swav"}
         See the table of :mod:`neurodec.metrics.features`.
     backbone : Backbone, optional
-        The metric's network, already loaded; by default loaded with ``weights``.
+        The metric's network, already loaded (it runs where it lives); by
+        default loaded with ``weights`` on ``device``.
     weights : {"pretrained", "random"} or path-like
         Weights of the loaded backbone; SwAV's come from the authors' URL or a
         local copy of it (``weights="swav_800ep_pretrain.pth"``).
