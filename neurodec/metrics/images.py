@@ -125,8 +125,10 @@ def pixcorr(pred_images: Any, true_images: Any, *, size: int = IMAGE_SIZE, antia
         t = t.reshape(len(t), -1)
         p = p - p.mean(axis=1, keepdims=True)
         t = t - t.mean(axis=1, keepdims=True)
+        # einsum: row dot products without (batch, 3 x 425 x 425) temporaries
+        cov, var_p, var_t = (np.einsum("ij,ij->i", a, b) for a, b in ((p, t), (p, p), (t, t)))
         with np.errstate(invalid="ignore", divide="ignore"):
-            scores.append((p * t).sum(axis=1) / np.sqrt((p * p).sum(axis=1) * (t * t).sum(axis=1)))
+            scores.append(cov / np.sqrt(var_p * var_t))
     per_image = np.concatenate(scores)
     return ImageScores(mean=float(per_image.mean()), per_image=per_image)
 
