@@ -24,8 +24,9 @@ HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_c
         " neurodec.discovery.brain_guided_images; neurodec.discovery.GuidedImages; neurodec.discovery.load_diffusion_pipeline",
         "import neurodec.discovery as d; d.PrefixCaptioner; d.project_to_image_embeddings; d.lavca_captions;"
         " d.score_captions; d.load_prefix_captioner; d.brainscuba_captions",
+        "import neurodec.metrics as m; m.retrieval_top_k; m.two_way_identification; m.caption_scores; m.FEATURE_METRICS",
     ],
-    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery", "voxel-captions"],
+    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery", "voxel-captions", "metrics"],
 )
 def test_imports_stay_light(statement):
     # Heavy libraries load on first real use, never on import or registry queries.
