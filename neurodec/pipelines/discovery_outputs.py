@@ -127,9 +127,9 @@ class SubjectOutputs:
                 result.labels.astype(float), responses.units.iloc[units], responses.info, kind="stat",
                 categories=[f"cluster {k}" for k in range(result.n_clusters)], title="MDS clusters in brain space",
             ))
-        self._json({"n_clusters_requested": section["n_clusters"], "n_clusters": result.n_clusters,
+        files.append(self._json({"n_clusters_requested": section["n_clusters"], "n_clusters": result.n_clusters,
                     "n_iter": result.n_iter, "converged": bool(result.converged),
-                    "objective": np.asarray(result.objective).tolist(), "options": section["options"]}, "mds", "summary")
+                    "objective": np.asarray(result.objective).tolist(), "options": section["options"]}, "mds", "summary"))
         text = (
             f"Most discriminative stimuli (MDS; {_CITATIONS['mds']}) clustered "
             f"{self._describe_units(section['units'], units.size)} of the encoding model {model_name} into "
@@ -158,8 +158,8 @@ class SubjectOutputs:
             figures.append(unguided.top(section["top"]).plot_grid(title="Same seeds without guidance"))
             files.append(self._png(figures[-1], "braindiveunguided"))
         summary = comparison.summary if hasattr(comparison, "summary") else {}
-        self._json({"settings": guided.settings, "summary": summary, "seeds": [int(s) for s in guided.seeds]},
-                   "braindive", "summary")
+        files.append(self._json({"settings": guided.settings, "summary": summary,
+                                 "seeds": [int(s) for s in guided.seeds]}, "braindive", "summary"))
         pipeline = section["pipeline"]
         described = ("a small randomly initialized Stable-Diffusion-architecture pipeline (neurodec's "
                      "make_small_diffusion_pipeline: its images are textures, not photographs)") if pipeline == "small" else pipeline

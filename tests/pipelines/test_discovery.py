@@ -91,7 +91,7 @@ def test_report_states_the_methods_and_links_every_file(run):
     report = result.outputs[1][-1]
     assert report.name == "sub-01_desc-discovery_report.html"
     html = report.read_text()
-    for phrase in ("Burg", "BrainDiVE", "BrainSCUBA", "LaVCa", "not the paper's LLM", "textures, not photographs"):
+    for phrase in ("Burg", "BrainDiVE", "BrainSCUBA", "LaVCa", "not the paper", "textures, not photographs"):
         assert phrase in html
     for path in result.outputs[1][:-1]:
         assert path.is_file() and path.name in html
