@@ -281,6 +281,18 @@ def _outputs(value: Any, source: str, resolve: Any) -> dict[str, Any]:
     }
 
 
+def path_resolver(base_dir: Path | None) -> Any:
+    """A function making a config's relative paths absolute against ``base_dir`` (default: the working directory)."""
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+
+    def resolve(path: Any) -> Path:
+        path = Path(str(path)).expanduser()
+        # normpath, not resolve(): "../data" reads cleanly in messages while symlinks stay as given.
+        return path if path.is_absolute() else Path(os.path.normpath(base / path))
+
+    return resolve
+
+
 def _stimulus_options(value: Any, source: str, resolve: Any) -> dict[str, Any]:
     """The stimulus loader's options; caption file paths (a path, a list or a split -> path mapping) resolved."""
     options = _mapping(value, "dataset.stimulus_options", source)
@@ -317,13 +329,7 @@ def config_from_dict(raw: Any, *, base_dir: Path | None = None, source: str = "c
         Naming ``source`` and the key at fault.
     """
     raw = _mapping(raw, "top", source, _SECTIONS["top"])
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-
-    def resolve(path: Any) -> Path:
-        path = Path(str(path)).expanduser()
-        # normpath, not resolve(): "../data" reads cleanly in messages while symlinks stay as given.
-        return path if path.is_absolute() else Path(os.path.normpath(base / path))
-
+    resolve = path_resolver(base_dir)
     ds = _mapping(_required(raw, "dataset", "top level", source), "dataset", source, _SECTIONS["dataset"])
     from ..data.registry import list_datasets
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from .config import (
     _string,
     _subjects,
     _yaml_loader,
+    path_resolver,
 )
 
 __all__ = ["DiscoveryConfig", "discovery_config_from_dict", "is_discovery_config", "load_discovery_config"]
@@ -246,12 +246,7 @@ def discovery_config_from_dict(
     from .config import load_config
 
     raw = _mapping(raw, "top", source, _SECTIONS["top"])
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-
-    def resolve(path: Any) -> Path:
-        path = Path(str(path)).expanduser()
-        return path if path.is_absolute() else Path(os.path.normpath(base / path))
-
+    resolve = path_resolver(base_dir)
     study_path = resolve(_string(_required(raw, "study", "top level", source), "study", source))
     if not study_path.is_file():
         raise _fail(source, "study", f"names {study_path}, which does not exist; it must be an encoding study config.")
