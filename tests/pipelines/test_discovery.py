@@ -144,3 +144,14 @@ def test_neurodec_run_takes_a_discovery_config(pipelines, tmp_path):
     config = load_discovery_config(pipelines / "discovery_demo.yaml", check=False)
     assert config.methods == ("mds", "braindive", "captions")
     assert config.output_root == pipelines.parent / "neurodec_demo" / "discovery_demo"
+
+
+def test_shipped_nsd_discovery_config_reads(tmp_path):
+    # The data and weights are not here: the config's own checks only (the study's checks need the dataset).
+    config = load_discovery_config(REPO / "pipelines" / "discovery_nsd.yaml", check=False)
+    assert config.model == "open_clip/ViT-B-32:laion2b_s34b_b79k/output"
+    assert config.methods == ("mds", "braindive", "captions")
+    assert config.braindive["seeds"] == list(range(500))
+    assert config.braindive["pipeline"] == "stabilityai/stable-diffusion-2-1-base"  # a hub id, not a path
+    assert config.braindive["pipeline_options"] == {"torch_dtype": "float16", "attention_slicing": True,
+                                                    "vae_slicing": True}
