@@ -39,3 +39,8 @@ __all__ += [
     "load_nsd_stim_info",
     "load_nsd_stimuli",
 ]
+
+# MEG (THINGS-MEG) and its simulation
+from .meg_simulation import MEGSimulation, simulate_meg_epochs  # noqa: E402
+
+__all__ += ["MEGSimulation", "simulate_meg_epochs"]
