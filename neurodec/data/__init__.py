@@ -42,5 +42,7 @@ __all__ += [
 
 # MEG (THINGS-MEG) and its simulation
 from .meg_simulation import MEGSimulation, simulate_meg_epochs  # noqa: E402
+from .things_meg import load_things_meg  # noqa: E402
+from .things_meg_stimuli import load_things_meg_stimuli  # noqa: E402
 
-__all__ += ["MEGSimulation", "simulate_meg_epochs"]
+__all__ += ["MEGSimulation", "load_things_meg", "load_things_meg_stimuli", "simulate_meg_epochs"]
