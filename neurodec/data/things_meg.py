@@ -331,8 +331,8 @@ def load_things_meg(
             events = np.c_[samples, np.zeros_like(samples), np.arange(len(samples))]
             raw, events = raw.resample(sfreq, events=events, verbose=False)
             samples = events[:, 0]
-        data, times = epoch_run(raw, _inside(raw, samples, params, plan), params, where=str(plan.path))
-        keep = _inside_mask(raw, samples, params)
+        keep = _inside(raw, samples, params, plan)
+        data, times = epoch_run(raw, samples[keep], params, where=str(plan.path))
         blocks.append(data.astype(np.float32))
         tables.append(plan.trials[keep].assign(session=plan.session, run=plan.run))
     trials = pd.concat(tables, ignore_index=True)
@@ -363,20 +363,16 @@ def load_things_meg(
     )
 
 
-def _inside_mask(raw: Any, samples: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+def _inside(raw: Any, samples: np.ndarray, params: dict[str, Any], plan: ThingsMEGRun) -> np.ndarray:
+    """Mask of the onsets whose whole epoch lies inside the run; warns, naming the file, about the others."""
     sfreq = raw.info["sfreq"]
     start = samples + int(np.round(params["tmin"] * sfreq))
     stop = samples + int(np.round(params["tmax"] * sfreq))
-    return (start >= raw.first_samp) & (stop <= raw.first_samp + raw.n_times - 1)
-
-
-def _inside(raw: Any, samples: np.ndarray, params: dict[str, Any], plan: ThingsMEGRun) -> np.ndarray:
-    """Onsets whose whole epoch lies inside the run; warns, naming the file, about the others."""
-    keep = _inside_mask(raw, samples, params)
+    keep = (start >= raw.first_samp) & (stop <= raw.first_samp + raw.n_times - 1)
     if not keep.all():
         warnings.warn(
             f"THINGS-MEG run {plan.path}: {int((~keep).sum())} trial(s) of {plan.events_path.name} have an epoch "
             f"({params['tmin']}..{params['tmax']} s) reaching past the recording; they are left out.",
             stacklevel=3,
         )
-    return samples[keep]
+    return keep
