@@ -264,6 +264,8 @@ def load_things_meg(
     runs: Iterable[int] | None = None,
     preprocessing: None | str | dict[str, Any] = None,
     resample: float | None = None,
+    images_root: str | Path | None = None,
+    image_paths: str | Path | None = None,
     verbose: bool | int = False,
 ) -> Responses:
     """Epochs of THINGS-MEG's image trials, one subject, as a Responses of shape (trials, sensors, times).
@@ -291,6 +293,11 @@ def load_things_meg(
     resample : float, optional
         Resample every run to this rate (Hz, :meth:`mne.io.Raw.resample`, events
         moved with it) before filtering; needed when runs differ in rate.
+    images_root, image_paths : path-like, optional
+        A local THINGS ``object_images`` folder (and its image-path list): every
+        trial's image is then looked up, and its concept checked against
+        ``things_category_nr``, before any run is read (see
+        :func:`~neurodec.data.things_meg_stimuli.load_things_meg_stimuli`).
     %(verbose)s
 
     Returns
@@ -322,6 +329,13 @@ def load_things_meg(
     channels = [n for n in plans[0].raw.ch_names if all(n in m for m in meg) and n not in dropped]
     if not channels:
         raise ValueError(f"THINGS-MEG subject {subject}: no MEG sensor is present and good in every selected run.")
+    if images_root is not None:
+        from .things_meg_stimuli import load_things_meg_stimuli
+
+        shown = pd.concat([p.trials for p in plans])
+        categories = dict(zip(shown["stimulus_id"], shown.get("things_category_nr", pd.Series(dtype="Int64"))))
+        load_things_meg_stimuli(images_root, shown["stimulus_id"].unique(), image_paths=image_paths,
+                                categories={k: v for k, v in categories.items() if pd.notna(v)})
     blocks, tables, times = [], [], None
     for plan in tqdm(plans, desc=f"THINGS-MEG sub-BIGMEG{subject}", disable=not verbose):
         raw = plan.raw.copy().pick(channels).load_data(verbose=False)
@@ -353,6 +367,7 @@ def load_things_meg(
         info={
             "dataset": "things-meg",
             "root": str(root),
+            "images_root": None if images_root is None else str(images_root),
             "sfreq": sfreq / decimation_factor(sfreq, params["sfreq"], "load_things_meg"),
             "line_freq": info.get("line_freq"),
             "preprocessing": params,

@@ -208,7 +208,7 @@ def test_preprocessing_arguments_are_checked(mini):
         load_things_meg(mini.root, 2)
 
 
-def test_stimuli_are_found_by_things_number(mini, raw_epochs):
+def test_stimuli_are_found_by_things_number(mini, raw_epochs, tmp_path):
     trials = raw_epochs.trials
     ids = trials["stimulus_id"].unique()
     categories = dict(zip(trials["stimulus_id"], trials["things_category_nr"]))
@@ -223,6 +223,13 @@ def test_stimuli_are_found_by_things_number(mini, raw_epochs):
         load_things_meg_stimuli(mini.images_root, ids, categories=wrong)
     with pytest.raises(ValueError, match=r"outside 1\.\.\d+"):
         load_things_meg_stimuli(mini.images_root, [10**6])
+    # The loader checks the images before reading any run.
+    checked = load_things_meg(mini.root, 1, runs=[1], images_root=mini.images_root)
+    assert checked.info["images_root"] == str(mini.images_root)
+    listing = tmp_path / "shuffled_paths.txt"
+    listing.write_text("\n".join(sorted(mini.image_paths, key=lambda p: p[::-1])))
+    with pytest.raises(ValueError, match="numbering of .* is not THINGS'"):
+        load_things_meg(mini.root, 1, images_root=mini.images_root, image_paths=listing)
 
 
 def test_an_image_path_list_fixes_the_numbering(mini, tmp_path):
