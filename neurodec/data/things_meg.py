@@ -3,8 +3,8 @@
 Layout (``data_specs/things-meg.yaml``): ``sub-BIGMEG{n}/ses-{nn}/meg/`` holds
 each run (a CTF ``.ds`` folder, or FIF) with ``_events.tsv`` and
 ``_channels.tsv``. Each image onset is a row of events.tsv: ``trial_type``
-``exp`` (26,107 THINGS images seen once: the "train" split), ``test`` (200
-images repeated in every session: the "test" split) or ``catch`` (an
+``exp`` (an image shown once: the "train" split), ``test`` (one of the 200
+test images, repeated in every session: the "test" split) or ``catch`` (an
 oddball target, dropped), ``value`` the THINGS image number, ``sample`` the
 onset at the run's rate (what the published code epochs at).
 
