@@ -39,3 +39,9 @@ __all__ += [
     "load_nsd_stim_info",
     "load_nsd_stimuli",
 ]
+
+# iEEG (BIDS): simulation and its ds003688-layout writer
+from .bids_ieeg_writer import write_bids_ieeg  # noqa: E402
+from .ieeg_simulation import SimulatedIEEG, simulate_ieeg  # noqa: E402
+
+__all__ += ["SimulatedIEEG", "simulate_ieeg", "write_bids_ieeg"]
