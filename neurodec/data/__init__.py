@@ -45,3 +45,6 @@ from .bids_ieeg_writer import write_bids_ieeg  # noqa: E402
 from .ieeg_simulation import SimulatedIEEG, simulate_ieeg  # noqa: E402
 
 __all__ += ["SimulatedIEEG", "simulate_ieeg", "write_bids_ieeg"]
+from .bids_ieeg import load_bids_ieeg  # noqa: E402
+
+__all__ += ["load_bids_ieeg"]
