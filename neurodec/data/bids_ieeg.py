@@ -134,7 +134,15 @@ def _load_run(path: Any, *, reference: str | None, notch: bool, high_gamma: bool
     ieeg = [n for n, t in zip(raw.ch_names, raw.get_channel_types()) if t in IEEG_TYPES and n not in raw.info["bads"]]
     if not ieeg:
         raise ValueError(f"{fpath.name} has no good iEEG channel (types {IEEG_TYPES}) according to its channels.tsv.")
-    sidecars.check_amplitudes(raw.get_data(picks=ieeg), ieeg, fpath.name)
+    values = raw.get_data(picks=ieeg)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        channel, sample = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{fpath} holds {int(bad.sum())} NaN or infinite sample(s) (first: channel {ieeg[channel]}, "
+            f"sample {sample}); iEEG samples must be finite."
+        )
+    sidecars.check_amplitudes(values, ieeg, fpath.name)
     raw.pick(ieeg)
     channels = channels.set_index("name").loc[ieeg].reset_index()
     found = sidecars.find_electrodes(path)
