@@ -232,3 +232,23 @@ def test_check_data_refuses_what_the_loader_refuses(root):
     result = _check_data(root)
     assert result.exit_code == 1 and "MISSING  group 'channels'" in result.output
     assert "channels sidecar" in result.output and "is missing" in result.output
+
+
+def test_a_dataset_written_by_mne_bids_is_read_in_its_own_frame_and_units(sim, tmp_path):
+    import mne_bids
+
+    raw = mne.io.RawArray(sim.data, mne.create_info(sim.ch_names, sim.sfreq, sim.channels["type"].tolist()),
+                          verbose="error")  # fmt: skip
+    raw.info["line_freq"] = 50.0
+    metres = sim.channels[["x", "y", "z"]].to_numpy() / 1000.0
+    raw.set_montage(mne.channels.make_dig_montage(dict(zip(sim.ch_names, metres)), coord_frame="ras"), verbose="error")
+    raw.set_annotations(mne.Annotations(sim.events["onset"], sim.events["duration"], sim.events["trial_type"]))
+    path = mne_bids.BIDSPath(subject="01", session="iemu", task="film", acquisition="clinical", run=1,
+                             datatype="ieeg", root=tmp_path, space="ACPC")  # fmt: skip
+    mne_bids.write_raw_bids(raw, path, format="BrainVision", allow_preload=True, acpc_aligned=True, verbose="error")
+    assert list(tmp_path.rglob("*_acq-clinical_space-ACPC_electrodes.tsv"))  # mne-bids' naming, not ds003688's
+    r = load_bids_ieeg(tmp_path, 1)
+    assert r.info["coord_frame"] == "ACPC" and r.info["coord_units"] == "m" and r.info["warnings"] == []
+    np.testing.assert_allclose(r.units[["x", "y", "z"]].to_numpy(), metres, atol=1e-12)
+    np.testing.assert_allclose(r.data[0], sim.data, rtol=0, atol=_float32_atol(sim.data))
+    assert r.info["events"]["trial_type"].tolist() == sim.events["trial_type"].tolist()
