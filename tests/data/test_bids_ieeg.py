@@ -252,3 +252,16 @@ def test_a_dataset_written_by_mne_bids_is_read_in_its_own_frame_and_units(sim, t
     np.testing.assert_allclose(r.units[["x", "y", "z"]].to_numpy(), metres, atol=1e-12)
     np.testing.assert_allclose(r.data[0], sim.data, rtol=0, atol=_float32_atol(sim.data))
     assert r.info["events"]["trial_type"].tolist() == sim.events["trial_type"].tolist()
+
+
+def test_real_recording_bipolar_high_gamma():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its metadata warnings are checked above
+        r = load_bids_ieeg(REAL, "testsub", reference="bipolar", high_gamma=True)
+    assert r.units["name"].tolist() == [
+        "LFP_RIGHT_0-LFP_RIGHT_1", "LFP_RIGHT_1-LFP_RIGHT_2",
+        *[f"ECOG_RIGHT_{i}-ECOG_RIGHT_{i + 1}" for i in range(5)],
+    ]  # fmt: skip
+    assert r.shape == (1, 7, 19001) and r.info["sfreq"] == 1000.0 and set(r.units["unit"]) == {"z"}
+    np.testing.assert_allclose(r.data[0].mean(axis=1), 0.0, atol=1e-9)  # z-scored envelopes
+    np.testing.assert_allclose(r.data[0].std(axis=1), 1.0, rtol=1e-9)

@@ -98,3 +98,15 @@ def test_writer_follows_the_ds003688_layout(sim, tmp_path):
     assert not list(tmp_path.rglob(".tmp*"))  # atomic writes leave nothing behind
     description = json.loads((tmp_path / "dataset_description.json").read_text())
     assert description["DatasetType"] == "raw"
+
+
+def test_in_memory_forms_carry_the_data_and_positions(sim):
+    r = sim.to_responses()
+    assert r.shape == (1,) + sim.data.shape and r.modality == "ieeg" and r.info["sfreq"] == 512.0
+    np.testing.assert_array_equal(r.data[0], sim.data)
+    assert r.units["region"].tolist() == sim.channels["region"].tolist() and set(r.units["coord_units"]) == {"mm"}
+    raw = sim.to_raw()
+    assert raw.ch_names == sim.ch_names and raw.get_channel_types() == sim.channels["type"].tolist()
+    montage = raw.get_montage().get_positions()
+    assert montage["coord_frame"] == "mni_tal"
+    np.testing.assert_allclose(montage["ch_pos"]["LT1"], sim.channels.loc[0, ["x", "y", "z"]].to_numpy(float) / 1000)
