@@ -82,6 +82,11 @@ def _find_runs(root: Path, subject: str, session: str | None, task: str | None, 
     return sorted(found, key=lambda p: (str(p.session), str(p.run)))
 
 
+def _run_index(path: Any) -> int | None:
+    """The run entity as an integer (BIDS run indices are non-negative integers, maybe zero-padded)."""
+    return None if path.run is None else int(path.run)
+
+
 def _units_table(channels: pd.DataFrame, electrodes: pd.DataFrame, frame: dict[str, Any]) -> pd.DataFrame:
     units = pd.DataFrame({"name": channels["name"], "type": channels["mne_type"]})
     for column in channels.columns.drop(["name", "type", "mne_type"]):
@@ -210,7 +215,7 @@ def _load_all(root: Path, subject: Any, session: str | None, task: str | None, a
     blocks, tables = [], []
     for run in loaded:
         p = run["path"]
-        base = {"session": p.session, "run": p.run, "task": p.task, "acquisition": p.acquisition}
+        base = {"session": p.session, "run": _run_index(p), "task": p.task, "acquisition": p.acquisition}
         if epochs is None:
             blocks.append(run["raw"].get_data()[None])
             tables.append(pd.DataFrame([{"stimulus_id": p.task, **base}]))
@@ -312,7 +317,7 @@ def load_bids_ieeg(
     trials["repeat"] = trials.groupby("stimulus_id").cumcount()
     trials["split"] = "train"  # BIDS iEEG datasets define no test split
     first = loaded[0]
-    all_events = [r["events"].assign(run=r["path"].run) for r in loaded if r["events"] is not None]
+    all_events = [r["events"].assign(run=_run_index(r["path"])) for r in loaded if r["events"] is not None]
     info = {
         "sfreq": float(first["raw"].info["sfreq"]), "line_freq": first["raw"].info["line_freq"],
         "coord_frame": first["frame"].get("coord_frame", "unknown"), "coord_units": first["frame"].get("coord_units"),

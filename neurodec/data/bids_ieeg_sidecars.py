@@ -171,6 +171,8 @@ def read_electrodes(path: Path, names: list[str], types: list[str]) -> pd.DataFr
     the file or "n/a").
     """
     table = _read_tsv(path)
+    if "name" not in table.columns:
+        raise ValueError(f"{path} lacks the required column 'name'; columns: {list(table.columns)}.")
     table["name"] = table["name"].astype(str)
     table = table.drop_duplicates("name").set_index("name")
     out = table.reindex(names)

@@ -54,7 +54,7 @@ def test_miniature_is_read_exactly(root, sim):
     np.testing.assert_allclose(units[["x", "y", "z"]].to_numpy(), sim.channels[["x", "y", "z"]].to_numpy(), atol=5e-5)
     assert units["region"].tolist() == sim.channels["region"].tolist()
     assert r.trials[["stimulus_id", "session", "run", "repeat", "split"]].to_dict("records") == [
-        {"stimulus_id": "film", "session": "iemu", "run": "1", "repeat": 0, "split": "train"}
+        {"stimulus_id": "film", "session": "iemu", "run": 1, "repeat": 0, "split": "train"}
     ]
     assert r.info["sfreq"] == 512.0 and r.info["line_freq"] == 50.0 and r.info["coord_frame"] == "ACPC"
     pd.testing.assert_frame_equal(r.info["events"].drop(columns="run"), sim.events)
@@ -112,7 +112,7 @@ def test_real_recording_is_read_with_its_metadata_problems_reported():
     np.testing.assert_array_equal(r.units[["x", "y", "z"]].to_numpy(), electrodes.loc[names, ["x", "y", "z"]].to_numpy())
     assert r.units.loc[3, "x"] == 0.037318173999999996  # as written, in metres: never moved to "head"
     assert r.info["coord_frame"] == "unknown" and r.info["coord_space"] == "mni" and r.info["coord_units"] == "m"
-    assert r.trials["stimulus_id"].tolist() == ["gripforce"] and r.trials["run"].tolist() == ["0"]
+    assert r.trials["stimulus_id"].tolist() == ["gripforce"] and r.trials["run"].tolist() == [0]
     median = np.median(raw.get_data(picks=names).std(axis=1))
     messages = [str(w.message) for w in record]
     assert any(f"median channel standard deviation is {median:.4g} V" in m for m in messages)
@@ -153,7 +153,7 @@ def test_differing_sampling_rates_are_refused_or_resampled(root, sim):
     with pytest.raises(ValueError, match=r"different sampling rates \{.*run-1_ieeg.vhdr': 512.0, .*run-2_ieeg.vhdr': 640.0\}; pass 'sfreq'"):
         load_bids_ieeg(root, 1)
     r = load_bids_ieeg(root, 1, sfreq=256.0)
-    assert r.shape == (2, len(sim.ch_names), 16 * 256) and r.trials["run"].tolist() == ["1", "2"]
+    assert r.shape == (2, len(sim.ch_names), 16 * 256) and r.trials["run"].tolist() == [1, 2]
     assert r.trials["repeat"].tolist() == [0, 1]
     only = load_bids_ieeg(root, 1, runs=[2])
     assert only.info["sfreq"] == 640.0 and only.n_trials == 1
