@@ -46,3 +46,11 @@ from .things_meg import load_things_meg  # noqa: E402
 from .things_meg_stimuli import load_things_meg_stimuli  # noqa: E402
 
 __all__ += ["MEGSimulation", "load_things_meg", "load_things_meg_stimuli", "simulate_meg_epochs"]
+# iEEG (BIDS): simulation and its ds003688-layout writer
+from .bids_ieeg_writer import write_bids_ieeg  # noqa: E402
+from .ieeg_simulation import SimulatedIEEG, simulate_ieeg  # noqa: E402
+
+__all__ += ["SimulatedIEEG", "simulate_ieeg", "write_bids_ieeg"]
+from .bids_ieeg import load_bids_ieeg  # noqa: E402
+
+__all__ += ["load_bids_ieeg"]

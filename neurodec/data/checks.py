@@ -13,7 +13,9 @@
    transposed HDF5), :func:`~neurodec.data.nsd_rois.resolve_nsd_roi_mask` per
    atlas (empty ROIs); for BOLD5000 the GLMsingle session and image-name
    checks, ROI responses and masks, stimulus folders; for Algonauts the
-   per-hemisphere checks of :func:`~neurodec.data.algonauts.load_algonauts`.
+   per-hemisphere checks of :func:`~neurodec.data.algonauts.load_algonauts`; for BIDS
+   iEEG every run through :func:`~neurodec.data.bids_ieeg.load_bids_ieeg`, its
+   warnings (implausible units, unknown frame, electrodes without coordinates) as notes.
 
 NaN scan: beta files of float type are scanned for NaN and infinite values
 with the loaders' :func:`~neurodec.data._checks.raise_if_nonfinite`, on
@@ -311,6 +313,39 @@ def _check_things_meg(report: CheckReport, root: Path, nan_trials: int | None) -
                 f"{name}: channels.tsv types {retyped} MEG sensor(s) as non-MEG (mne-bids#1493); the loader takes "
                 "the types from the runs' headers"
             )
+# --------------------------------------------------------------------- BIDS iEEG
+
+
+def _check_bids_ieeg(report: CheckReport, root: Path, nan_trials: int | None) -> None:
+    """Every run read by :func:`~neurodec.data.bids_ieeg.load_bids_ieeg`, one at a time; its warnings as notes.
+
+    Runs are read whole (a continuous recording has no trials to sample), so
+    ``nan_trials`` does not apply; the loader refuses non-finite samples itself.
+    """
+    import mne_bids
+
+    from .bids_ieeg import _RAW_EXTENSIONS, load_bids_ieeg
+
+    query = mne_bids.BIDSPath(root=root, datatype="ieeg", suffix="ieeg", check=False)
+    runs = [p for p in query.match() if p.extension in _RAW_EXTENSIONS]
+    for path in sorted(runs, key=lambda p: str(p.fpath)):
+        name = Path(path.fpath).name
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # kept in info["warnings"], reported below as notes
+                r = load_bids_ieeg(root, path.subject, path.session, task=path.task, acquisition=path.acquisition,
+                                   runs=None if path.run is None else [path.run])  # fmt: skip
+        except _ERRORS as exc:
+            report.problems.append(f"{name}: {exc}")
+            continue
+        types = r.units["type"].value_counts().sort_index()
+        report.found.append(
+            f"{name}: {r.n_units} iEEG channels ({', '.join(f'{t} {n}' for t, n in types.items())}), "
+            f"{r.info['sfreq']:g} Hz, {r.data.shape[2] / r.info['sfreq']:.1f} s, "
+            f"{0 if r.info['events'] is None else len(r.info['events'])} events, "
+            f"electrodes in frame {r.info['coord_frame']!r} ({r.info['coord_units']})"
+        )
+        report.notes.extend(m if name in m else f"{name}: {m}" for m in r.info["warnings"])
 
 
 _CONSISTENCY: dict[str, Callable[[CheckReport, Path, int | None], None]] = {
@@ -318,6 +353,7 @@ _CONSISTENCY: dict[str, Callable[[CheckReport, Path, int | None], None]] = {
     "bold5000": _check_bold5000,
     "algonauts": _check_algonauts,
     "things-meg": _check_things_meg,
+    "bids-ieeg": _check_bids_ieeg,
 }
 
 

@@ -37,7 +37,8 @@ class DatasetInfo:
         ``"module:function"`` of the loader returning :class:`~neurodec.data.Responses`
         (called as ``f(root, subject, **kwargs)``).
     stimuli : str
-        ``"module:function"`` of the loader returning :class:`~neurodec.data.Stimuli`.
+        ``"module:function"`` of the loader returning :class:`~neurodec.data.Stimuli`;
+        empty for datasets whose stimuli neurodec does not load (e.g. a film).
     citation, url : str
     """
 
@@ -45,7 +46,7 @@ class DatasetInfo:
     title: str
     modality: str
     responses: str
-    stimuli: str
+    stimuli: str = ""
     citation: str = ""
     url: str = ""
 
@@ -93,6 +94,17 @@ _register(
         url="https://bold5000-dataset.github.io",
     )
 )
+_register(
+    DatasetInfo(
+        name="bids-ieeg",
+        title="BIDS iEEG (layout of the naturalistic film dataset, ds003688)",
+        modality="ieeg",
+        responses="neurodec.data.bids_ieeg:load_bids_ieeg",
+        citation="Berezutskaya et al. (2022). Open multimodal iEEG-fMRI dataset from naturalistic stimulation "
+        "with a short audiovisual film. Scientific Data 9, 91.",
+        url="https://openneuro.org/datasets/ds003688",
+    )
+)
 
 _register(
     DatasetInfo(
@@ -109,6 +121,8 @@ _register(
 
 
 def _resolve(target: str) -> Callable[..., Any]:
+    if not target:
+        raise ValueError("This dataset registers no such loader (e.g. no stimulus loader for a film dataset).")
     module, _, function = target.partition(":")
     return getattr(importlib.import_module(module), function)
 
