@@ -1,0 +1,32 @@
+"""Trainable networks for time-resolved brain data (MEG and iEEG).
+
+Names are imported on first access so that ``import neurodec.nets`` stays
+light (torch loads only when a name that needs it is used)::
+
+    from neurodec.nets import IEEGTransformer, pretrain_masked_latent, evaluate_ieeg_probe
+    encoder = IEEGTransformer.from_responses(responses, "region", patch_len=32)
+    pretrain_masked_latent(encoder, responses.split("train"))
+    evaluate_ieeg_probe(encoder, responses, "condition")  # ROC-AUC beside the linear baseline
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {}
+
+# iEEG spatiotemporal transformer (branch ieeg-transformer)
+_EXPORTS.update({
+    "IEEGTransformer": "ieeg_transformer",
+    "MaskedLatentPretraining": "ieeg_pretraining",
+    "PretrainingResult": "ieeg_pretraining",
+    "ProbeResult": "ieeg_probe",
+    "SpatialLayout": "ieeg_tokens",
+    "evaluate_ieeg_probe": "ieeg_probe",
+    "linear_baseline_roc_auc": "ieeg_probe",
+    "make_token_mask": "ieeg_transformer",
+    "pretrain_masked_latent": "ieeg_pretraining",
+    "spatial_layout": "ieeg_tokens",
+})
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
