@@ -1,0 +1,23 @@
+"""Trainable networks for time-resolved brain data, and the training loop they share.
+
+:func:`fit_network` trains any torch module with a caller-given loss:
+seeded, checkpointed atomically every epoch, resumable exactly, with early
+stopping on a validation split, mixed precision on GPU and a metrics log.
+Names are imported on first access, so ``import neurodec.nets`` does not
+import torch::
+
+    from neurodec.nets import fit_network, seed_everything
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "TrainingResult": "training",
+    "fit_network": "training",
+    "seed_everything": "training",
+    "resolve_precision": "training",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
