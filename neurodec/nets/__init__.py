@@ -1,7 +1,12 @@
-"""Trainable networks for time-resolved brain data (MEG and iEEG).
+"""Trainable networks for time-resolved brain data, and the training loop they share.
 
-Names are imported on first access so that ``import neurodec.nets`` stays
-light (torch loads only when a name that needs it is used)::
+:func:`fit_network` trains any torch module with a caller-given loss:
+seeded, checkpointed atomically every epoch, resumable exactly, with early
+stopping on a validation split, mixed precision on GPU and a metrics log.
+Names are imported on first access, so ``import neurodec.nets`` does not
+import torch::
+
+    from neurodec.nets import fit_network, seed_everything
 
     from neurodec.nets import IEEGTransformer, pretrain_masked_latent, evaluate_ieeg_probe
     encoder = IEEGTransformer.from_responses(responses, "region", patch_len=32)
@@ -13,7 +18,12 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS = {
+    "TrainingResult": "training",
+    "fit_network": "training",
+    "seed_everything": "training",
+    "resolve_precision": "training",
+}
 
 # iEEG spatiotemporal transformer (branch ieeg-transformer)
 _EXPORTS.update({
