@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import nn
 
 from .._device import resolve_device
 from .._docs import fill_doc
-from .._logging import get_logger, progress
+from .._logging import get_logger
 from .ieeg_transformer import IEEGTransformer, make_token_mask
 
 __all__ = ["MaskedLatentPretraining", "PretrainingResult", "pretrain_masked_latent"]
@@ -82,7 +83,7 @@ class MaskedLatentPretraining(nn.Module):
         with torch.no_grad():
             out = self.teacher(x).float()
             out = F.layer_norm(out, out.shape[-1:])
-            return (out - out.mean(dim=0)) / (out.var(dim=0) + _TARGET_EPS).sqrt()
+            return (out - out.mean(dim=0)) / (out.var(dim=0, correction=0) + _TARGET_EPS).sqrt()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error of the predicted latents at the masked tokens (a scalar tensor).
@@ -113,19 +114,48 @@ class PretrainingResult:
     ----------
     encoder : IEEGTransformer
         The pretrained student (the object passed in, trained in place).
-    train_loss : array of shape (n_epochs,)
+    train_loss : array of shape (n_epochs_run,)
         Mean masked-latent loss over each epoch's batches.
-    val_loss : array of shape (n_epochs + 1,) or None
-        Loss on the validation epochs (fixed masks) before training and after
-        each epoch, when given.
+    val_loss : array of shape (n_epochs_run + 1,) or None
+        Loss on the validation epochs (the same masks every time) before
+        training and after each epoch, when validation epochs were given.
     samples_per_second : float
-        Training throughput over all epochs.
+        Training throughput (mean over epochs, validation excluded).
+    training : TrainingResult
+        What :func:`~neurodec.nets.fit_network` returned (history, best epoch,
+        checkpoint folder).
     """
 
     encoder: IEEGTransformer
     train_loss: np.ndarray
     val_loss: np.ndarray | None
     samples_per_second: float
+    training: Any
+
+
+class _MaskedLatentLoss:
+    """The loss function given to fit_network: new random masks while training, fixed ones in validation.
+
+    The teacher's EMA update runs at the start of every training step, i.e.
+    right after the previous optimizer step (fit_network has no step hook);
+    training masks come from torch's global generator, which fit_network
+    seeds and checkpoints, so a resumed run draws the same masks.
+    """
+
+    def __init__(self, n_groups: int, n_patches: int, mask_ratio: float, val_seed: int) -> None:
+        self.shape = (n_groups, n_patches)
+        self.mask_ratio = mask_ratio
+        self.val_seed = val_seed
+
+    def __call__(self, task: MaskedLatentPretraining, batch: Any) -> torch.Tensor:
+        x = batch[0]
+        if task.training:
+            task.update_teacher()
+            generator = None
+        else:
+            generator = torch.Generator().manual_seed(self.val_seed)
+        mask = make_token_mask(len(x), *self.shape, self.mask_ratio, generator=generator, device=x.device)
+        return task(x, mask)
 
 
 @fill_doc
@@ -140,11 +170,18 @@ def pretrain_masked_latent(
     weight_decay: float = 0.05,
     mask_ratio: float = 0.5,
     ema_decay: float = 0.996,
-    random_state: int | None = 0,
+    patience: int | None = None,
+    precision: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    random_state: int = 0,
     device: Any = "auto",
     verbose: bool | int = True,
 ) -> PretrainingResult:
     """Pretrain ``encoder`` by masked latent reconstruction on unlabelled epochs.
+
+    Training runs on :func:`~neurodec.nets.fit_network`: seeded, checkpointed,
+    resumable, early-stopped on the validation loss, mixed precision on GPU.
 
     Parameters
     ----------
@@ -153,14 +190,25 @@ def pretrain_masked_latent(
     data : array of shape (n_samples, n_channels, n_times) or Responses
         Training epochs (a Responses' ``data``; labels are not used).
     val_data : array of shape (n_val, n_channels, n_times) or Responses, optional
-        Held-out epochs scored with fixed masks after every epoch.
+        Held-out epochs, scored with the same masks before training and after
+        every epoch; they drive early stopping.
     n_epochs, batch_size : int
-        Passes over ``data`` and samples per optimizer step.
+        Passes over ``data`` and samples per optimizer step (2 or more: the
+        targets are standardized over the batch).
     lr, weight_decay : float
         AdamW learning rate and weight decay.
     mask_ratio, ema_decay : float
         See :class:`MaskedLatentPretraining`.
+    patience : int, optional
+        Early stopping on the validation loss (see ``fit_network``).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast on GPU (see ``fit_network``); float32 on the CPU.
+    checkpoint_dir : path-like, optional
+        Checkpoints and ``metrics.jsonl`` (the teacher is saved with the student).
+    resume : bool
+        Continue the run saved in ``checkpoint_dir``.
     %(random_state)s
+        Here an int (a resumable run must be replayable).
     %(device)s
     %(verbose)s
 
@@ -168,63 +216,41 @@ def pretrain_masked_latent(
     -------
     PretrainingResult
     """
-    import time
+    from .training import fit_network
 
-    dev = resolve_device(device)
     x = _as_epochs(data, "data")
     x_val = None if val_data is None else _as_epochs(val_data, "val_data")
-    if x_val is not None and len(x_val) < 2:
-        raise ValueError(f"The 'val_data' parameter needs 2 or more epochs. Got {len(x_val)}.")
-    for name, value in (("n_epochs", n_epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"The '{name}' parameter must be a positive integer. Got {value!r} instead.")
-    seed = int(np.random.default_rng(random_state).integers(2**31))
-    torch.manual_seed(seed)  # dropout draws and predictor init follow the seed
-    generator = torch.Generator().manual_seed(seed)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
+        raise ValueError(f"The 'batch_size' parameter must be an integer >= 2. Got {batch_size!r} instead.")
+    if x_val is not None and len(x_val) % batch_size == 1:
+        raise ValueError(
+            f"'val_data' has {len(x_val)} epochs: its last batch of {batch_size} would hold 1 epoch, and the "
+            "targets are standardized over the batch. Choose another batch_size or drop one epoch."
+        )
+    dev = resolve_device(device)
     task = MaskedLatentPretraining(encoder, mask_ratio=mask_ratio, ema_decay=ema_decay).to(dev)
-    params = [p for p in task.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    n_groups, n_patches = encoder.layout.n_groups, encoder.n_patches(x.shape[2])
-    val_masks = None
-    if x_val is not None:
-        val_masks = make_token_mask(len(x_val), n_groups, n_patches, mask_ratio,
-                                    generator=torch.Generator().manual_seed(seed + 1))
-    val_loss = [] if x_val is None else [_evaluate(task, x_val, val_masks, batch_size, dev)]
-    train_loss, n_seen, elapsed = [], 0, 0.0
-    for _ in progress(range(n_epochs), verbose=verbose, desc="pretraining", unit="epoch"):
-        task.train()
-        start = time.perf_counter()  # throughput counts training steps only, not validation
-        order = torch.randperm(len(x), generator=generator)
-        losses = []
-        for batch in order.split(batch_size):
-            if len(batch) < 2:  # a last batch of one sample has no batch statistics
-                continue
-            xb = x[batch].to(dev)
-            mask = make_token_mask(len(batch), n_groups, n_patches, mask_ratio, generator=generator, device=dev)
-            loss = task(xb, mask)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            task.update_teacher()
-            losses.append(float(loss.detach()))
-            n_seen += len(batch)
-        elapsed += time.perf_counter() - start
-        train_loss.append(float(np.mean(losses)))
-        if x_val is not None:
-            val_loss.append(_evaluate(task, x_val, val_masks, batch_size, dev))
-        logger.info("pretraining epoch %d: loss %.4f", len(train_loss), train_loss[-1])
+    loss_fn = _MaskedLatentLoss(encoder.layout.n_groups, encoder.n_patches(x.shape[2]), mask_ratio,
+                                val_seed=int(random_state) + 1)
+    initial = None if x_val is None else _evaluate(task, loss_fn, x_val, batch_size, dev)
+    result = fit_network(
+        task, (x,), loss_fn, val_data=None if x_val is None else (x_val,), n_epochs=n_epochs,
+        batch_size=batch_size, drop_last=len(x) % batch_size == 1, lr=lr, weight_decay=weight_decay,
+        patience=patience, precision=precision, checkpoint_dir=checkpoint_dir, resume=resume,
+        random_state=random_state, device=dev, verbose=verbose,
+    )
+    history = result.history
     encoder.eval()
-    return PretrainingResult(encoder, np.asarray(train_loss), np.asarray(val_loss) if x_val is not None else None,
-                             n_seen / elapsed)
+    val_loss = None if x_val is None else np.asarray([initial] + [r["val_loss"] for r in history])
+    return PretrainingResult(encoder, np.asarray([r["train_loss"] for r in history]), val_loss,
+                             float(np.mean([r["samples_per_s"] for r in history])), result)
 
 
 @torch.no_grad()
-def _evaluate(task: MaskedLatentPretraining, x: torch.Tensor, masks: torch.Tensor, batch_size: int,
+def _evaluate(task: MaskedLatentPretraining, loss_fn: _MaskedLatentLoss, x: torch.Tensor, batch_size: int,
               dev: torch.device) -> float:
+    """Mean validation loss, batched as fit_network batches it."""
     task.eval()
-    # Batches of at least batch_size samples (the targets need batch statistics).
-    parts = np.array_split(np.arange(len(x)), max(1, len(x) // batch_size))
-    total = sum(float(task(x[torch.as_tensor(p)].to(dev), masks[torch.as_tensor(p)].to(dev))) * len(p) for p in parts)
+    total = sum(float(loss_fn(task, (b.to(dev),))) * len(b) for b in x.split(batch_size))
     return total / len(x)
 
 

@@ -19,7 +19,9 @@ SMALL = dict(patch_len=16, d_model=32, n_heads=4, n_layers=1, dropout=0.0)
 
 @pytest.fixture(scope="module")
 def sim():
-    return simulate_speech_music(np.random.default_rng(0), n_trials=120, effect=1.0, test_fraction=0.5)
+    # Speech raises high gamma in two channels of every region, so hidden tokens are predictable from context.
+    return simulate_speech_music(np.random.default_rng(0), n_trials=120, effect=1.0, test_fraction=0.5,
+                                 responsive=(0, 1, 4, 5, 8, 9, 12, 13))
 
 
 def test_spatial_layout_groups_channels_at_each_scale(sim):
@@ -121,3 +123,62 @@ def test_region_tokens_average_channel_tokens(sim):
     with torch.no_grad():
         expected = channel.tokenize(x).view(2, 4, 4, 8, 32).mean(dim=2)
         torch.testing.assert_close(region.tokenize(x), expected, rtol=0, atol=float32_atol(16, 10.0))
+
+
+@pytest.fixture(scope="module")
+def pretrained(sim):
+    from neurodec.nets import pretrain_masked_latent, seed_everything
+
+    seed_everything(0)
+    encoder = IEEGTransformer.from_responses(sim, "region", **SMALL)
+    train, test = sim.train_test_split()
+    return pretrain_masked_latent(encoder, train, val_data=test, n_epochs=8, batch_size=10, lr=2e-3,
+                                  random_state=0, device="cpu", verbose=False)
+
+
+@pytest.mark.slow
+def test_pretraining_learns_to_predict_hidden_latents(pretrained):
+    val = pretrained.val_loss
+    assert pretrained.train_loss.shape == (8,) and val.shape == (9,)
+    # Targets are standardized over the batch, so predicting nothing but their mean scores 1.
+    # The validation loss averages ~30,000 squared values (60 epochs x 16 masked tokens x 32
+    # features; sampling error < 0.01): ending below 0.95 is a real gain from context.
+    assert val[-1] < 0.95 and val[-1] < val[0]
+    assert pretrained.samples_per_second > 0
+    assert not pretrained.encoder.training
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("finetune", [False, True])
+def test_probe_beats_chance_with_the_linear_baseline_beside_it(sim, pretrained, finetune):
+    from neurodec.nets import evaluate_ieeg_probe
+
+    before = {k: v.clone() for k, v in pretrained.encoder.state_dict().items()}
+    result = evaluate_ieeg_probe(pretrained.encoder, sim, "condition", positive="speech", finetune=finetune,
+                                 n_epochs=5, batch_size=10, lr=3e-4, device="cpu", verbose=False)
+    assert (result.n_train, result.n_positive + result.n_negative, result.finetuned) == (60, 60, finetune)
+    # Chance ROC-AUC has sd sqrt((n1 + n2 + 1) / (12 n1 n2)) ~ 0.075 on these 60 test trials:
+    # 3 sd above 0.5 is a one-sided p < 0.002 under the null.
+    margin = 3 * result.chance_sd
+    assert result.roc_auc > 0.5 + margin
+    assert result.baseline_roc_auc > 0.5 + margin  # the planted effect is linear in high gamma
+    # The pretrained encoder is left as it was (fine-tuning works on a copy).
+    for key, value in pretrained.encoder.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_probe_and_pretraining_reject_bad_input(sim, pretrained):
+    from neurodec.nets import evaluate_ieeg_probe, pretrain_masked_latent
+
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        evaluate_ieeg_probe(pretrained.encoder, sim, np.arange(sim.n_trials) % 3, verbose=False)
+    with pytest.raises(ValueError, match="no column 'task'"):
+        evaluate_ieeg_probe(pretrained.encoder, sim, "task", verbose=False)
+    with pytest.raises(ValueError, match="'positive' class 'noise'"):
+        evaluate_ieeg_probe(pretrained.encoder, sim, "condition", positive="noise", verbose=False)
+    with pytest.raises(ValueError, match=r"epochs of shape \(n_samples, n_channels, n_times\)"):
+        pretrain_masked_latent(pretrained.encoder, sim.data[0], verbose=False)
+    with pytest.raises(ValueError, match="'batch_size' parameter must be an integer >= 2"):
+        pretrain_masked_latent(pretrained.encoder, sim.data, batch_size=1, verbose=False)
+    with pytest.raises(ValueError, match="last batch of 10 would hold 1 epoch"):
+        pretrain_masked_latent(pretrained.encoder, sim.data, val_data=sim.data[:11], batch_size=10, verbose=False)
