@@ -35,6 +35,7 @@ _EXPORTS.update({
     "evaluate_ieeg_probe": "ieeg_probe",
     "linear_baseline_roc_auc": "ieeg_probe",
     "make_token_mask": "ieeg_transformer",
+    "null_auc_sd": "ieeg_probe",
     "pretrain_masked_latent": "ieeg_pretraining",
     "spatial_layout": "ieeg_tokens",
 })

@@ -57,10 +57,12 @@ class SpatialLayout:
 
     @property
     def n_channels(self) -> int:
+        """Channels of the data (length of its channel axis)."""
         return len(self.channel_names)
 
     @property
     def n_groups(self) -> int:
+        """Spatial tokens per time patch."""
         return len(self.groups)
 
     @property
