@@ -182,3 +182,29 @@ def test_probe_and_pretraining_reject_bad_input(sim, pretrained):
         pretrain_masked_latent(pretrained.encoder, sim.data, batch_size=1, verbose=False)
     with pytest.raises(ValueError, match="last batch of 10 would hold 1 epoch"):
         pretrain_masked_latent(pretrained.encoder, sim.data, val_data=sim.data[:11], batch_size=10, verbose=False)
+
+
+def test_interrupted_pretraining_resumes_exactly(sim, tmp_path):
+    # The teacher is checkpointed with the student and masks come from the checkpointed RNG,
+    # so one epoch + a resumed second epoch equals two epochs in one go.
+    from neurodec.nets import pretrain_masked_latent, seed_everything
+
+    data = sim.data[:24, :8, :64]
+    units = sim.units.iloc[:8]
+
+    def run(n_epochs, folder, resume=False):
+        seed_everything(0)
+        layout = spatial_layout(units, "region")
+        encoder = IEEGTransformer(layout, **SMALL)
+        return pretrain_masked_latent(encoder, data, n_epochs=n_epochs, batch_size=8, checkpoint_dir=folder,
+                                      resume=resume, device="cpu", verbose=False)
+
+    whole = run(2, tmp_path / "whole")
+    run(1, tmp_path / "split")
+    resumed = run(2, tmp_path / "split", resume=True)
+    np.testing.assert_array_equal(resumed.train_loss, whole.train_loss)
+    for (key, a), b in zip(whole.encoder.state_dict().items(), resumed.encoder.state_dict().values()):
+        assert torch.equal(a, b), key
+    teacher = resumed.training.model.teacher.state_dict()
+    for key, value in whole.training.model.teacher.state_dict().items():
+        assert torch.equal(value, teacher[key]), key
