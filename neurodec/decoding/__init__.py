@@ -1,0 +1,21 @@
+"""Decoding from brain responses: linear decoders to embeddings, brain captioning, evaluation hygiene.
+
+Names are imported on first access so that ``import neurodec.decoding`` does
+not import torch or scikit-learn::
+
+    from neurodec.decoding import LinearDecoder
+    decoder = LinearDecoder(restandardize=True).fit(train_betas, train_clip_tokens)
+    decoded = decoder.predict(test_betas)   # (n_test, 257, 768)
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "DECODER_ALPHAS": "linear",
+    "LinearDecoder": "linear",
+    "restandardize": "linear",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
