@@ -1,7 +1,11 @@
-"""Decoding from brain responses: brain -> embedding decoders, retrieval, image reconstruction, brain captioning.
+"""Decoding from brain responses: linear decoders to embeddings, image reconstruction, brain captioning, evaluation hygiene.
 
-Names are imported on first access so that ``import neurodec.decoding`` stays
-light (torch and diffusers load only when a name that needs them is used)::
+Names are imported on first access so that ``import neurodec.decoding`` does
+not import torch, scikit-learn or diffusers::
+
+    from neurodec.decoding import LinearDecoder
+    decoder = LinearDecoder(restandardize=True).fit(train_betas, train_clip_tokens)
+    decoded = decoder.predict(test_betas)   # (n_test, 257, 768)
 
     from neurodec.decoding import load_reconstruction_pipeline, reconstruct_images
     pipe = load_reconstruction_pipeline("stabilityai/stable-diffusion-2-1-unclip", torch_dtype="float16")
@@ -12,7 +16,11 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS = {
+    "DECODER_ALPHAS": "linear",
+    "LinearDecoder": "linear",
+    "restandardize": "linear",
+}
 
 # Image reconstruction with diffusers (reconstruction.py).
 _EXPORTS.update({
