@@ -255,7 +255,11 @@ def _reconstruct(config: DecodingConfig, data: _Data, pred: np.ndarray, captions
             targets = encode_images_to_latents(pipe(), data.images(data.train_ids, size), verbose=verbose)
             return _decode(config, data.X_train, targets, data.X_test[:n], verbose)
 
-        init = pieces.arrays("latents", _fingerprint(settings, data.X_train, data.X_test[:n]), latents)["pred"]
+        # The low-level decoder depends on the pipeline's VAE and the image size, not on the sampling options.
+        vae_settings = {k: section[k] for k in ("pipeline", "image_size", "pipeline_options")}
+        init = pieces.arrays("latents", _fingerprint({"vae": vae_settings, "decoder": config.decoder,
+                                                      "seed": config.random_state}, data.X_train, data.X_test[:n]),
+                             latents)["pred"]
 
     def images() -> dict[str, np.ndarray]:
         result = reconstruct_images(pipe(), pred[:n], init_latents=init, prompts=prompts,
