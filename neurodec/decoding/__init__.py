@@ -16,6 +16,10 @@ _EXPORTS = {
     "DECODER_ALPHAS": "linear",
     "LinearDecoder": "linear",
     "restandardize": "linear",
+    "BrainCaptions": "captioning",
+    "brain_captions": "captioning",
+    "evaluate_brain_captions": "captioning",
+    "nearest_training_captions": "captioning",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
