@@ -20,6 +20,11 @@ _EXPORTS = {
     "brain_captions": "captioning",
     "evaluate_brain_captions": "captioning",
     "nearest_training_captions": "captioning",
+    "DecodingSummary": "evaluation",
+    "aggregate_evaluations": "evaluation",
+    "evaluate_decoding": "evaluation",
+    "nearest_train_similarity": "evaluation",
+    "per_sample_retrieval": "evaluation",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
