@@ -20,6 +20,15 @@ _EXPORTS = {
     "DECODER_ALPHAS": "linear",
     "LinearDecoder": "linear",
     "restandardize": "linear",
+    "BrainCaptions": "captioning",
+    "brain_captions": "captioning",
+    "evaluate_brain_captions": "captioning",
+    "nearest_training_captions": "captioning",
+    "DecodingSummary": "evaluation",
+    "aggregate_evaluations": "evaluation",
+    "evaluate_decoding": "evaluation",
+    "nearest_train_similarity": "evaluation",
+    "per_sample_retrieval": "evaluation",
 }
 
 # Image reconstruction with diffusers (reconstruction.py).
