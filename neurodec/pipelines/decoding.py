@@ -166,6 +166,16 @@ def _scores(config: DecodingConfig, pred: np.ndarray, true: np.ndarray) -> dict[
     return scores
 
 
+def _hygiene(config: DecodingConfig, pred: Any, true: Any, data: _Data, metrics: Any) -> list[dict[str, Any]]:
+    """Each metric on all test images and on the half least similar to any training image, with bootstrap CIs."""
+    from ..decoding import evaluate_decoding
+
+    n = len(pred)
+    table = evaluate_decoding(pred, true, data.Y_train, metrics=metrics, test_embeddings=data.Y_test[:n],
+                              n_way=min(config.retrieval["n_way"], n), random_state=config.random_state)
+    return table.to_dict(orient="records")
+
+
 def _pipeline(config: DecodingConfig, embedding_dim: int) -> Any:
     from ..decoding import load_reconstruction_pipeline
     from ..discovery import make_small_unclip_pipeline
@@ -181,6 +191,7 @@ def _pipeline(config: DecodingConfig, embedding_dim: int) -> Any:
 
 def _captions(config: DecodingConfig, data: _Data, pred: np.ndarray, pieces: _Pieces, verbose: bool) -> dict:
     """Brain captions (the captioner on decoded embeddings), the nearest training caption, and the references."""
+    from ..decoding import nearest_training_captions
     from ..discovery import PrefixCaptioner, load_prefix_captioner, make_small_language_model
 
     section = config.captions
@@ -212,9 +223,8 @@ def _captions(config: DecodingConfig, data: _Data, pred: np.ndarray, pieces: _Pi
                 captioner = PrefixCaptioner(source, **params)
             captioner.fit(train_z[[row for row, _ in pairs]], texts)
         brain = captioner.generate(inputs, **section["generate"])
-        unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # noqa: E731
-        nearest = np.argmax(unit(pred_z) @ unit(train_z).T, axis=1)
-        baseline = [data.stimuli.get_captions(data.train_ids[j])[0] for j in nearest]
+        first = [data.stimuli.get_captions(i)[0] for i in data.train_ids]
+        baseline, _ = nearest_training_captions(pred_z, train_z, first)
         return {"brain": np.asarray(brain, dtype=str), "nearest": np.asarray(baseline, dtype=str)}
 
     fingerprint = _fingerprint({"captions": section, "target": config.target, "seed": config.random_state},
@@ -298,6 +308,10 @@ def run_decoding_subject(config: DecodingConfig, subject: Any, *, verbose: bool 
     metrics: dict[str, Any] = {"subject": data.subject, "target": config.target,
                                "n_train": int(len(data.train_ids)), "n_units": int(data.X_train.shape[1]),
                                "embeddings": _scores(config, pred, data.Y_test)}
+    metrics["embeddings"]["subsets"] = _hygiene(
+        config, pred, data.Y_test, data,
+        ("cosine", "image_retrieval", "brain_retrieval", "two_way_identification"),
+    )
     captions = recon = None
     if config.captions is not None:
         captions = _captions(config, data, pred, pieces, verbose)
@@ -306,6 +320,11 @@ def run_decoding_subject(config: DecodingConfig, subject: Any, *, verbose: bool 
         recon = _reconstruct(config, data, pred, captions, pieces, verbose)
         true = data.images(data.test_ids[:len(recon["images"])], recon["images"].shape[1])
         metrics["reconstruction"] = {"n_images": int(len(recon["images"])), **_image_scores(recon, true)}
+        if len(true) >= 2:
+            from ..metrics import pixcorr, ssim
+
+            metrics["reconstruction"]["subsets"] = _hygiene(config, recon["images"], true, data,
+                                                            {"pixcorr": pixcorr, "ssim": ssim})
         recon = {**recon, "true": true}
     files = write_decoding_outputs(config, pieces, metrics, captions, recon, data.test_ids)
     return metrics, files, pieces.reused

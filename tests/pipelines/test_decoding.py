@@ -53,6 +53,12 @@ def test_planted_embeddings_are_retrieved_far_above_chance(run):
     assert embeddings["top1"]["image_retrieval"] >= 10 * embeddings["top1"]["chance"]
     assert embeddings["top1"]["brain_retrieval"] >= 10 * embeddings["top1"]["chance"]
     assert embeddings["two_way_identification"] > 0.9
+    # Evaluation hygiene: every metric also on the half of the test images least similar to the training set.
+    subsets = pd.DataFrame(embeddings["subsets"])
+    assert set(subsets["subset"]) == {"all", "least-similar half"}
+    half = subsets[subsets["subset"] == "least-similar half"]
+    assert (half["n_samples"] == 12).all() and (half["ci_low"] <= half["estimate"]).all()
+    assert (half["mean_similarity"] < subsets.loc[subsets["subset"] == "all", "mean_similarity"].to_numpy()).all()
 
 
 @pytest.mark.slow
