@@ -283,10 +283,14 @@ def _reconstruct(config: DecodingConfig, data: _Data, pred: np.ndarray, captions
     return pieces.arrays("reconstructions", fingerprint, images)
 
 
-def _image_scores(recon: dict[str, np.ndarray], true: np.ndarray) -> dict[str, float]:
-    from ..metrics import pixcorr, ssim
+def _image_scores(config: DecodingConfig, recon: dict[str, np.ndarray], true: np.ndarray) -> dict[str, float]:
+    from ..metrics import feature_metric, pixcorr, ssim
 
+    section = config.reconstruction
     scores = {"pixcorr": pixcorr(recon["images"], true).mean, "ssim": ssim(recon["images"], true).mean}
+    for name in section["feature_metrics"]:
+        scores[name] = feature_metric(recon["images"], true, name, weights=section["feature_weights"],
+                                      device=config.device).mean
     if "init_images" in recon:
         scores.update(low_level_pixcorr=pixcorr(recon["init_images"], true).mean,
                       low_level_ssim=ssim(recon["init_images"], true).mean)
@@ -319,7 +323,7 @@ def run_decoding_subject(config: DecodingConfig, subject: Any, *, verbose: bool 
     if config.reconstruction is not None:
         recon = _reconstruct(config, data, pred, captions, pieces, verbose)
         true = data.images(data.test_ids[:len(recon["images"])], recon["images"].shape[1])
-        metrics["reconstruction"] = {"n_images": int(len(recon["images"])), **_image_scores(recon, true)}
+        metrics["reconstruction"] = {"n_images": int(len(recon["images"])), **_image_scores(config, recon, true)}
         if len(true) >= 2:
             from ..metrics import pixcorr, ssim
 

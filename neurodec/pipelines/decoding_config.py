@@ -15,6 +15,8 @@ Example (``pipelines/decoding_demo.yaml``)::
       low_level: true                  # also decode the pipeline VAE's latents and start from them (img2img)
       prompts: true                    # condition on the brain captions (needs captions:)
       options: {num_inference_steps: 20, strength: 0.75}
+      feature_metrics: [alexnet2, alexnet5, inception, clip, efficientnet, swav]   # on the reconstructions
+      feature_weights: pretrained      # "random" for plumbing checks, or a local weights file
     captions:                          # optional: brain captions and the nearest-training-caption baseline
       captioner: small                 # "small", a GPT-2 hub id / folder to train, or a saved PrefixCaptioner folder
       train: {epochs: 30}
@@ -55,7 +57,7 @@ _SECTIONS = {
             "outputs", "device", "random_state"},
     "retrieval": {"n_way", "n_draws"},
     "reconstruction": {"pipeline", "scheduler", "n_images", "image_size", "low_level", "prompts", "pipeline_options",
-                       "options"},
+                       "options", "feature_metrics", "feature_weights"},
     "captions": {"captioner", "train", "generate", "metrics"},
     "outputs": {"root", "report", "data_description"},
 }
@@ -107,7 +109,16 @@ def _reconstruction(raw: Any, source: str, resolve: Any) -> dict[str, Any]:
         raise _fail(source, f"reconstruction.options.{clash[0]}", "is set by the pipeline itself.")
     pipeline_options = _options(section.get("pipeline_options"), "reconstruction.pipeline_options", source,
                                 (load_reconstruction_pipeline,))
+    from ..metrics.features import FEATURE_METRICS
+
+    feature_metrics = section.get("feature_metrics", [])
+    if not isinstance(feature_metrics, (list, tuple)) or any(m not in FEATURE_METRICS for m in feature_metrics):
+        raise _fail(source, "reconstruction.feature_metrics", f"must list some of {sorted(FEATURE_METRICS)}. "
+                    f"Got {feature_metrics!r} instead.")
+    weights = _string(section.get("feature_weights", "pretrained"), "reconstruction.feature_weights", source)
     return {
+        "feature_metrics": tuple(feature_metrics),
+        "feature_weights": weights if weights in ("pretrained", "random") else str(resolve(weights)),
         "pipeline": _local_or_hub(_string(_required(section, "pipeline", "reconstruction", source),
                                           "reconstruction.pipeline", source), resolve),
         "scheduler": _string(section.get("scheduler", "dpm"), "reconstruction.scheduler", source,

@@ -34,6 +34,8 @@ def _raw(pipelines: Path) -> dict:
     # Fewer images and steps than the shipped config: the plumbing is the same.
     raw["reconstruction"]["n_images"] = 4
     raw["reconstruction"]["options"]["num_inference_steps"] = 4
+    # A feature metric on the reconstructions, with random AlexNet weights (no download): the plumbing only.
+    raw["reconstruction"].update(feature_metrics=["alexnet2"], feature_weights="random")
     return raw
 
 
@@ -82,6 +84,7 @@ def test_reconstructions_and_report_are_written(run):
         assert stored["init_images"].shape == (4, 64, 64, 3)
     metrics = json.loads(next(f for f in files if f.name.endswith("_scores.json")).read_text())
     assert metrics["reconstruction"]["n_images"] == 4 and -1 <= metrics["reconstruction"]["pixcorr"] <= 1
+    assert 0 <= metrics["reconstruction"]["alexnet2"] <= 1
     report = files[-1].read_text()
     assert "Stable unCLIP" in report and "nearest" in report and "top-1 image retrieval" in report
     assert config.output_root in files[0].parents
@@ -108,6 +111,7 @@ def test_a_rerun_reuses_every_piece_and_new_options_redo_only_the_images(run, pi
         ({"reconstruction": {"pipeline": "small", "options": {"strenght": 0.5}}}, r"reconstruction.options.strenght"),
         ({"reconstruction": {"pipeline": "small", "options": {"prompts": ["x"]}}}, "set by the pipeline"),
         ({"captions": {"metrics": ["BLEU-5"]}}, r"'captions.metrics' must list some"),
+        ({"reconstruction": {"pipeline": "small", "feature_metrics": ["alexnet3"]}}, "reconstruction.feature_metrics"),
         ({"kind": "encoding"}, r"'kind' must be 'decoding'"),
     ],
 )
@@ -137,3 +141,4 @@ def test_shipped_nsd_decoding_config_reads():
     config = load_decoding_config(REPO / "pipelines" / "decoding_nsd.yaml", check=False)
     assert config.reconstruction["pipeline"] == "stabilityai/stable-diffusion-2-1-unclip"
     assert config.target.endswith("/output") and "ViT-H-14" in config.target
+    assert "swav" in config.reconstruction["feature_metrics"]
