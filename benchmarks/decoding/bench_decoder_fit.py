@@ -162,17 +162,22 @@ def main() -> None:
                    device=args.device, threads=args.threads, load_average=os.getloadavg()[0])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    if "neurodec" in args.solvers and (folder / "neurodec.alphas.npy").exists():
+    output = Path(args.output)
+    previous = json.loads(output.read_text()) if output.exists() else []
+    # The gate compares each peer with this run's neurodec fit, or the last one recorded on the same data.
+    runs = [r for r in previous + rows if r.get("solver") and (r["n"], r["p"], r["t"]) == (args.n, args.p, t)]
+    wall = {r["solver"]: r["wall_s"] for r in runs}
+    cpu = {r["solver"]: r["cpu_s"] for r in runs}
+    if "neurodec" in wall and (folder / "neurodec.alphas.npy").exists():
         Y_test = np.load(folder / "Y_test.npy", mmap_mode="r")
         ours = np.load(folder / "neurodec.alphas.npy")
         pred = np.load(folder / "neurodec.pred.npy")
-        wall = {r["solver"]: r["wall_s"] for r in rows}
-        cpu = {r["solver"]: r["cpu_s"] for r in rows}
         for peer in [s for s in args.solvers if s != "neurodec"]:
             ref, pred_ref = np.load(folder / f"{peer}.alphas.npy"), np.load(folder / f"{peer}.pred.npy")
             k = min(len(ours), len(ref))
             gate = {
                 "peer": peer,
+                "n": args.n, "p": args.p, "t": t,
                 "same_alpha_fraction": float(np.isclose(ours[:k], ref[:k], rtol=1e-4).mean()),
                 "max_pred_diff_over_std": float(
                     (np.abs(pred[:, :k] - pred_ref[:, :k]).max(0) / Y_test[:, :k].std(0)).max()),
@@ -181,8 +186,6 @@ def main() -> None:
             }
             rows.append({"gate": gate})
             print(json.dumps(gate), flush=True)
-    output = Path(args.output)
-    previous = json.loads(output.read_text()) if output.exists() else []
     sys.path.insert(0, str(ROOT))
     from neurodec._io import write_json_atomic
 

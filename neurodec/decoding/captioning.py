@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .evaluation import _matrix, _unit_rows
+
 __all__ = ["BrainCaptions", "brain_captions", "evaluate_brain_captions", "nearest_training_captions"]
 
 #: Row names of the score table of :func:`evaluate_brain_captions`.
@@ -56,10 +58,6 @@ class BrainCaptions:
     per_caption: dict[str, pd.DataFrame]
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float64).tiny)
-
-
 def nearest_training_captions(
     decoded: Any, train_embeddings: Any, train_captions: Sequence[str]
 ) -> tuple[list[str], np.ndarray]:
@@ -80,8 +78,8 @@ def nearest_training_captions(
     index : array of shape (n_samples,)
         The nearest training image of each sample (first one on ties).
     """
-    decoded = _embeddings("decoded", decoded)
-    train = _embeddings("train_embeddings", train_embeddings)
+    decoded = _matrix("decoded", decoded)
+    train = _matrix("train_embeddings", train_embeddings)
     if train.shape[1] != decoded.shape[1]:
         raise ValueError(
             f"'train_embeddings' have {train.shape[1]} dimensions but the decoded embeddings {decoded.shape[1]}; "
@@ -93,15 +91,6 @@ def nearest_training_captions(
                          f"Got {len(captions)} items.")
     index = np.argmax(_unit_rows(decoded) @ _unit_rows(train).T, axis=1)
     return [captions[i] for i in index], index
-
-
-def _embeddings(name: str, x: Any) -> np.ndarray:
-    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"'{name}' must be an array of shape (n, embed_dim). Got shape {x.shape}.")
-    if not np.isfinite(x).all():
-        raise ValueError(f"'{name}' contains NaN or infinite values.")
-    return x
 
 
 def _decode(decoder: Any, captioner: Any, X: Any) -> np.ndarray:
