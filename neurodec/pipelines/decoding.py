@@ -177,6 +177,7 @@ def _hygiene(config: DecodingConfig, pred: Any, true: Any, data: _Data, metrics:
 
 
 def _pipeline(config: DecodingConfig, embedding_dim: int) -> Any:
+    from .._device import resolve_device
     from ..decoding import load_reconstruction_pipeline
     from ..discovery import make_small_unclip_pipeline
 
@@ -184,7 +185,7 @@ def _pipeline(config: DecodingConfig, embedding_dim: int) -> Any:
     if section["pipeline"] == "small":
         pipe = make_small_unclip_pipeline(embedding_dim=embedding_dim, image_size=section["image_size"],
                                           scheduler=section["scheduler"], random_state=config.random_state)
-        return pipe if config.device == "auto" else pipe.to(config.device)
+        return pipe.to(resolve_device(config.device))
     return load_reconstruction_pipeline(section["pipeline"], scheduler=section["scheduler"], device=config.device,
                                         **section["pipeline_options"])
 
