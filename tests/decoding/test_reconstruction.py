@@ -129,3 +129,20 @@ def test_saved_pipeline_loads_back(pipe, embeds, plain, tmp_path):
     np.testing.assert_allclose(again.images, plain.images, atol=1e-4)
     with pytest.raises(OSError, match="Could not load"):
         load_reconstruction_pipeline(tmp_path / "missing", device="cpu")
+
+
+@pytest.mark.gpu
+def test_cuda_agrees_with_cpu_and_half_precision_runs(embeds, plain):
+    import torch
+
+    gpu = make_small_unclip_pipeline(embedding_dim=DIM, image_size=SIZE, scheduler="ddim", random_state=0).to("cuda")
+    on_gpu = reconstruct_images(gpu, embeds, num_inference_steps=STEPS, random_state=5, verbose=False)
+    again = reconstruct_images(gpu, embeds, num_inference_steps=STEPS, random_state=5, verbose=False)
+    np.testing.assert_array_equal(on_gpu.images, again.images)
+    # Same weights and CPU-seeded noise: the device's float32 rounding must stay far below what another seed changes.
+    other_seed = reconstruct_images(gpu, embeds, num_inference_steps=STEPS, random_state=6, verbose=False)
+    assert _differ(on_gpu.images, plain.images) < 0.1 * _differ(other_seed.images, on_gpu.images)
+    latents = np.random.default_rng(1).standard_normal((3, 4, SIZE // 2, SIZE // 2)).astype(np.float32)
+    half = reconstruct_images(gpu.to(torch_dtype=torch.float16), embeds, init_latents=latents, strength=0.5,
+                              num_inference_steps=STEPS, random_state=5, verbose=False)
+    assert half.images.shape == plain.images.shape and np.isfinite(half.images).all()
