@@ -60,17 +60,24 @@ def run(
     dataset and the backbones before any work. When some subjects of an
     encoding study fail, the others finish and the command exits 1 naming
     each failed subject. A config with a ``study:`` key is a discovery study
-    (MDS, BrainDiVE, voxel captions; see pipelines/discovery_demo.yaml).
+    (MDS, BrainDiVE, voxel captions; see pipelines/discovery_demo.yaml), or
+    with ``kind: decoding`` a decoding study (retrieval, reconstruction,
+    brain captions; see pipelines/decoding_demo.yaml).
     """
     from neurodec.pipelines import ConfigError, StudyError, load_config, run_encoding_study
+    from neurodec.pipelines.decoding_config import is_decoding_config
     from neurodec.pipelines.discovery_config import is_discovery_config
 
     _log_to_console(not quiet)
     try:
+        decoding = is_decoding_config(config)
         discovery = is_discovery_config(config)
     except (ConfigError, FileNotFoundError) as exc:
         typer.echo(f"Config error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if decoding:
+        _run_decoding(config, quiet)
+        return
     if discovery:
         _run_discovery(config, quiet)
         return
@@ -104,6 +111,26 @@ def _run_discovery(config: str, quiet: bool) -> None:
         typer.echo(f"subject {subject}: {len(files)} files under {files[0].parent}" if files else f"subject {subject}: no files")
         for report in reports:
             typer.echo(f"  report: {report}")
+
+
+def _run_decoding(config: str, quiet: bool) -> None:
+    from neurodec.pipelines import ConfigError
+    from neurodec.pipelines.decoding import run_decoding
+    from neurodec.pipelines.decoding_config import load_decoding_config
+
+    try:
+        loaded = load_decoding_config(config, verbose=not quiet)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result = run_decoding(loaded, verbose=not quiet)
+    for subject, metrics in result.metrics.items():
+        top1 = metrics["embeddings"].get("top1", {})
+        typer.echo(f"subject {subject}: top-1 image retrieval {top1.get('image_retrieval', float('nan')):.3f} "
+                   f"(chance {top1.get('chance', float('nan')):.3f})")
+        for path in result.outputs[subject]:
+            if path.suffix == ".html":
+                typer.echo(f"  report: {path}")
 
 
 def _echo_reports(study: "object") -> None:

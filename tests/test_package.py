@@ -25,8 +25,11 @@ HEAVY = {"torch", "timm", "diffusers", "nibabel", "mne", "transformers", "open_c
         "import neurodec.discovery as d; d.PrefixCaptioner; d.project_to_image_embeddings; d.lavca_captions;"
         " d.score_captions; d.load_prefix_captioner; d.brainscuba_captions",
         "import neurodec.metrics as m; m.retrieval_top_k; m.two_way_identification; m.caption_scores; m.FEATURE_METRICS",
+        "import neurodec.decoding",
+        "import neurodec.decoding as dec; dec.reconstruct_images; dec.Reconstructions; dec.load_reconstruction_pipeline",
     ],
-    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery", "voxel-captions", "metrics"],
+    ids=["neurodec", "ridge", "encoding-viz", "backbone-registry", "discovery", "voxel-captions", "metrics", "decoding",
+         "reconstruction"],
 )
 def test_imports_stay_light(statement):
     # Heavy libraries load on first real use, never on import or registry queries.
@@ -61,12 +64,13 @@ def test_every_listed_subpackage_exists():
     for name in neurodec.__all__:
         if name != "__version__":
             assert importlib.import_module(f"neurodec.{name}") is getattr(neurodec, name)
-    with pytest.raises(AttributeError, match="no attribute 'decoding'"):
-        neurodec.decoding
+    with pytest.raises(AttributeError, match="no attribute 'neural'"):
+        neurodec.neural
 
 
 def test_shared_parameter_docs_are_filled():
     from neurodec._docs import docdict
+    from neurodec.decoding import LinearDecoder
     from neurodec.discovery import (
         PrefixCaptioner, brainscuba_captions, load_prefix_captioner, most_discriminative_stimuli,
         project_to_image_embeddings,
@@ -76,6 +80,6 @@ def test_shared_parameter_docs_are_filled():
     from neurodec.ridge.solvers import solve_ridge_cv
 
     for obj in (EncodingModel, RidgeCV, BandedRidgeCV, solve_ridge_cv, most_discriminative_stimuli, PrefixCaptioner,
-                brainscuba_captions, load_prefix_captioner, project_to_image_embeddings):
+                brainscuba_captions, load_prefix_captioner, project_to_image_embeddings, LinearDecoder):
         assert "%(" not in obj.__doc__, obj
         assert docdict["device"] in obj.__doc__, obj

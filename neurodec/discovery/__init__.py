@@ -44,6 +44,7 @@ _EXPORTS = {
     "load_prefix_captioner": "captioner_io",
     "make_small_diffusion_pipeline": "small_models",
     "make_small_language_model": "small_models",
+    "make_small_unclip_pipeline": "small_models",
     "most_discriminative_stimuli": "mds",
     "one_unit": "objectives",
     "predict_responses": "in_silico",

@@ -9,6 +9,7 @@ raises an error that says so.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ def load_diffusion_pipeline(
     vae_slicing: bool = False,
     vae_tiling: bool = False,
     cpu_offload: bool = False,
+    pipeline_class: str = "StableDiffusionPipeline",
 ) -> Any:
     """Load a Stable-Diffusion-like pipeline and set the sampler the guidance uses.
 
@@ -70,17 +72,23 @@ def load_diffusion_pipeline(
     attention_slicing, vae_slicing, vae_tiling, cpu_offload : bool
         Memory-lean options for GPUs of <= 24 GB, passed to
         :func:`configure_memory`.
+    pipeline_class : str
+        Name of the diffusers pipeline class the weights load into, e.g.
+        ``"StableUnCLIPImg2ImgPipeline"`` for image-embedding-conditioned
+        generation (``"stabilityai/stable-diffusion-2-1-unclip"``).
 
     Returns
     -------
-    diffusers.StableDiffusionPipeline
-        The pipeline, its safety checker removed (images are scored, not shown
-        to users), on ``device``.
+    diffusers.DiffusionPipeline
+        The pipeline (a ``StableDiffusionPipeline`` by default), its safety
+        checker removed where it has one (images are scored, not shown to
+        users), on ``device``.
 
     Raises
     ------
     ValueError
-        If ``scheduler`` is not one of the supported names.
+        If ``scheduler`` is not one of the supported names, or
+        ``pipeline_class`` is not a diffusers pipeline.
     OSError
         If the weights are neither in the given folder nor obtainable (offline
         and not cached), naming the model.
@@ -97,12 +105,19 @@ def load_diffusion_pipeline(
         torch_dtype = getattr(torch, torch_dtype)
     dev = resolve_device(device)
     diffusers = import_diffusers()
-    kwargs: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}
+    cls = getattr(diffusers, str(pipeline_class), None)
+    if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
+        raise ValueError(
+            f"The 'pipeline_class' parameter must name a diffusers pipeline class. Got {pipeline_class!r} instead."
+        )
+    kwargs: dict[str, Any] = {}
+    if "safety_checker" in inspect.signature(cls.__init__).parameters:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
     if torch_dtype is not None:
         kwargs["torch_dtype"] = torch_dtype
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
-        pipe = diffusers.StableDiffusionPipeline.from_pretrained(os.fspath(model), **kwargs)
+        pipe = cls.from_pretrained(os.fspath(model), **kwargs)
     except (OSError, ValueError) as exc:
         where = "a local folder" if os.path.isdir(os.fspath(model)) else "the Hugging Face hub"
         hint = " HF_HUB_OFFLINE is set: download the weights on a connected machine first." if offline else ""

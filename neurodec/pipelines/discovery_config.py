@@ -217,9 +217,9 @@ def _read_yaml(path: Path) -> Any:
 
 
 def is_discovery_config(path: str | Path) -> bool:
-    """Whether a pipeline file is a discovery config (it names a ``study``) rather than an encoding study."""
+    """Whether a pipeline file is a discovery config (it names a ``study`` and no other ``kind``) rather than an encoding study."""
     raw = _read_yaml(Path(path))
-    return isinstance(raw, dict) and "study" in raw
+    return isinstance(raw, dict) and "study" in raw and raw.get("kind", "discovery") == "discovery"
 
 
 def discovery_config_from_dict(
