@@ -8,7 +8,8 @@ features centred by their training mean),
 grand mean, and decomposed ``K_c = U diag(s) U^T`` in float64. The centred
 validation-vs-train kernel is rotated once, ``A = K_VT,c U``; per target
 batch ``B = U^T (Y_T - ybar_T)``; per alpha the validation predictions are
-``A diag(1 / (s + alpha)) B`` (one GEMM). For a linear kernel these equal
+``A diag(1 / (s + alpha)) B``, all alphas in one GEMM ``A @ [D_1 B | D_2 B | ...]``
+(the target batch is sized for the alpha axis). For a linear kernel these equal
 the primal predictions exactly.
 
 Refit: ``dual_coef = U (diag_t(1 / (s + alpha_t)) * B)`` on the full
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._primal import eigh_psd
+from ._primal import eigh_psd, shrink_all_alphas
 from ._scoring import score_predictions
 
 __all__ = ["DualPlan"]
@@ -126,7 +127,10 @@ class DualPlan:
     def bytes_per_target(self, n_alphas: int) -> int:
         """Working memory per target of one batch (all temporaries, generous)."""
         itemsize = torch.empty((), dtype=self.dtype).element_size()
-        return itemsize * (7 * self.n_samples + 2 * n_alphas + 8)
+        # All alphas at once: n_alphas shrunk rotations and prediction blocks (and residuals) per target.
+        n = self.n_samples
+        n_pred = n if self.loo else max((len(f.val) for f in self.folds), default=0)
+        return itemsize * (7 * n + n_alphas * (2 * n + 3 * n_pred + 4) + 8)
 
     def centre_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shift targets by their full-data mean (zeros without intercept)."""
@@ -144,8 +148,10 @@ class DualPlan:
             B = fold.U.T @ (Y_train - ybar)
             R = Yc[fold.val] - ybar
             sst = ((R - R.mean(0)) ** 2).sum(0)
-            for i, alpha in enumerate(alphas):
-                scores[i] += score_predictions(R, fold.A @ (B / (fold.s + alpha)[:, None]), sst, score)
+            # All alphas in one GEMM: (n_val x n_train) @ (n_train x n_alphas t).
+            DB = shrink_all_alphas(B, fold.s, alphas)
+            P = (fold.A @ DB.view(B.shape[0], -1)).view(len(fold.val), len(alphas), -1)
+            scores += score_predictions(R[:, None, :], P, sst, score)
         return scores / len(self.folds)
 
     def _loo_scores(self, Yc, alphas, score) -> torch.Tensor:
@@ -155,11 +161,11 @@ class DualPlan:
         one_minus_h = (1 - leverage).clamp_min(torch.finfo(self.dtype).eps).to(self.dtype)
         ratio = ratio.to(self.dtype)
         sst = ((Yc - Yc.mean(0)) ** 2).sum(0)
-        scores = torch.empty(len(alphas), Yc.shape[1], dtype=self.dtype, device=Yc.device)
-        for i in range(len(alphas)):
-            E = (Yc - self.U @ (B * ratio[:, i : i + 1])) / one_minus_h[:, i : i + 1]
-            scores[i] = score_predictions(Yc, Yc - E, sst, score)
-        return scores
+        RB = ratio[:, :, None] * B[:, None, :]  # (rank, n_alphas, t)
+        fitted = (self.U @ RB.view(B.shape[0], -1)).view(self.n_samples, len(alphas), -1)
+        Y3 = Yc[:, None, :]
+        E = (Y3 - fitted) / one_minus_h[:, :, None]
+        return score_predictions(Y3, Y3 - E, sst, score)
 
     def refit(self, Yc: torch.Tensor, y_mean: torch.Tensor, best_alphas: torch.Tensor):
         """Dual coefficients (n_samples, n_targets) and intercepts (n_targets,)."""

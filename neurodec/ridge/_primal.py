@@ -14,9 +14,13 @@ out of training (the validation block, plus any gap):
   himalaya apply to the training fold.
 * ``G_T = V diag(s) V^T`` (float64), then ``A = (X_val - mu_T) V`` once per
   fold and ``B = V^T X_T^T Y_T`` once per target batch (float32).
-* For each alpha, validation predictions are ``A diag(1 / (s + alpha)) B``:
-  one GEMM. When the validation block has more rows than there are features,
-  scores come from moments instead (``B^T D (A^T A) D B``), a p x p GEMM.
+* For each alpha, validation predictions are ``A diag(1 / (s + alpha)) B``.
+  All alphas go through one GEMM, ``A @ [D_1 B | D_2 B | ...]`` (p x a t
+  on the right), instead of one GEMM per alpha: larger products keep a GPU
+  busy and cost one kernel launch, and the target batch is sized for the
+  alpha axis (:meth:`PrimalPlan.bytes_per_target`). When the validation block
+  has more rows than there are features, scores come from moments instead
+  (``B^T D (A^T A) D B``), one p x p by p x a t GEMM.
 
 Refit: the full-data Gram is decomposed once and each target gets its own
 shrinkage in the eigenbasis, ``coef = V (diag_t(1 / (s + alpha_t)) * B)``,
@@ -44,13 +48,22 @@ import torch
 
 from ._scoring import score_from_moments, score_predictions
 
-__all__ = ["PrimalPlan", "eigh_psd"]
+__all__ = ["PrimalPlan", "eigh_psd", "shrink_all_alphas"]
 
 
 def eigh_psd(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigendecomposition of a symmetric PSD matrix; round-off negatives set to 0."""
     s, V = torch.linalg.eigh(G)
     return s.clamp_min(0), V
+
+
+def shrink_all_alphas(B: torch.Tensor, s: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """``B / (s + alpha)`` for every alpha at once: tensor of shape (p, n_alphas, n_targets).
+
+    Laid out so that ``.view(p, n_alphas * n_targets)`` feeds one GEMM for all alphas.
+    """
+    shrink = 1.0 / (s[:, None] + alphas.to(s.dtype)[None, :])  # (p, n_alphas)
+    return shrink[:, :, None] * B[:, None, :]
 
 
 def complement(index: np.ndarray, n: int) -> np.ndarray:
@@ -160,10 +173,16 @@ class PrimalPlan:
         )
 
     def bytes_per_target(self, n_alphas: int) -> int:
-        """Working memory per target of one batch (all temporaries, generous)."""
+        """Working memory per target of one batch (all temporaries, generous).
+
+        The per-alpha products of all alphas are formed at once: ``n_alphas``
+        shrunk rotations (p each) and ``n_alphas`` blocks of predictions (and
+        their residuals) per target, so the alpha axis scales the budget.
+        """
         n, p = self.n_samples, self.n_features
         itemsize = torch.empty((), dtype=self.dtype).element_size()
-        return itemsize * (4 * n + 6 * p + 2 * n_alphas + 8)
+        n_pred = n if self.loo else max((0 if f.AtA is not None else len(f.val) for f in self.folds), default=0)
+        return itemsize * (4 * n + 6 * p + n_alphas * (2 * p + 3 * n_pred + 4) + 8)
 
     def centre_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shift targets by their full-data mean (zeros without intercept)."""
@@ -192,23 +211,24 @@ class PrimalPlan:
             B = fold.V.T @ xty
             R = Yc[fold.val] - ybar
             sst = ((R - R.mean(0)) ** 2).sum(0)
-            for i, alpha in enumerate(alphas):
-                DB = B / (fold.s + alpha)[:, None]
-                if fold.AtA is None:
-                    scores[i] += score_predictions(R, fold.A @ DB, sst, score)
-                else:
-                    if i == 0:
-                        AtR, rr, sum_r = self._rotated_residuals(fold, R, x_rows_Y, ybar), (R * R).sum(0), R.sum(0)
-                    scores[i] += score_from_moments(
-                        rr=rr,
-                        rp=(DB * AtR).sum(0),
-                        pp=(DB * (fold.AtA @ DB)).sum(0),
-                        sum_r=sum_r,
-                        sum_p=fold.A_sum @ DB,
-                        n=len(fold.val),
-                        sst=sst,
-                        score=score,
-                    )
+            DB = shrink_all_alphas(B, fold.s, alphas)  # (p, n_alphas, t)
+            DB_flat = DB.view(B.shape[0], -1)
+            if fold.AtA is None:
+                # All alphas in one GEMM: (n_val x p) @ (p x n_alphas t).
+                P = (fold.A @ DB_flat).view(len(fold.val), len(alphas), -1)
+                scores += score_predictions(R[:, None, :], P, sst, score)
+            else:
+                AtR = self._rotated_residuals(fold, R, x_rows_Y, ybar)
+                scores += score_from_moments(
+                    rr=(R * R).sum(0),
+                    rp=(DB * AtR[:, None, :]).sum(0),
+                    pp=(DB * (fold.AtA @ DB_flat).view_as(DB)).sum(0),
+                    sum_r=R.sum(0),
+                    sum_p=(fold.A_sum @ DB_flat).view(len(alphas), -1),
+                    n=len(fold.val),
+                    sst=sst,
+                    score=score,
+                )
         return scores / len(self.folds)
 
     @staticmethod
@@ -228,11 +248,12 @@ class PrimalPlan:
         leverage = self.Q2 @ shrink + (1.0 / self.n_samples if self.fit_intercept else 0.0)
         one_minus_h = (1 - leverage).clamp_min(torch.finfo(self.dtype).eps).to(self.dtype)
         sst = ((Yc - Yc.mean(0)) ** 2).sum(0)
-        scores = torch.empty(len(alphas), Yc.shape[1], dtype=self.dtype, device=Yc.device)
-        for i, alpha in enumerate(alphas):
-            E = (Yc - self.Q @ (B / (self.s + alpha)[:, None])) / one_minus_h[:, i : i + 1]
-            scores[i] = score_predictions(Yc, Yc - E, sst, score)
-        return scores
+        DB = shrink_all_alphas(B, self.s, alphas)
+        # All alphas in one GEMM; the LOO residuals are (y - y_hat) / (1 - h), h per sample and alpha.
+        fitted = (self.Q @ DB.view(B.shape[0], -1)).view(self.n_samples, len(alphas), -1)
+        Y3 = Yc[:, None, :]
+        E = (Y3 - fitted) / one_minus_h[:, :, None]
+        return score_predictions(Y3, Y3 - E, sst, score)
 
     def refit(self, XtY: torch.Tensor, best_alphas: torch.Tensor) -> torch.Tensor:
         """Weights of shape (n_features, n_targets), each target at its own alpha."""
