@@ -9,7 +9,7 @@ from sklearn.model_selection import KFold
 
 from neurodec.ridge import solve_kernel_ridge_cv, solve_ridge_cv
 from neurodec.ridge._dual import DualPlan
-from neurodec.ridge._primal import PrimalPlan
+from neurodec.ridge._primal import PrimalPlan, alpha_groups
 
 from float32_tolerance import float32_atol
 from .conftest import make_encoding_data
@@ -64,16 +64,45 @@ def test_kernel_solver_all_alphas_equal_one_at_a_time(rng):
     np.testing.assert_allclose(batched, loop, rtol=0, atol=_atol(loop, 120 + 30))
 
 
+def test_alpha_groups_cover_the_alphas_within_the_cpu_cap():
+    from neurodec.ridge._primal import _CPU_GROUP_BYTES
+
+    for bytes_per_alpha in (1, 5 * 2**20, 7 * 2**20, 40 * 2**20):
+        groups = alpha_groups(10, bytes_per_alpha, torch.device("cpu"))
+        assert [i for g in groups for i in range(10)[g]] == list(range(10))
+        assert all(len(range(10)[g]) == 1 or len(range(10)[g]) * bytes_per_alpha <= _CPU_GROUP_BYTES for g in groups)
+    assert len(alpha_groups(10, 5 * 2**20, torch.device("cpu"))) == 4  # 3 + 3 + 3 + 1 under 16 MiB
+    # a CUDA device takes all alphas in one GEMM whatever their size (no GPU needed to plan it)
+    assert alpha_groups(10, 40 * 2**20, torch.device("cuda")) == [slice(0, 10)]
+
+
 def test_memory_model_counts_the_alpha_axis(rng):
     X, _, _ = make_encoding_data(rng, 200, 50, 1)
     Xt = torch.from_numpy(X).float()
     splits = list(KFold(5).split(X))
     n_val, p, itemsize = 40, 50, 4
+    # predictions route (p > n_val): per target, at least one alpha group's shrunk coefficients,
+    # predictions and residuals, and one score per alpha
     primal = PrimalPlan(Xt, splits, n_alphas=10, fit_intercept=True, dtype=torch.float32)
-    # predictions route (p > n_val): per alpha and target, p shrunk coefficients and n_val predictions at least
-    per_alpha = primal.bytes_per_target(11) - primal.bytes_per_target(10)
-    assert per_alpha >= itemsize * (p + n_val)
+    assert primal.bytes_per_target(10) >= itemsize * (2 * p + 2 * n_val + 10)
+    assert primal.bytes_per_target(11) > primal.bytes_per_target(10)
     dual = DualPlan(torch.from_numpy(X @ X.T), splits, fit_intercept=True, dtype=torch.float32)
-    assert dual.bytes_per_target(11) - dual.bytes_per_target(10) >= itemsize * (200 + n_val)
-    loo = PrimalPlan(Xt, "loo", n_alphas=10, fit_intercept=True, dtype=torch.float32)
-    assert loo.bytes_per_target(11) - loo.bytes_per_target(10) >= itemsize * (p + 200)
+    assert dual.bytes_per_target(10) >= itemsize * (2 * 200 + 2 * n_val + 10)
+
+
+@pytest.mark.parametrize(("method", "p", "splits"), [("primal", 4, "kfold"), ("primal", 24, "kfold"), ("dual", 60, "loo")])
+def test_alpha_groups_equal_one_group(rng, monkeypatch, method, p, splits):
+    import neurodec.ridge._primal as primal_module
+
+    X, Y, _ = make_encoding_data(rng, 150, p, 12)
+    folds = splits if splits == "loo" else list(KFold(5).split(X))
+    Xt, Yt = torch.from_numpy(X).float(), Y.astype(np.float32)
+    kwargs = dict(device="cpu", method=method, return_weights=False)
+    one = solve_ridge_cv(Xt, Yt, ALPHAS, folds, **kwargs).cv_scores.numpy()
+    # a cap of 3 alphas' products: groups of 3, 3 and 2
+    rows = {"primal": 30 if p > 4 else p, "dual": 150}[method] if splits != "loo" else 150
+    monkeypatch.setattr(primal_module, "_CPU_GROUP_BYTES", 3 * rows * 12 * 4)
+    assert len(primal_module.alpha_groups(8, rows * 12 * 4, torch.device("cpu"))) == 3
+    grouped = solve_ridge_cv(Xt, Yt, ALPHAS, folds, **kwargs).cv_scores.numpy()
+    n_rows = 150 if splits == "loo" else 30
+    np.testing.assert_allclose(grouped, one, rtol=0, atol=_atol(one, p + n_rows))
