@@ -149,17 +149,16 @@ def run_forward(
     def forward(x: torch.Tensor, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
         captured.clear()
         calls["seen"] = 0
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        amp = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        with torch.inference_mode(), amp:
             try:
                 backbone.model(x)
             except _StopForward:
                 pass
         return dict(captured)
 
-    handles = [
-        (backbone.model if layer == OUTPUT else backbone.model.get_submodule(layer)).register_forward_hook(hook_for(layer))
-        for layer in sinks
-    ]
+    modules = {layer: backbone.model if layer == OUTPUT else backbone.model.get_submodule(layer) for layer in sinks}
+    handles = [module.register_forward_hook(hook_for(layer)) for layer, module in modules.items()]
     starts = list(range(start, len(ids), batch_size))
     groups = [ids[b0 : b0 + batch_size] for b0 in starts]
     cuda = device.type == "cuda"
@@ -167,8 +166,8 @@ def run_forward(
     batches = None
     try:
         batches = batch_source(backbone, stimuli, groups, num_workers=num_workers, pin_memory=cuda)
-        for i, (b0, x) in enumerate(zip(progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch"),
-                                        batches)):
+        bar = progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch")
+        for i, (b0, x) in enumerate(zip(bar, batches)):
             x = x.to(device, non_blocking=cuda)  # pinned source: the copy overlaps the previous batch's work
             out = forward(x, autocast)
             calls["needed"] = calls["seen"]

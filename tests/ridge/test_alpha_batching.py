@@ -90,7 +90,9 @@ def test_memory_model_counts_the_alpha_axis(rng):
     assert dual.bytes_per_target(10) >= itemsize * (2 * 200 + 2 * n_val + 10)
 
 
-@pytest.mark.parametrize(("method", "p", "splits"), [("primal", 4, "kfold"), ("primal", 24, "kfold"), ("dual", 60, "loo")])
+@pytest.mark.parametrize(
+    ("method", "p", "splits"), [("primal", 4, "kfold"), ("primal", 24, "kfold"), ("dual", 60, "loo")]
+)
 def test_alpha_groups_equal_one_group(rng, monkeypatch, method, p, splits):
     import neurodec.ridge._primal as primal_module
 
