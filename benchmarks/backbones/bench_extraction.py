@@ -4,7 +4,10 @@ Throughput compares, on the same model, images, batch size and device:
 
 - neurodec: ``extract_features`` with forward hooks on the backbone's default
   layers, preprocessing from uint8 images, writing every layer to a fresh
-  HDF5 cache batch by batch;
+  HDF5 cache batch by batch; with the feed options given (``--num-workers``:
+  DataLoader worker processes for decoding and resizing; ``--amp bf16``:
+  bfloat16 autocast, checked against float32 on the first batch), and also
+  with the defaults (one helper thread, float32) when options are given;
 - bare (same preprocessing): a ``torch.no_grad()`` loop that preprocesses the
   same uint8 images with the same transform and runs the forward pass, no
   hooks, nothing stored;
@@ -17,6 +20,7 @@ and model building); the same without a cache (features held in memory)
 shows the measurement sees growth where there is some. Linux only.
 
     python benchmarks/backbones/bench_extraction.py [--backbone timm/resnet18] [--device cuda]
+        [--num-workers 4] [--amp bf16]
 """
 
 from __future__ import annotations
@@ -60,11 +64,12 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def _bare(backbone, images: np.ndarray, batch_size: int, *, pre: list | None) -> float:
+def _bare(backbone, images: np.ndarray, batch_size: int, *, pre: list | None, amp: bool | str = False) -> float:
     import torch
 
     start = time.perf_counter()
-    with torch.no_grad():
+    bf16 = amp == "bf16"  # the bare loops run in the precision the neurodec run under test uses
+    with torch.no_grad(), torch.autocast(backbone.device.type, dtype=torch.bfloat16, enabled=bf16):
         for i, b0 in enumerate(range(0, len(images), batch_size)):
             x = pre[i] if pre is not None else backbone.preprocess.batch(images[b0 : b0 + batch_size])
             backbone.model(x.to(backbone.device))
@@ -72,11 +77,12 @@ def _bare(backbone, images: np.ndarray, batch_size: int, *, pre: list | None) ->
     return time.perf_counter() - start
 
 
-def _neurodec(backbone, images: np.ndarray, batch_size: int) -> float:
+def _neurodec(backbone, images: np.ndarray, batch_size: int, *, num_workers: int = 0, amp: bool | str = False) -> float:
     stimuli = Stimuli.from_array(images)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        extract_features(backbone, stimuli, batch_size=batch_size, cache=cache, amp=False, verbose=False)
+        extract_features(backbone, stimuli, batch_size=batch_size, cache=cache, amp=amp, num_workers=num_workers,
+                         verbose=False)
         _sync(backbone.device)
         return time.perf_counter() - start
 
@@ -89,18 +95,28 @@ def throughput(args: argparse.Namespace) -> dict:
     images = _images(args.n, args.image_size)
     pre = [backbone.preprocess.batch(images[b0 : b0 + args.batch_size]) for b0 in range(0, args.n, args.batch_size)]
     _bare(backbone, images[: args.batch_size], args.batch_size, pre=None)  # warm-up
+    amp = args.amp if args.amp == "bf16" else False
+    options = args.num_workers > 0 or amp
     times: dict[str, list[float]] = {"neurodec": [], "bare_same_preprocessing": [], "bare_tensors": []}
+    if options:
+        times["neurodec_defaults"] = []
     for _ in range(args.repeats):  # interleaved, best of N: the machine is shared
-        times["neurodec"].append(_neurodec(backbone, images, args.batch_size))
-        times["bare_same_preprocessing"].append(_bare(backbone, images, args.batch_size, pre=None))
-        times["bare_tensors"].append(_bare(backbone, images, args.batch_size, pre=pre))
+        times["neurodec"].append(_neurodec(backbone, images, args.batch_size, num_workers=args.num_workers, amp=amp))
+        if options:
+            times["neurodec_defaults"].append(_neurodec(backbone, images, args.batch_size))
+        times["bare_same_preprocessing"].append(_bare(backbone, images, args.batch_size, pre=None, amp=amp))
+        times["bare_tensors"].append(_bare(backbone, images, args.batch_size, pre=pre, amp=amp))
     best = {k: min(v) for k, v in times.items()}
-    return {
+    out = {
         "backbone": args.backbone, "device": str(backbone.device), "n_images": args.n, "batch_size": args.batch_size,
+        "num_workers": args.num_workers, "amp": amp or "float32",
         "layers": list(backbone.layers), "images_per_s": {k: args.n / t for k, t in best.items()},
         "ratio_vs_bare_same_preprocessing": best["bare_same_preprocessing"] / best["neurodec"],
         "ratio_vs_bare_tensors": best["bare_tensors"] / best["neurodec"],
     }
+    if options:
+        out["speedup_vs_defaults"] = best["neurodec_defaults"] / best["neurodec"]
+    return out
 
 
 def _status_mib(field: str) -> float:
@@ -153,6 +169,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=256, help="side of the uint8 source images")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes for preprocessing")
+    parser.add_argument("--amp", choices=["float32", "bf16"], default="float32",
+                        help="bf16: bfloat16 autocast for neurodec and the bare loops alike")
     parser.add_argument("--memory-n", type=int, default=64)
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)

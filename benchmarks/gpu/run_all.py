@@ -50,7 +50,8 @@ PROFILES = {
         "ridge": {"n": 9000, "p": 2048, "t": 200000, "n_alphas": 10, "folds": 5},
         "memmap": {"n": 9000, "p": 2048, "t": 50000, "n_alphas": 10, "folds": 5},
         "encoding": {"train": 4000, "features": 1024, "units": 20000},
-        "extraction": {"backbone": "timm/resnet50", "n": 512, "batch_size": 64, "image_size": 256, "repeats": 2},
+        "extraction": {"backbone": "timm/resnet50", "n": 512, "batch_size": 64, "image_size": 256, "repeats": 2,
+                       "num_workers": 8, "amp": "bf16"},
         "timeouts": {"pytest_gpu": 110, "ridge_sources": 120, "ridge_memmap": 90, "memmap_terms": 40,
                      "encoding": 60, "extraction": 60},
         "gemm_size": 8192,
@@ -60,7 +61,9 @@ PROFILES = {
         "ridge": {"n": 120, "p": 16, "t": 64, "n_alphas": 4, "folds": 3},
         "memmap": {"n": 120, "p": 16, "t": 100, "n_alphas": 4, "folds": 3},
         "encoding": {"train": 60, "features": 8, "units": 20},
-        "extraction": {"backbone": "timm/resnet18", "n": 8, "batch_size": 4, "image_size": 64, "repeats": 1},
+        # bf16 convolutions on a CPU without bf16 units are emulated (minutes for 8 images): float32 here
+        "extraction": {"backbone": "timm/resnet18", "n": 8, "batch_size": 4, "image_size": 64, "repeats": 1,
+                       "num_workers": 2, "amp": "float32"},
         "timeouts": {"pytest_gpu": 60, "ridge_sources": 60, "ridge_memmap": 60, "memmap_terms": 40,
                      "encoding": 60, "extraction": 60},
         "gemm_size": 256,
@@ -161,6 +164,7 @@ def _steps(args: argparse.Namespace, prof: dict, work: Path, have_himalaya: bool
         ("extraction", [py, str(ROOT / "benchmarks/backbones/bench_extraction.py"), "--device", dev,
                         "--backbone", x["backbone"], "--n", str(x["n"]), "--batch-size", str(x["batch_size"]),
                         "--image-size", str(x["image_size"]), "--repeats", str(x["repeats"]), "--no-memory",
+                        "--num-workers", str(x["num_workers"]), "--amp", x["amp"],
                         "--out", str(work / "extraction.json")]),
     ]
 
@@ -214,6 +218,8 @@ def summarize(results: dict) -> dict:
     if isinstance(ext, dict) and "throughput" in ext:
         out["extraction_ratio_vs_bare_tensors"] = ext["throughput"]["ratio_vs_bare_tensors"]
         out["extraction_ratio_vs_bare_same_preprocessing"] = ext["throughput"]["ratio_vs_bare_same_preprocessing"]
+        if "speedup_vs_defaults" in ext["throughput"]:
+            out["extraction_speedup_of_feed_options"] = ext["throughput"]["speedup_vs_defaults"]
     return out
 
 

@@ -11,8 +11,8 @@ selection rule.
 
 Each candidate is an ordinary ridge on rescaled features, solved by the core
 solver's plans (:mod:`neurodec.ridge._primal`, :mod:`neurodec.ridge._dual`):
-downdated per-fold Grams, one float64 eigendecomposition per fold, one GEMM
-per alpha. What the candidates share is computed once per target batch:
+downdated per-fold Grams, one float64 eigendecomposition per fold, all alphas
+in one GEMM. What the candidates share is computed once per target batch:
 ``X^T Y`` (a candidate only rescales it, ``D X^T Y`` with
 ``D = diag(sqrt(gamma))``) in the primal form; the per-band kernels
 ``K_b = X_b X_b^T`` (a candidate's kernel is ``sum_b gamma_b K_b``) in the
@@ -32,7 +32,7 @@ import torch
 
 from neurodec._device import resolve_device
 from neurodec._logging import progress
-from neurodec.ridge._batching import choose_n_targets_batch, load_targets, run_target_batches
+from neurodec.ridge._batching import TargetStager, choose_n_targets_batch, run_target_batches
 from neurodec.ridge._dual import DualPlan
 from neurodec.ridge._primal import PrimalPlan
 from neurodec.ridge.solvers import _choose_method
@@ -232,11 +232,14 @@ def solve_banded_ridge_cv(
     coef = torch.empty(n_features, n_targets, dtype=dtype)
     intercept = torch.empty(n_targets, dtype=dtype)
 
+    stager = TargetStager(Y, device=dev, dtype=dtype)
+
     def process(start: int, stop: int) -> None:
-        Yb = load_targets(Y, start, stop, device=dev, dtype=dtype)
+        Yb = stager.get(start, stop)
         y_mean = Yb.mean(0) if fit_intercept else torch.zeros_like(Yb[0])
         Yc = Yb - y_mean
         xty = candidates.shared(Yc)
+        stager.stage_next(start, stop)  # the next block is read (pinned, side stream on CUDA) meanwhile
         best = torch.full((stop - start,), -math.inf, dtype=dtype, device=dev)
         batch_coef = torch.zeros(n_features, stop - start, dtype=dtype, device=dev)
         for c in progress(range(len(gammas_t)), verbose=verbose, desc="band weight candidates"):
@@ -255,8 +258,11 @@ def solve_banded_ridge_cv(
 
     if n_targets_batch is None:
         itemsize = torch.empty((), dtype=dtype).element_size()
-        # the core plans' temporaries, plus this batch's weights and scores per candidate
-        per_target = itemsize * (3 * n_samples + 7 * n_features + 2 * len(alphas_t) + len(gammas_t) + 8)
+        # the core plans' temporaries (all alphas at once: shrunk rotations, predictions and
+        # residuals per alpha), plus this batch's weights and scores per candidate
+        n_alphas = len(alphas_t)
+        per_alpha = 2 * max(n_samples, n_features) + 3 * n_samples + 4
+        per_target = itemsize * (3 * n_samples + 7 * n_features + n_alphas * per_alpha + len(gammas_t) + 8)
         n_targets_batch = choose_n_targets_batch(n_targets, per_target, device=dev)
     run_target_batches(n_targets, n_targets_batch, process, device=dev, verbose=verbose)
     best_gammas = gammas_t.cpu()[best_candidate].T

@@ -8,7 +8,9 @@ features centred by their training mean),
 grand mean, and decomposed ``K_c = U diag(s) U^T`` in float64. The centred
 validation-vs-train kernel is rotated once, ``A = K_VT,c U``; per target
 batch ``B = U^T (Y_T - ybar_T)``; per alpha the validation predictions are
-``A diag(1 / (s + alpha)) B`` (one GEMM). For a linear kernel these equal
+``A diag(1 / (s + alpha)) B``, on CUDA all alphas in one GEMM
+``A @ [D_1 B | D_2 B | ...]`` (the target batch is sized for the alpha axis),
+on CPU in groups capped in bytes (:func:`neurodec.ridge._primal.alpha_groups`). For a linear kernel these equal
 the primal predictions exactly.
 
 Refit: ``dual_coef = U (diag_t(1 / (s + alpha_t)) * B)`` on the full
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._primal import eigh_psd
+from ._primal import alpha_groups, eigh_psd, shrink_all_alphas
 from ._scoring import score_predictions
 
 __all__ = ["DualPlan"]
@@ -126,7 +128,11 @@ class DualPlan:
     def bytes_per_target(self, n_alphas: int) -> int:
         """Working memory per target of one batch (all temporaries, generous)."""
         itemsize = torch.empty((), dtype=self.dtype).element_size()
-        return itemsize * (7 * self.n_samples + 2 * n_alphas + 8)
+        # All alphas at once: n_alphas shrunk rotations and prediction blocks (and residuals) per target.
+        n = self.n_samples
+        n_pred = n if self.loo else max((len(f.val) for f in self.folds), default=0)
+        per_target_alphas = n_alphas if self.U.device.type != "cpu" else 1  # CPU groups: fixed byte cap
+        return itemsize * (7 * n + per_target_alphas * (2 * n + 3 * n_pred + 4) + 2 * n_alphas + 8)
 
     def centre_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shift targets by their full-data mean (zeros without intercept)."""
@@ -144,8 +150,11 @@ class DualPlan:
             B = fold.U.T @ (Y_train - ybar)
             R = Yc[fold.val] - ybar
             sst = ((R - R.mean(0)) ** 2).sum(0)
-            for i, alpha in enumerate(alphas):
-                scores[i] += score_predictions(R, fold.A @ (B / (fold.s + alpha)[:, None]), sst, score)
+            for g in alpha_groups(len(alphas), R.numel() * R.element_size(), R.device):
+                # The group's alphas in one GEMM: (n_val x n_train) @ (n_train x group t).
+                DB = shrink_all_alphas(B, fold.s, alphas[g])
+                P = (fold.A @ DB.view(B.shape[0], -1)).view(len(fold.val), DB.shape[1], -1)
+                scores[g] += score_predictions(R[:, None, :], P, sst, score)
         return scores / len(self.folds)
 
     def _loo_scores(self, Yc, alphas, score) -> torch.Tensor:
@@ -156,9 +165,12 @@ class DualPlan:
         ratio = ratio.to(self.dtype)
         sst = ((Yc - Yc.mean(0)) ** 2).sum(0)
         scores = torch.empty(len(alphas), Yc.shape[1], dtype=self.dtype, device=Yc.device)
-        for i in range(len(alphas)):
-            E = (Yc - self.U @ (B * ratio[:, i : i + 1])) / one_minus_h[:, i : i + 1]
-            scores[i] = score_predictions(Yc, Yc - E, sst, score)
+        Y3 = Yc[:, None, :]
+        for g in alpha_groups(len(alphas), Yc.numel() * Yc.element_size(), Yc.device):
+            RB = ratio[:, g, None] * B[:, None, :]  # (rank, group, t)
+            fitted = (self.U @ RB.view(B.shape[0], -1)).view(self.n_samples, RB.shape[1], -1)
+            E = (Y3 - fitted) / one_minus_h[:, g, None]
+            scores[g] = score_predictions(Y3, Y3 - E, sst, score)
         return scores
 
     def refit(self, Yc: torch.Tensor, y_mean: torch.Tensor, best_alphas: torch.Tensor):

@@ -9,11 +9,11 @@ Notes
 Algorithm: see ``neurodec.ridge._primal`` and ``neurodec.ridge._dual``. In
 short, one float64 eigendecomposition per fold (of the p x p training Gram,
 obtained by downdating the full Gram, or of the n_train x n_train kernel),
-targets rotated once into each fold's eigenbasis, one GEMM per alpha, and a
+targets rotated once into each fold's eigenbasis, all alphas in one GEMM, and a
 one-pass refit that gives every target its own shrinkage.
 
 Mixed precision: decompositions and Grams are float64; the products that
-scale with the number of targets (``X^T Y``, rotations, per-alpha GEMMs,
+scale with the number of targets (``X^T Y``, rotations, the all-alpha GEMMs,
 refit) run in ``dtype`` (float32 by default). TF32 tensor cores on CUDA are
 off unless ``allow_tf32=True``; then a sample of targets is re-solved without
 TF32 and a warning is issued if the scores or weights differ by more than a
