@@ -15,6 +15,12 @@ from .._lazy import lazy_exports
 
 _ATTRIBUTES = {
     "TemporalReceptiveField": "receptive_field",
+    "SlidingRidge": "sliding",
+    "SlidingRidgeClassifier": "classifier",
+    "GeneralizingRidge": "generalizing",
+    "cross_val_time_scores": "stats",
+    "permutation_test": "stats",
+    "PermutationTestResult": "stats",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _ATTRIBUTES)
