@@ -47,12 +47,16 @@ def test_lag_moments_match_the_materialized_design(rng, dmin, dmax, T):
         np.testing.assert_allclose(pred, Dab @ W, atol=1e-10)
 
 
-def _tolerance(X3, alpha, tmin, tmax, scale):
-    """float32 error of a ridge solve: n-term sums, amplified by the regularized condition number."""
+def _tolerance(X3, Y3, alpha, tmin, tmax):
+    """float32 error of the weights: the n-term cross products X^T Y (float32; Grams are float64)
+    perturb the right-hand side by n * eps32 * |x| |y| per entry, and (G + alpha I)^-1 scales a
+    perturbation by at most 1 / (s_min + alpha)."""
     dmin, dmax = round(tmin * SFREQ), round(tmax * SFREQ)
-    D = _design(X3 - X3.mean((0, 1)), dmin, dmax).reshape(-1, X3.shape[-1] * (dmax - dmin + 1))
-    s = np.linalg.eigvalsh(D.T @ D)
-    return float32_atol(D.shape[0], scale) * (s.max() + alpha) / (s.min() + alpha)
+    Xc = X3 - X3.mean((0, 1))
+    D = _design(Xc, dmin, dmax).reshape(-1, X3.shape[-1] * (dmax - dmin + 1))
+    s_min = np.linalg.eigvalsh(D.T @ D).min()
+    rhs = float32_atol(D.shape[0], np.abs(Xc).max() * np.abs(Y3 - Y3.mean((0, 1))).max()) * np.sqrt(D.shape[1])
+    return rhs / (s_min + alpha)
 
 
 @pytest.mark.parametrize("epoched", [False, True])
@@ -71,7 +75,7 @@ def test_matches_mne_receptive_field_and_time_delaying_ridge(rng, epoched):
         rf = ReceptiveField(tmin, tmax, SFREQ, estimator=alpha).fit(mne_X, mne_Y)
         tdr = TimeDelayingRidge(tmin, tmax, SFREQ, alpha=alpha).fit(mne_X, mne_Y)
         mne_pred = rf.predict(mne_X)
-    atol = _tolerance(X3, alpha, tmin, tmax, np.abs(Y3).max())
+    atol = _tolerance(X3, Y3, alpha, tmin, tmax)
     for coef in (rf.coef_, tdr.coef_):
         np.testing.assert_allclose(ours.coef_, coef, rtol=0, atol=atol)
     # intercepts and predictions sum p = n_features * n_delays weights times |x|: their error bound
