@@ -21,12 +21,14 @@ __all__ = ["SlidingRidgeClassifier"]
 
 
 def _auc(D: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """ROC AUC over the rows (axis -1) from ranks (Mann-Whitney U); ties count one half."""
+    """ROC AUC over the rows (axis -1) from ranks (Mann-Whitney U); ties count one half; NaN without both classes."""
     n_pos = positive.sum(-1)
     n_neg = positive.shape[-1] - n_pos
     greater = (D[..., :, None] > D[..., None, :]).to(D.dtype) + 0.5 * (D[..., :, None] == D[..., None, :]).to(D.dtype)
     pair = positive[..., :, None] & ~positive[..., None, :]
-    return (greater * pair).sum((-1, -2)) / (n_pos * n_neg).clamp_min(1)
+    both = (n_pos * n_neg) > 0
+    auc = (greater * pair).sum((-1, -2)) / (n_pos * n_neg).clamp_min(1)
+    return torch.where(both, auc, torch.full_like(auc, float("nan")))
 
 
 @fill_doc
@@ -37,7 +39,8 @@ class SlidingRidgeClassifier(ClassifierMixin, TimeResolvedRidge):
     ----------
     alphas, cv, fit_intercept, dtype, warn_alpha_edge
         As in :class:`SlidingRidge`; the alpha search maximizes the R^2 of
-        the +-1 targets (the ridge criterion).
+        the +-1 targets (the ridge criterion), and an int ``cv`` gives
+        ``StratifiedKFold``.
     score_func : {"accuracy", "roc_auc"}
         Score of :meth:`score_times`; "roc_auc" needs two classes.
     %(device)s
@@ -99,7 +102,10 @@ class SlidingRidgeClassifier(ClassifierMixin, TimeResolvedRidge):
         if unknown.any():
             raise ValueError(f"The 'y' argument holds labels unseen in fit: {np.unique(labels[unknown]).tolist()}.")
         onehot = (labels[:, None] == self.classes_[None, :]).astype(np.float64) * 2 - 1
-        return onehot[:, 1:] if len(self.classes_) == 2 else onehot
+        Y = onehot[:, 1:] if len(self.classes_) == 2 else onehot
+        if fit:
+            self._n_encoded = Y.shape[1]
+        return Y
 
     def _score_tensors(self, D: torch.Tensor, Y: torch.Tensor, n_groups: int) -> torch.Tensor:
         """Accuracy or AUC (..., n_groups) of decision values (..., n_rows, n_groups * n_columns)."""

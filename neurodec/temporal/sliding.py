@@ -86,23 +86,35 @@ class TimeResolvedRidge(BaseEstimator):
                 f"Got shape {Y.shape}."
             )
         check_finite(Y, "y")
+        Y = Y.reshape(n_samples, -1)
         if fit:
-            self._ravel = Y.ndim == 1
-        return Y.reshape(n_samples, -1)
+            self._ravel, self._n_encoded = np.ndim(y) == 1, Y.shape[1]
+        return Y
 
     @property
     def _n_columns(self) -> int:
         return self.coef_.shape[-1]
 
-    def _inner_splits(self, n_samples: int, alphas: np.ndarray, groups: Any = None):
-        if len(alphas) == 1 or self.cv is None:
-            return None
-        return resolve_splits(self.cv, None, n_samples, groups)
+    @property
+    def _n_label_columns(self) -> int:
+        """Columns that encode one label set (set by ``_encode`` at fit time)."""
+        return self._n_encoded
+
+    def _splits(self, cv: Any, Y: np.ndarray, groups: Any = None):
+        """Folds over epochs; an int ``cv`` of a classifier stratifies by class, as scikit-learn and MNE do."""
+        n = Y.shape[0]
+        if self._is_classifier() and isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+            from sklearn.model_selection import StratifiedKFold
+
+            labels = Y.argmax(1) if Y.shape[1] > 1 else Y[:, 0] > 0
+            return list(StratifiedKFold(int(cv)).split(np.zeros((n, 1)), labels))
+        return resolve_splits(cv, None, n, groups)
 
     # -- fitting ----------------------------------------------------------------------------------
     def _fit_tensors(self, Xb: torch.Tensor, Y: np.ndarray, alphas: np.ndarray, groups: Any = None):
         Yt = torch.as_tensor(Y, device=Xb.device).to(_DTYPES[self.dtype])
-        splits = self._inner_splits(Xb.shape[1], alphas, groups)
+        # the first label set (the observed one, in a permutation test) stratifies the folds every column shares
+        splits = None if len(alphas) == 1 or self.cv is None else self._splits(self.cv, Y[:, : self._n_label_columns], groups)
         return fit_batched_ridge(
             Xb, Yt, alphas, splits, fit_intercept=self.fit_intercept, score="r2" if self._is_classifier() else self.score_func
         )

@@ -24,7 +24,7 @@ import torch
 from sklearn.base import clone
 
 from .._docs import fill_doc
-from ..ridge._validation import check_alphas, resolve_splits
+from ..ridge._validation import check_alphas
 from .sliding import TimeResolvedRidge
 
 __all__ = ["PermutationTestResult", "cross_val_time_scores", "permutation_test"]
@@ -83,8 +83,7 @@ def _setup(estimator: TimeResolvedRidge, X: Any, y: Any, cv: Any, groups: Any):
     est._check_params()
     Xb = est._check_X(X, reset=True)
     Y = est._encode(y, Xb.shape[1], fit=True)
-    splits = resolve_splits(cv, None, Xb.shape[1], groups)
-    return est, Xb, Y, splits
+    return est, Xb, Y, est._splits(cv, Y, groups)
 
 
 @fill_doc
@@ -101,7 +100,8 @@ def cross_val_time_scores(estimator: TimeResolvedRidge, X: Any, y: Any, *, cv: A
     X : array of shape (n_epochs, n_channels, n_times)
     y : array of shape (n_epochs,) or (n_epochs, n_targets)
     cv : int, splitter or iterable of (train, test)
-        Outer folds over epochs (an int gives ``KFold`` without shuffling).
+        Outer folds over epochs (an int gives ``KFold`` without shuffling,
+        ``StratifiedKFold`` for a classifier).
     groups : array of shape (n_epochs,), optional
 
     Returns
