@@ -111,9 +111,9 @@ def row_moments(
             idx = torch.as_tensor(segs, device=dev)
             z = lags.window(x_g[idx], a, b)
             y = y_g[idx, a:b]
-            out = out + Moments(
-                lagged_gram(z, L), lagged_cross(z, y, L), lagged_sums(z, L), y.sum((0, 1)), (y * y).sum((0, 1)), y.shape[0] * y.shape[1]
-            )
+            n_rows = y.shape[0] * y.shape[1]
+            y_sum, y_sq = y.sum((0, 1)), (y * y).sum((0, 1))
+            out = out + Moments(lagged_gram(z, L), lagged_cross(z, y, L), lagged_sums(z, L), y_sum, y_sq, n_rows)
     return out
 
 

@@ -90,7 +90,9 @@ class SlidingRidgeClassifier(ClassifierMixin, TimeResolvedRidge):
     def _encode(self, y: Any, n_samples: int, *, fit: bool) -> np.ndarray:
         labels = np.asarray(y)
         if labels.ndim != 1 or labels.shape[0] != n_samples:
-            raise ValueError(f"The 'y' argument must hold one label per epoch, shape ({n_samples},). Got {labels.shape}.")
+            raise ValueError(
+                f"The 'y' argument must hold one label per epoch, shape ({n_samples},). Got {labels.shape}."
+            )
         if fit:
             self.classes_ = np.unique(labels)
             if len(self.classes_) < 2:

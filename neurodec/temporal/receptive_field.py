@@ -60,10 +60,14 @@ def _segments(X3: np.ndarray, continuous: bool, runs: Any) -> list[slice]:
     if runs is None:
         return [slice(0, n)]
     if not continuous:
-        raise ValueError("The 'runs' argument applies to continuous X of shape (n_times, n_features); epochs are segments already.")
+        raise ValueError(
+            "The 'runs' argument applies to continuous X of shape (n_times, n_features); epochs are segments already."
+        )
     labels = np.asarray(runs)
     if labels.shape != (n,):
-        raise ValueError(f"The 'runs' argument must hold one label per time sample, shape ({n},). Got shape {labels.shape}.")
+        raise ValueError(
+            f"The 'runs' argument must hold one label per time sample, shape ({n},). Got shape {labels.shape}."
+        )
     cuts = np.concatenate([[0], np.flatnonzero(labels[1:] != labels[:-1]) + 1, [n]])
     return [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
@@ -228,7 +232,10 @@ class TemporalReceptiveField(RegressorMixin, BaseEstimator):
             )
         return X3, continuous, _segments(X3, continuous, runs)
 
-    def _padded(self, X3: np.ndarray, continuous: bool, segments: list[slice], lags: Lags, device) -> list[torch.Tensor]:
+    def _padded(
+        self, X3: np.ndarray, continuous: bool, segments: list[slice], lags: Lags, device: torch.device
+    ) -> list[torch.Tensor]:
+        """Centred features, zero-padded per segment group (float64, on ``device``)."""
         Xc = torch.as_tensor(X3, device=device) - torch.as_tensor(self.x_mean_, device=device)
         parts = [Xc[:, seg] for seg in segments] if continuous else [Xc]
         return [lags.pad(part) for part in parts]

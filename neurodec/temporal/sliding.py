@@ -54,7 +54,9 @@ class TimeResolvedRidge(BaseEstimator):
     # -- inputs -----------------------------------------------------------------------------------
     def _check_params(self) -> None:
         if self.score_func not in self._scores:
-            raise ValueError(f"The 'score_func' parameter must be one of {self._scores}. Got {self.score_func!r} instead.")
+            raise ValueError(
+                f"The 'score_func' parameter must be one of {self._scores}. Got {self.score_func!r} instead."
+            )
         if self.dtype not in _DTYPES:
             raise ValueError(f"The 'dtype' parameter must be one of {tuple(_DTYPES)}. Got {self.dtype!r} instead.")
 
@@ -114,9 +116,11 @@ class TimeResolvedRidge(BaseEstimator):
     def _fit_tensors(self, Xb: torch.Tensor, Y: np.ndarray, alphas: np.ndarray, groups: Any = None):
         Yt = torch.as_tensor(Y, device=Xb.device).to(_DTYPES[self.dtype])
         # the first label set (the observed one, in a permutation test) stratifies the folds every column shares
-        splits = None if len(alphas) == 1 or self.cv is None else self._splits(self.cv, Y[:, : self._n_label_columns], groups)
+        search = len(alphas) > 1 and self.cv is not None
+        splits = self._splits(self.cv, Y[:, : self._n_label_columns], groups) if search else None
         return fit_batched_ridge(
-            Xb, Yt, alphas, splits, fit_intercept=self.fit_intercept, score="r2" if self._is_classifier() else self.score_func
+            Xb, Yt, alphas, splits, fit_intercept=self.fit_intercept,
+            score="r2" if self._is_classifier() else self.score_func,  # classifiers search alphas by ridge R^2
         )
 
     def _is_classifier(self) -> bool:

@@ -87,7 +87,9 @@ def _setup(estimator: TimeResolvedRidge, X: Any, y: Any, cv: Any, groups: Any):
 
 
 @fill_doc
-def cross_val_time_scores(estimator: TimeResolvedRidge, X: Any, y: Any, *, cv: Any = 5, groups: Any = None) -> np.ndarray:
+def cross_val_time_scores(
+    estimator: TimeResolvedRidge, X: Any, y: Any, *, cv: Any = 5, groups: Any = None
+) -> np.ndarray:
     """Held-out score of a time-resolved decoder at every time point, per fold.
 
     Like ``mne.decoding.cross_val_multiscore`` on a ``SlidingEstimator`` or

@@ -41,7 +41,8 @@ def test_lag_moments_match_the_materialized_design(rng, dmin, dmax, T):
         z, Dab = lags.window(xp, a, b), D[:, a:b].reshape(-1, D.shape[-1])
         np.testing.assert_allclose(lagged_gram(z, lags.n_delays).numpy(), Dab.T @ Dab, atol=1e-10)
         yab = torch.as_tensor(y[:, a:b])
-        np.testing.assert_allclose(lagged_cross(z, yab, lags.n_delays).numpy(), Dab.T @ y[:, a:b].reshape(-1, 4), atol=1e-10)
+        cross = lagged_cross(z, yab, lags.n_delays).numpy()
+        np.testing.assert_allclose(cross, Dab.T @ y[:, a:b].reshape(-1, 4), atol=1e-10)
         np.testing.assert_allclose(lagged_sums(z, lags.n_delays).numpy(), Dab.sum(0), atol=1e-10)
         pred = lagged_predict(z, torch.as_tensor(W), lags.n_delays).numpy().reshape(-1, 4)
         np.testing.assert_allclose(pred, Dab @ W, atol=1e-10)
@@ -115,7 +116,8 @@ def _planted(rng, n=3000, latencies=(0.05, 0.1, 0.15, 0.2), n_noise=4):
         kernel = np.exp(-0.5 * ((lags - latency) / 0.02) ** 2)
         channels.append(np.convolve(x[:, 0], kernel)[:n])
     signal = np.stack(channels, 1)
-    Y = np.concatenate([signal, np.zeros((n, n_noise))], 1) + rng.standard_normal((n, len(latencies) + n_noise)) * signal.std()
+    noise = rng.standard_normal((n, len(latencies) + n_noise)) * signal.std()
+    Y = np.concatenate([signal, np.zeros((n, n_noise))], 1) + noise
     return x, Y
 
 
@@ -132,7 +134,8 @@ def test_planted_latencies_and_driven_channels_are_recovered(rng):
 def test_pipeline_and_grid_search_choose_the_window_that_holds_the_response(rng):
     # mne-python#5089: ReceptiveField fails inside Pipeline/GridSearchCV; ours is a plain regressor.
     x, Y = _planted(rng, n=2000, latencies=(0.2,), n_noise=0)
-    pipe = Pipeline([("scale", StandardScaler()), ("trf", TemporalReceptiveField(0, 0.1, SFREQ, alphas=np.logspace(-1, 5, 7)))])
+    trf = TemporalReceptiveField(0, 0.1, SFREQ, alphas=np.logspace(-1, 5, 7))
+    pipe = Pipeline([("scale", StandardScaler()), ("trf", trf)])
     search = GridSearchCV(pipe, {"trf__tmax": [0.1, 0.3]}, cv=KFold(3)).fit(x, Y[:, 0])
     assert search.best_params_ == {"trf__tmax": 0.3}
     assert search.cv_results_["mean_test_score"][1] > search.cv_results_["mean_test_score"][0] + 0.2
@@ -145,9 +148,10 @@ def test_runs_are_segments_like_epochs(rng):
     runs = np.repeat([0, 1, 0], 200)  # a label coming back starts a new run
     kwargs = dict(alphas=[5.0], cv=None, dtype="float64")  # same sums in another order: exact in float64
     epochs = TemporalReceptiveField(-0.02, 0.05, SFREQ, **kwargs).fit(X, Y)
-    continuous = TemporalReceptiveField(-0.02, 0.05, SFREQ, **kwargs).fit(X.reshape(600, 2), Y.reshape(600, 2), runs=runs)
+    Xc, Yc = X.reshape(600, 2), Y.reshape(600, 2)
+    continuous = TemporalReceptiveField(-0.02, 0.05, SFREQ, **kwargs).fit(Xc, Yc, runs=runs)
     np.testing.assert_allclose(continuous.coef_, epochs.coef_, atol=1e-10)
-    np.testing.assert_allclose(continuous.predict(X.reshape(600, 2), runs=runs), epochs.predict(X).reshape(600, 2), atol=1e-9)
+    np.testing.assert_allclose(continuous.predict(Xc, runs=runs), epochs.predict(X).reshape(600, 2), atol=1e-9)
 
 
 def test_bad_input_is_named(rng):

@@ -126,7 +126,8 @@ def test_information_in_a_planted_window_is_found_and_only_there(rng):
 def test_temporal_generalization_of_a_sustained_pattern(rng):
     X, labels = _planted_window(rng, n_times=24, window=(8, 16))
     scores = cross_val_time_scores(
-        GeneralizingRidge(alphas=[10.0], score_func="pearson"), X, labels * 2.0 - 1, cv=KFold(4, shuffle=True, random_state=0)
+        GeneralizingRidge(alphas=[10.0], score_func="pearson"), X, labels * 2.0 - 1,
+        cv=KFold(4, shuffle=True, random_state=0),
     ).mean(0)
     assert scores.shape == (24, 24)
     assert scores[8:16, 8:16].min() > 0.5  # one pattern: decoders generalize across the whole window
