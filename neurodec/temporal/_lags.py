@@ -62,6 +62,23 @@ class Lags:
         return xp[:, a - self.dmax + self.front : b - self.dmin + self.front]
 
 
+def _concat(z: torch.Tensor, L: int) -> torch.Tensor:
+    """Windows (R, m, F) laid end to end with ``L - 1`` zeros after each: (R * (m + L - 1), F), contiguous.
+
+    Products of samples at most ``L - 1`` apart then never pair two windows,
+    so sums over the concatenation are sums over windows, each one GEMM on
+    contiguous rows.
+    """
+    R, m, F = z.shape
+    return nnf.pad(z, (0, 0, 0, L - 1)).reshape(R * (m + L - 1), F)
+
+
+def _rows_concat(y: torch.Tensor, L: int, m: int) -> torch.Tensor:
+    """Row values (R, r, C) in the layout of :func:`_concat` (zeros after each window's rows)."""
+    R, r, C = y.shape
+    return nnf.pad(y, (0, 0, 0, m + L - 1 - r)).reshape(-1, C)
+
+
 def _unfold_rows(z: torch.Tensor, L: int) -> torch.Tensor:
     """Design rows of ``z`` (R, m, F): row ``i`` holds ``z[i + L - 1 - k]``; shape (R, m - L + 1, F * L)."""
     R, m, F = z.shape
@@ -84,8 +101,10 @@ def lagged_gram(z: torch.Tensor, L: int) -> torch.Tensor:
         D = lagged_design(z, L)
         return D.T @ D
     C = torch.empty(2 * L - 1, F, F, dtype=z.dtype, device=z.device)
-    for tau in range(L):
-        c = z[:, : m - tau].reshape(-1, F).T @ z[:, tau:].reshape(-1, F)
+    zcat = _concat(z, L)
+    N = zcat.shape[0]
+    for tau in range(L):  # contiguous slices: no copies; the zero gaps keep epochs apart
+        c = zcat[: N - tau].T @ zcat[tau:]
         C[L - 1 + tau] = c
         C[L - 1 - tau] = c.T
     k = torch.arange(L, device=z.device)
@@ -100,12 +119,13 @@ def lagged_gram(z: torch.Tensor, L: int) -> torch.Tensor:
 def lagged_cross(z: torch.Tensor, y: torch.Tensor, L: int) -> torch.Tensor:
     """Cross products ``D^T Y`` of shape (F * L, C) for windows ``z`` (R, m, F) and targets ``y`` (R, r, C)."""
     R, m, F = z.shape
-    r = m - L + 1
-    y2 = y.reshape(R * r, -1)
-    out = torch.empty(F, L, y2.shape[1], dtype=y.dtype, device=y.device)
-    for k in range(L):
+    ycat = _rows_concat(y, L, m)
+    zcat = nnf.pad(_concat(z.to(y.dtype), L), (0, 0, 0, L - 1))
+    N = ycat.shape[0]
+    out = torch.empty(F, L, ycat.shape[1], dtype=y.dtype, device=y.device)
+    for k in range(L):  # row q of the design at delay k is zcat[q + L - 1 - k]; zero rows of ycat drop the gaps
         start = L - 1 - k
-        out[:, k] = z[:, start : start + r].reshape(-1, F).T.to(y.dtype) @ y2
+        out[:, k] = zcat[start : start + N].T @ ycat
     return out.reshape(F * L, -1)
 
 
@@ -123,8 +143,10 @@ def lagged_predict(z: torch.Tensor, W: torch.Tensor, L: int) -> torch.Tensor:
     R, m, F = z.shape
     r = m - L + 1
     W3 = W.reshape(F, L, -1)
-    out = z.new_zeros(R, r, W3.shape[-1], dtype=W.dtype)
+    zcat = nnf.pad(_concat(z.to(W.dtype), L), (0, 0, 0, L - 1))
+    N = R * (m + L - 1)
+    out = torch.zeros(N, W3.shape[-1], dtype=W.dtype, device=W.device)
     for k in range(L):
         start = L - 1 - k
-        out += z[:, start : start + r].to(W.dtype) @ W3[:, k]
-    return out
+        out += zcat[start : start + N] @ W3[:, k]
+    return out.reshape(R, m + L - 1, -1)[:, :r]

@@ -316,7 +316,7 @@ class TemporalReceptiveField(RegressorMixin, BaseEstimator):
         lags = Lags(int(self.delays_[0]), int(self.delays_[-1]))
         X3, continuous, segments = self._prepare_X(X, runs, reset=False)
         device = resolve_device(self.device)
-        W = torch.as_tensor(self.coef_.reshape(self.coef_.shape[0], -1).T, device=device)  # float64 (p, C)
+        W = torch.as_tensor(self.coef_.reshape(self.coef_.shape[0], -1).T, device=device).to(_DTYPES[self.dtype])
         preds = [lagged_predict(lags.window(xp, 0, xp.shape[1] - lags.front - lags.back), W, lags.n_delays)
                  for xp in self._padded(X3, continuous, segments, lags, device)]
         pred = (torch.cat(preds, 1) if continuous else preds[0]).cpu().numpy() + self.y_mean_
