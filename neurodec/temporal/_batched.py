@@ -28,6 +28,9 @@ from ..ridge._scoring import score_predictions
 
 __all__ = ["BatchedRidge", "fit_batched_ridge", "score_batched"]
 
+# Validation predictions held at once (elements) when alphas are evaluated together.
+_MAX_ELEMENTS = 2**24
+
 
 @dataclass(frozen=True)
 class BatchedRidge:
@@ -122,9 +125,13 @@ def fit_batched_ridge(
             dec = _Decomposition(X[:, tr], Y[tr], fit_intercept, dtype)
             A = ((X[:, va].to(torch.float64) - dec.mu).to(dtype)) @ dec.V  # (B, n_val, k)
             R = Y[va] - dec.ybar
-            for i, alpha in enumerate(alphas_t):
-                P = A @ (dec.B * dec.shrink(alpha.expand(n_batch, 1)))
-                cv_scores[i] += score_batched(R, P, score)
+            # alphas in chunks of one batched product each (few kernel launches, bounded memory)
+            step = max(1, _MAX_ELEMENTS // (n_batch * len(va) * t))
+            for i in range(0, len(alphas_t), step):
+                chunk = alphas_t[i : i + step, None, None, None].to(dtype)
+                S = dec.S[None, :, :, None]
+                P = A @ (dec.B * (S / (S * S + chunk)))  # (n_chunk, B, n_val, t)
+                cv_scores[i : i + step] += score_batched(R, P, score)
         cv_scores /= len(splits)
         best = alphas_t[cv_scores.argmax(0)]
     else:
