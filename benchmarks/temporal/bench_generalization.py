@@ -4,7 +4,7 @@ Problem: ``--epochs`` epochs of ``--channels`` sensors x ``--times`` time
 points (default 300 x 64 x 100), a continuous target decodable in a window.
 Both sides compute the same held-out scores: ``cross_val_multiscore`` of
 MNE's estimator wrapping ``sklearn.linear_model.Ridge(alpha)`` and
-:func:`neurodec.temporal.cross_val_time_scores` with the same alpha and the
+:func:`neurodec.decoding.cross_val_time_scores` with the same alpha and the
 same ``KFold`` folds; the largest score difference is reported.
 
 Writes ``benchmarks/temporal/bench_generalization.json``.
@@ -49,7 +49,7 @@ def compare(kind: str, X, y, args) -> dict:
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import KFold
 
-    from neurodec.temporal import GeneralizingRidge, SlidingRidge, cross_val_time_scores
+    from neurodec.decoding import GeneralizingRidge, SlidingRidge, cross_val_time_scores
 
     cv = KFold(args.folds)
     ours = (GeneralizingRidge if kind == "generalizing" else SlidingRidge)(alphas=[args.alpha], device="cpu")

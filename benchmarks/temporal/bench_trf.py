@@ -61,7 +61,7 @@ def timed(fn):
 def single_alpha(X, Y, args) -> dict:
     from mne.decoding import ReceptiveField
 
-    from neurodec.temporal import TemporalReceptiveField
+    from neurodec.encoding import TemporalReceptiveField
 
     ours = TemporalReceptiveField(0.0, args.tmax, args.sfreq, alphas=[args.alpha], cv=None, device="cpu")
     _, fit_ours, fit_ours_cpu = timed(lambda: ours.fit(X, Y))
@@ -93,7 +93,7 @@ def cross_validated(X, Y, args) -> dict:
     from mne.decoding import ReceptiveField
     from sklearn.model_selection import KFold
 
-    from neurodec.temporal import TemporalReceptiveField
+    from neurodec.encoding import TemporalReceptiveField
 
     alphas = np.logspace(0, 6, args.alphas)
     cv = KFold(args.folds)

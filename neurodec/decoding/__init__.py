@@ -1,4 +1,4 @@
-"""Decoding from brain responses: linear decoders to embeddings, image reconstruction, brain captioning, evaluation hygiene.
+"""Decoding from brain responses: linear decoders to embeddings, time-resolved decoders, reconstruction, brain captioning.
 
 Names are imported on first access so that ``import neurodec.decoding`` does
 not import torch, scikit-learn or diffusers::
@@ -39,6 +39,16 @@ _EXPORTS.update({
     "load_reconstruction_pipeline": "reconstruction",
     "pipeline_embedding_dim": "reconstruction",
     "reconstruct_images": "reconstruction",
+})
+
+# Time-resolved decoding (MEG, iEEG): one ridge decoder per time point, batched over time.
+_EXPORTS.update({
+    "SlidingRidge": "sliding",
+    "SlidingRidgeClassifier": "sliding_classifier",
+    "GeneralizingRidge": "generalizing",
+    "cross_val_time_scores": "time_resolved_stats",
+    "time_permutation_test": "time_resolved_stats",
+    "TimePermutationResult": "time_resolved_stats",
 })
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,4 +1,4 @@
-"""Voxel-wise encoding models: fits, held-out scores, noise ceilings, statistics, comparisons.
+"""Encoding models: voxel-wise fits, temporal receptive fields, held-out scores, noise ceilings, statistics.
 
 Names are imported on first access so that ``import neurodec.encoding`` stays
 light (the estimator pulls in scikit-learn and torch only when used)::
@@ -36,6 +36,7 @@ _EXPORTS = {
     "compare_models": "compare",
     "summarize_rois": "compare",
     "write_encoding_outputs": "outputs",
+    "TemporalReceptiveField": "receptive_field",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

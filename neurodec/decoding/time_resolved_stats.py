@@ -1,7 +1,7 @@
 """Held-out scores per time point and max-statistic permutation p-values for time-resolved decoders.
 
 Permuted labels are extra target columns of the same ridge fits (targets
-are columns of :func:`neurodec.temporal._batched.fit_batched_ridge`): every
+are columns of :func:`neurodec.decoding._time_batched.fit_batched_ridge`): every
 fold's decompositions are computed once and serve the observed labels and
 all permutations.
 
@@ -27,15 +27,15 @@ from .._docs import fill_doc
 from ..ridge._validation import check_alphas
 from .sliding import TimeResolvedRidge
 
-__all__ = ["PermutationTestResult", "cross_val_time_scores", "permutation_test"]
+__all__ = ["TimePermutationResult", "cross_val_time_scores", "time_permutation_test"]
 
 # Decision values held at once (elements), bounding the memory of generalization matrices.
 _MAX_ELEMENTS = 2**26
 
 
 @dataclass(frozen=True)
-class PermutationTestResult:
-    """Result of :func:`permutation_test`.
+class TimePermutationResult:
+    """Result of :func:`time_permutation_test`.
 
     Attributes
     ----------
@@ -116,7 +116,7 @@ def cross_val_time_scores(
 
 
 @fill_doc
-def permutation_test(
+def time_permutation_test(
     estimator: TimeResolvedRidge,
     X: Any,
     y: Any,
@@ -125,7 +125,7 @@ def permutation_test(
     n_permutations: int = 1000,
     groups: Any = None,
     random_state: Any = None,
-) -> PermutationTestResult:
+) -> TimePermutationResult:
     """Held-out scores per time point with max-statistic permutation p-values.
 
     The epochs' labels (rows of ``y``) are permuted; every permutation is a
@@ -147,7 +147,7 @@ def permutation_test(
 
     Returns
     -------
-    result : PermutationTestResult
+    result : TimePermutationResult
         One-sided: large scores are significant.
     """
     if not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
@@ -160,4 +160,4 @@ def permutation_test(
     observed, null = scores[..., 0], scores[..., 1:]
     null_max = null.reshape(-1, n_permutations).max(0)
     p_values = (1 + (null_max[None, :] >= observed.reshape(-1, 1)).sum(1)) / (n_permutations + 1)
-    return PermutationTestResult(observed, p_values.reshape(observed.shape), null_max)
+    return TimePermutationResult(observed, p_values.reshape(observed.shape), null_max)

@@ -2,7 +2,7 @@
 
 :class:`SlidingRidge` is MNE's ``SlidingEstimator(Ridge(alpha))`` without the
 loop of fits: every time point's decoder comes out of one batched SVD (see
-:mod:`neurodec.temporal._batched`), and each target's alpha at each time
+:mod:`neurodec.decoding._time_batched`), and each target's alpha at each time
 point is chosen by cross-validation on the same decompositions.
 """
 
@@ -20,7 +20,7 @@ from .._device import resolve_device
 from .._docs import fill_doc
 from ..ridge._scoring import SCORES
 from ..ridge._validation import check_alphas, check_finite, resolve_splits, warn_alpha_edge
-from ._batched import fit_batched_ridge, score_batched
+from ._time_batched import fit_batched_ridge, score_batched
 
 __all__ = ["SlidingRidge"]
 
@@ -242,12 +242,12 @@ class SlidingRidge(RegressorMixin, TimeResolvedRidge):
     See Also
     --------
     GeneralizingRidge : train at each time point, test at every time point.
-    cross_val_time_scores, permutation_test : held-out scores and their significance.
+    cross_val_time_scores, time_permutation_test : held-out scores and their significance.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from neurodec.temporal import SlidingRidge
+    >>> from neurodec.decoding import SlidingRidge
     >>> rng = np.random.default_rng(0)
     >>> X, y = rng.standard_normal((40, 5, 8)), rng.standard_normal(40)
     >>> SlidingRidge(alphas=[1.0]).fit(X, y).predict(X).shape

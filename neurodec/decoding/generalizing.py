@@ -2,7 +2,7 @@
 
 :class:`GeneralizingRidge` is MNE's ``GeneralizingEstimator(Ridge(alpha))``
 batched: the decoders of all training times come from one batched SVD per
-fold (:mod:`neurodec.temporal._batched`), and the (train time x test time)
+fold (:mod:`neurodec.decoding._time_batched`), and the (train time x test time)
 predictions are one batched product instead of ``n_times^2`` calls.
 """
 
@@ -48,7 +48,7 @@ class GeneralizingRidge(RegressorMixin, TimeResolvedRidge):
     Examples
     --------
     >>> import numpy as np
-    >>> from neurodec.temporal import GeneralizingRidge
+    >>> from neurodec.decoding import GeneralizingRidge
     >>> rng = np.random.default_rng(0)
     >>> X, y = rng.standard_normal((40, 5, 8)), rng.standard_normal(40)
     >>> model = GeneralizingRidge(alphas=[1.0]).fit(X, y)

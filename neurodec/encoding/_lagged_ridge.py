@@ -3,7 +3,7 @@
 The primal route of :mod:`neurodec.ridge._primal` (one float64
 eigendecomposition of the training Gram per fold, downdated from the full
 Gram; scores from moments; one-pass refit with each target's own alpha),
-fed with the Toeplitz moments of :mod:`neurodec.temporal._lags` instead of a
+fed with the Toeplitz moments of :mod:`neurodec.encoding._lags` instead of a
 materialized ``n x p`` design. Features and targets arrive centred (the
 receptive field removes their means before delaying, as MNE's
 ``TimeDelayingRidge`` does), so folds are not re-centred.

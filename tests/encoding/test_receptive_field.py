@@ -18,8 +18,8 @@ from sklearn.preprocessing import StandardScaler
 
 from neurodec.ridge import BlockedKFold, solve_ridge_cv
 from neurodec.ridge.delays import Delayer
-from neurodec.temporal import TemporalReceptiveField
-from neurodec.temporal._lags import Lags, lagged_cross, lagged_gram, lagged_predict, lagged_sums
+from neurodec.encoding import TemporalReceptiveField
+from neurodec.encoding._lags import Lags, lagged_cross, lagged_gram, lagged_predict, lagged_sums
 
 SFREQ = 100.0
 
@@ -176,6 +176,6 @@ def test_bad_input_is_named(rng):
 
 
 def test_import_stays_light():
-    code = "import sys, neurodec.temporal; print(sorted({'torch', 'mne', 'sklearn'} & set(sys.modules)))"
+    code = "import sys, neurodec.encoding, neurodec.decoding; print(sorted({'torch', 'mne', 'sklearn'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

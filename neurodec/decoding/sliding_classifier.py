@@ -3,7 +3,7 @@
 :class:`SlidingRidgeClassifier` is MNE's ``SlidingEstimator(RidgeClassifier(alpha))``
 without the loop of fits: labels become +-1 columns (one column for two
 classes, one per class otherwise, as scikit-learn's ``RidgeClassifier``),
-fitted by the batched ridge of :mod:`neurodec.temporal._batched`.
+fitted by the batched ridge of :mod:`neurodec.decoding._time_batched`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class SlidingRidgeClassifier(ClassifierMixin, TimeResolvedRidge):
     Examples
     --------
     >>> import numpy as np
-    >>> from neurodec.temporal import SlidingRidgeClassifier
+    >>> from neurodec.decoding import SlidingRidgeClassifier
     >>> rng = np.random.default_rng(0)
     >>> X, y = rng.standard_normal((40, 5, 8)), np.repeat(["face", "house"], 20)
     >>> SlidingRidgeClassifier(alphas=[1.0]).fit(X, y).predict(X).shape

@@ -12,12 +12,12 @@ from sklearn.linear_model import Ridge, RidgeClassifier
 from sklearn.model_selection import KFold
 
 from neurodec.ridge import RidgeCV
-from neurodec.temporal import (
+from neurodec.decoding import (
     GeneralizingRidge,
     SlidingRidge,
     SlidingRidgeClassifier,
     cross_val_time_scores,
-    permutation_test,
+    time_permutation_test,
 )
 
 
@@ -111,7 +111,7 @@ def _planted_window(rng, n=80, n_channels=10, n_times=40, window=(20, 30)):
 
 def test_information_in_a_planted_window_is_found_and_only_there(rng):
     X, labels = _planted_window(rng)
-    result = permutation_test(
+    result = time_permutation_test(
         SlidingRidgeClassifier(alphas=np.logspace(-1, 4, 6), score_func="roc_auc", warn_alpha_edge=False),
         X, labels, cv=KFold(5, shuffle=True, random_state=0), n_permutations=200, random_state=0,
     )
@@ -145,9 +145,9 @@ def test_bad_input_is_named(rng):
     with pytest.raises(ValueError, match="at least 2 classes"):
         SlidingRidgeClassifier().fit(X, np.zeros(len(y)))
     with pytest.raises(ValueError, match="'n_permutations' parameter"):
-        permutation_test(SlidingRidge(), X, y, n_permutations=0)
+        time_permutation_test(SlidingRidge(), X, y, n_permutations=0)
     with pytest.raises(ValueError, match="'estimator' argument"):
-        permutation_test(Ridge(), X, y)
+        time_permutation_test(Ridge(), X, y)
     model = SlidingRidge(alphas=[1.0]).fit(X, y)
     with pytest.raises(ValueError, match="fitted with 8 and 12"):
         model.predict(X[:, :5])

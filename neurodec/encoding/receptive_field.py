@@ -4,9 +4,9 @@
 ``Pipeline`` and ``GridSearchCV`` work, unlike MNE's ``ReceptiveField``,
 mne-python#5089) whose fit never builds the ``n_times x (n_features *
 n_delays)`` design: the lagged Gram and cross products come from
-cross-correlations (:mod:`neurodec.temporal._lags`), and the regularization
+cross-correlations (:mod:`neurodec.encoding._lags`), and the regularization
 of every channel is chosen by exact K-fold cross-validation with one
-eigendecomposition per fold (:mod:`neurodec.temporal._lagged_ridge`).
+eigendecomposition per fold (:mod:`neurodec.encoding._lagged_ridge`).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class TemporalReceptiveField(RegressorMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from neurodec.temporal import TemporalReceptiveField
+    >>> from neurodec.encoding import TemporalReceptiveField
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((2000, 1))
     >>> y = np.convolve(x[:, 0], [0, 0, 1.0, 0.5])[:2000, None] + 0.1 * rng.standard_normal((2000, 1))
