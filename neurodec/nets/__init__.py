@@ -18,6 +18,10 @@ _EXPORTS = {
     "fit_network": "training",
     "seed_everything": "training",
     "resolve_precision": "training",
+    "MEGDecoder": "meg_decoder",
+    "sensor_layout_2d": "meg_decoder",
+    "clip_mse_loss": "meg_loss",
+    "gather_batch": "meg_loss",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
