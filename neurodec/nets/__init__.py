@@ -7,6 +7,7 @@ Names are imported on first access, so ``import neurodec.nets`` does not
 import torch::
 
     from neurodec.nets import fit_network, seed_everything
+    from neurodec.nets import evaluate_meg_decoder  # the MEG decoder beside the ridge baseline
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _EXPORTS = {
     "sensor_layout_2d": "meg_decoder",
     "clip_mse_loss": "meg_loss",
     "gather_batch": "meg_loss",
+    "MEGDecodingResult": "meg_evaluation",
+    "evaluate_meg_decoder": "meg_evaluation",
+    "meg_decoder_inputs": "meg_evaluation",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
