@@ -114,7 +114,7 @@ def _echo_reports(study: "object") -> None:
 
 @app.command("check-data")
 def check_data(
-    dataset: str = typer.Argument(..., help="Dataset spec name, e.g. nsd, algonauts, bold5000."),
+    dataset: str = typer.Argument(..., help="Dataset spec name, e.g. nsd, algonauts, bold5000, things-meg."),
     root: str = typer.Argument(..., help="The dataset's root folder."),
     nan_trials: int = typer.Option(
         8, help="Trials of each float beta file scanned for NaN, evenly spaced; 0 scans every trial."

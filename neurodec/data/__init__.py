@@ -39,3 +39,10 @@ __all__ += [
     "load_nsd_stim_info",
     "load_nsd_stimuli",
 ]
+
+# MEG (THINGS-MEG) and its simulation
+from .meg_simulation import MEGSimulation, simulate_meg_epochs  # noqa: E402
+from .things_meg import load_things_meg  # noqa: E402
+from .things_meg_stimuli import load_things_meg_stimuli  # noqa: E402
+
+__all__ += ["MEGSimulation", "load_things_meg", "load_things_meg_stimuli", "simulate_meg_epochs"]

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ._checks import raise_if_nonfinite, sample_indices
 from .specs import CheckReport, check_root, load_spec
@@ -272,10 +273,51 @@ def _check_algonauts(report: CheckReport, root: Path, nan_trials: int | None) ->
             report.problems.append(f"{name}: {exc}")
 
 
+# -------------------------------------------------------------------- THINGS-MEG
+
+
+def _check_things_meg(report: CheckReport, root: Path, nan_trials: int | None) -> None:
+    from .things_meg import check_units, plan_things_meg_runs
+
+    subjects = sorted({f["subject"] for key in ("runs_ctf", "runs_fif") for f, _ in load_spec("things-meg").find(key, root)})
+    for subject in subjects:
+        name = f"sub-BIGMEG{subject}"
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                plans = plan_things_meg_runs(root, subject)
+                for plan in plans:
+                    meg = [n for n, t in zip(plan.raw.ch_names, plan.raw.get_channel_types()) if t == "mag"]
+                    check_units(plan.raw, meg, plan.path)
+        except _ERRORS as exc:
+            report.problems.append(f"{name}: {exc}")
+            continue
+        report.notes += [f"{name}: {w.message}" for w in caught]
+        sessions: dict[int, list[int]] = {}
+        for plan in plans:
+            sessions.setdefault(plan.session, []).append(plan.run)
+        counts = pd.concat([p.trials for p in plans])["trial_type"].value_counts()
+        n_meg = len([t for t in plans[0].raw.get_channel_types() if t == "mag"])
+        report.found.append(
+            f"{name}: sessions {_ranges(sorted(sessions))}, "
+            + "; ".join(f"ses-{s:02d} runs {_ranges(sorted(r))}" for s, r in sorted(sessions.items()))
+            + f"; {int(counts.get('exp', 0))} exp + {int(counts.get('test', 0))} test trials, "
+            f"{sum(p.n_catch for p in plans)} catch trials (dropped); {n_meg} MEG sensors at "
+            f"{', '.join(f'{r:g}' for r in sorted({p.sfreq for p in plans}))} Hz"
+        )
+        retyped = max(len(p.retyped) for p in plans)
+        if retyped:
+            report.notes.append(
+                f"{name}: channels.tsv types {retyped} MEG sensor(s) as non-MEG (mne-bids#1493); the loader takes "
+                "the types from the runs' headers"
+            )
+
+
 _CONSISTENCY: dict[str, Callable[[CheckReport, Path, int | None], None]] = {
     "nsd": _check_nsd,
     "bold5000": _check_bold5000,
     "algonauts": _check_algonauts,
+    "things-meg": _check_things_meg,
 }
 
 

@@ -94,6 +94,19 @@ _register(
     )
 )
 
+_register(
+    DatasetInfo(
+        name="things-meg",
+        title="THINGS-MEG",
+        modality="meg",
+        responses="neurodec.data.things_meg:load_things_meg",
+        stimuli="neurodec.data.things_meg_stimuli:load_things_meg_stimuli",
+        citation="Hebart et al. (2023). THINGS-data, a multimodal collection of large-scale datasets for "
+        "investigating object representations in human brain and behavior. eLife 12, e82580.",
+        url="https://openneuro.org/datasets/ds004212",
+    )
+)
+
 
 def _resolve(target: str) -> Callable[..., Any]:
     module, _, function = target.partition(":")
