@@ -27,7 +27,7 @@ def hemisphere(n: int) -> np.ndarray:
 
 def simulate_meg_decoding(
     *, n_train_images=300, n_test_images=100, n_repeats=2, n_channels=32, n_times=60, sfreq=100.0,
-    n_dims=16, n_sources=16, jitter=0.06, width=0.02, noise=1.0, seed=0,
+    n_dims=16, n_sources=16, latency=0.2, jitter=0.06, width=0.02, noise=1.0, seed=0,
 ):
     rng = np.random.default_rng(seed)
     pos = hemisphere(n_channels)
@@ -40,7 +40,7 @@ def simulate_meg_decoding(
     image_ids = np.array([f"img{i:04d}" for i in range(n_images)])
     rows = np.repeat(np.arange(n_images), n_repeats)
     times = np.arange(n_times) / sfreq - 0.1
-    latency = 0.15 + rng.uniform(-jitter, jitter, size=len(rows))
+    latency = latency + rng.uniform(-jitter, jitter, size=len(rows))
     u = (times[None] - latency[:, None]) / width
     course = -u * np.exp(-0.5 * u**2)  # derivative of a Gaussian: a biphasic evoked wave with zero mean
     amplitude = (emb[rows] @ mixing.T)  # (n_trials, n_sources)
