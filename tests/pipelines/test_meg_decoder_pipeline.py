@@ -61,3 +61,14 @@ def test_config_errors_name_the_key(tmp_path):
     assert not is_meg_decoder_config(_write(tmp_path, {"study": "x.yaml"}, "other.yaml"))
     config = load_meg_decoder_config(_write(tmp_path, TINY))
     assert config.outputs_root == tmp_path / "out" and config.training["n_epochs"] == 2
+
+
+def test_cli_run_dispatches_meg_decoder_configs(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurodec.cli import app
+
+    bad = {**TINY, "meg_decoder": {**TINY["meg_decoder"], "model": {"n_layers": 3}}}
+    out = CliRunner().invoke(app, ["run", str(_write(tmp_path, bad)), "--quiet"])
+    # Read as a MEG decoder study (not as an encoding study): the error names its section.
+    assert out.exit_code == 2 and "meg_decoder.model" in out.output
