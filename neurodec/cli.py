@@ -60,15 +60,19 @@ def run(
     dataset and the backbones before any work. When some subjects of an
     encoding study fail, the others finish and the command exits 1 naming
     each failed subject. A config with a ``study:`` key is a discovery study
-    (MDS, BrainDiVE, voxel captions; see pipelines/discovery_demo.yaml), or
-    with ``kind: decoding`` a decoding study (retrieval, reconstruction,
-    brain captions; see pipelines/decoding_demo.yaml).
+    (MDS, BrainDiVE, voxel captions; see pipelines/discovery_demo.yaml); one
+    with ``kind: decoding`` a decoding study (retrieval, reconstruction, brain
+    captions; see pipelines/decoding_demo.yaml); one with a ``meg_decoder:``
+    section trains the MEG image decoder beside the ridge baseline
+    (pipelines/meg_decoder_demo.yaml).
     """
     from neurodec.pipelines import ConfigError, StudyError, load_config, run_encoding_study
     from neurodec.pipelines.decoding_config import is_decoding_config
     from neurodec.pipelines.discovery_config import is_discovery_config
 
     _log_to_console(not quiet)
+    if _run_meg_decoder(config, quiet):
+        return
     try:
         decoding = is_decoding_config(config)
         discovery = is_discovery_config(config)
@@ -93,6 +97,24 @@ def run(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _echo_reports(study)
+
+
+def _run_meg_decoder(config: str, quiet: bool) -> bool:
+    """Run ``config`` if it is a MEG decoder study (a ``meg_decoder:`` section); False if it is another kind."""
+    from neurodec.pipelines import ConfigError
+    from neurodec.pipelines.meg_decoder import is_meg_decoder_config, load_meg_decoder_config, run_meg_decoder
+
+    try:
+        if not is_meg_decoder_config(config):
+            return False
+        result = run_meg_decoder(load_meg_decoder_config(config), verbose=not quiet)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for name in ("decoder", "ridge", "chance"):
+        typer.echo(f"{name}: top-1 {result.scores[name]['top1']:.3f}, top-5 {result.scores[name]['top5']:.3f} "
+                   f"({result.n_test} test images)")
+    return True
 
 
 def _run_discovery(config: str, quiet: bool) -> None:

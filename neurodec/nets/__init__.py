@@ -7,6 +7,7 @@ Names are imported on first access, so ``import neurodec.nets`` does not
 import torch::
 
     from neurodec.nets import fit_network, seed_everything
+    from neurodec.nets import evaluate_meg_decoder  # the MEG decoder beside the ridge baseline
 
     from neurodec.nets import IEEGTransformer, pretrain_masked_latent, evaluate_ieeg_probe
     encoder = IEEGTransformer.from_responses(responses, "region", patch_len=32)
@@ -23,9 +24,16 @@ _EXPORTS = {
     "fit_network": "training",
     "seed_everything": "training",
     "resolve_precision": "training",
+    "MEGDecoder": "meg_decoder",
+    "sensor_layout_2d": "meg_decoder",
+    "clip_mse_loss": "meg_loss",
+    "gather_batch": "meg_loss",
+    "MEGDecodingResult": "meg_evaluation",
+    "evaluate_meg_decoder": "meg_evaluation",
+    "meg_decoder_inputs": "meg_evaluation",
 }
 
-# iEEG spatiotemporal transformer (branch ieeg-transformer)
+# iEEG spatiotemporal transformer
 _EXPORTS.update({
     "IEEGTransformer": "ieeg_transformer",
     "MaskedLatentPretraining": "ieeg_pretraining",
