@@ -15,7 +15,7 @@ from typing import Any
 
 __version__ = "0.1.0.dev0"
 
-_SUBPACKAGES = ("backbones", "data", "decoding", "discovery", "encoding", "metrics", "nets", "pipelines", "ridge", "viz")
+_SUBPACKAGES = ("backbones", "data", "decoding", "discovery", "encoding", "metrics", "neural", "pipelines", "ridge", "viz")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

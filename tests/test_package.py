@@ -64,8 +64,8 @@ def test_every_listed_subpackage_exists():
     for name in neurodec.__all__:
         if name != "__version__":
             assert importlib.import_module(f"neurodec.{name}") is getattr(neurodec, name)
-    with pytest.raises(AttributeError, match="no attribute 'neural'"):
-        neurodec.neural
+    with pytest.raises(AttributeError, match="no attribute 'nets'"):
+        neurodec.nets
 
 
 def test_shared_parameter_docs_are_filled():

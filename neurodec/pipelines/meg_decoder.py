@@ -91,8 +91,8 @@ def load_meg_decoder_config(path: str | Path) -> MEGDecoderConfig:
     """
     from ..data.meg_simulation import simulate_meg_epochs
     from ..data.things_meg import load_things_meg
-    from ..nets.meg_decoder import MEGDecoder
-    from ..nets.meg_evaluation import evaluate_meg_decoder
+    from ..neural.meg_decoder import MEGDecoder
+    from ..neural.meg_evaluation import evaluate_meg_decoder
 
     path = Path(path)
     source, resolve = str(path), path_resolver(path.parent)
@@ -158,10 +158,10 @@ def run_meg_decoder(config: MEGDecoderConfig | str | Path, *, verbose: bool | in
 
     Returns
     -------
-    neurodec.nets.MEGDecodingResult
+    neurodec.neural.MEGDecodingResult
     """
     from .._io import atomic_path, write_json_atomic
-    from ..nets.meg_evaluation import evaluate_meg_decoder
+    from ..neural.meg_evaluation import evaluate_meg_decoder
 
     if not isinstance(config, MEGDecoderConfig):
         config = load_meg_decoder_config(config)

@@ -1,7 +1,7 @@
 """MEG decoder training throughput (samples/s), and the overhead of fit_network over a bare loop.
 
 The same MEGDecoder, batches and CLIP + MSE loss are trained for one epoch by
-:func:`neurodec.nets.fit_network` (seeded order, checkpoint written atomically
+:func:`neurodec.neural.fit_network` (seeded order, checkpoint written atomically
 after the epoch, metrics log, validation off) and by a bare loop (forward,
 loss, backward, AdamW step over the same batches, nothing else). Two sizes:
 
@@ -10,8 +10,8 @@ loss, backward, AdamW step over the same batches, nothing else). Two sizes:
 - "paper": Benchetrit et al.'s sizes (272 sensors, 181 samples = 1.5 s at
   120 Hz; 270 virtual channels, 5 blocks of 320, 2048 before aggregation).
 
-Run: ``python benchmarks/nets/bench_meg_decoder.py [--device cpu|cuda] [--threads N]``;
-writes ``benchmarks/nets/results_<device>.json``.
+Run: ``python benchmarks/neural/bench_meg_decoder.py [--device cpu|cuda] [--threads N]``;
+writes ``benchmarks/neural/results_<device>.json``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodec.nets import MEGDecoder, clip_mse_loss, fit_network, seed_everything
+from neurodec.neural import MEGDecoder, clip_mse_loss, fit_network, seed_everything
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "nets"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "neural"))
 from meg_decoding_sim import hemisphere  # noqa: E402
 
 SIZES = {

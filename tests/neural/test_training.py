@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from neurodec.nets import fit_network, resolve_precision, seed_everything
-from neurodec.nets.training import BEST, LAST, METRICS
+from neurodec.neural import fit_network, resolve_precision, seed_everything
+from neurodec.neural.training import BEST, LAST, METRICS
 
 
 def _problem(n: int = 96):
@@ -145,6 +145,6 @@ def test_import_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, neurodec.nets; print(sorted({'torch', 'sklearn', 'mne'} & set(sys.modules)))"
+    code = "import sys, neurodec.neural; print(sorted({'torch', 'sklearn', 'mne'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -3,13 +3,13 @@
 :func:`fit_network` trains any torch module with a caller-given loss:
 seeded, checkpointed atomically every epoch, resumable exactly, with early
 stopping on a validation split, mixed precision on GPU and a metrics log.
-Names are imported on first access, so ``import neurodec.nets`` does not
+Names are imported on first access, so ``import neurodec.neural`` does not
 import torch::
 
-    from neurodec.nets import fit_network, seed_everything
-    from neurodec.nets import evaluate_meg_decoder  # the MEG decoder beside the ridge baseline
+    from neurodec.neural import fit_network, seed_everything
+    from neurodec.neural import evaluate_meg_decoder  # the MEG decoder beside the ridge baseline
 
-    from neurodec.nets import IEEGTransformer, pretrain_masked_latent, evaluate_ieeg_probe
+    from neurodec.neural import IEEGTransformer, pretrain_masked_latent, evaluate_ieeg_probe
     encoder = IEEGTransformer.from_responses(responses, "region", patch_len=32)
     pretrain_masked_latent(encoder, responses.split("train"))
     evaluate_ieeg_probe(encoder, responses, "condition")  # ROC-AUC beside the linear baseline

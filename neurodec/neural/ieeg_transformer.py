@@ -3,12 +3,12 @@
 Each channel's time series is cut into patches of ``patch_len`` samples; a
 small convolutional temporal encoder, shared by all channels, turns every
 patch into a token. Channel tokens are averaged into spatial tokens at the
-chosen scale (channel, region or lobe; see :func:`~neurodec.nets.ieeg_tokens.spatial_layout`),
+chosen scale (channel, region or lobe; see :func:`~neurodec.neural.ieeg_tokens.spatial_layout`),
 get a spatial embedding (Fourier features of their coordinates, or a learned
 label embedding where coordinates are unknown) and a sinusoidal embedding of
 their patch index, and a transformer encoder attends over all spatiotemporal
 tokens at once. Masked tokens (for self-supervised pretraining, see
-:mod:`~neurodec.nets.ieeg_pretraining`) have their content replaced by a
+:mod:`~neurodec.neural.ieeg_pretraining`) have their content replaced by a
 learned mask token before the embeddings are added.
 """
 
@@ -127,7 +127,7 @@ class IEEGTransformer(nn.Module):
     Parameters
     ----------
     layout : SpatialLayout
-        Channels and their spatial tokens (:func:`~neurodec.nets.ieeg_tokens.spatial_layout`).
+        Channels and their spatial tokens (:func:`~neurodec.neural.ieeg_tokens.spatial_layout`).
     patch_len : int
         Samples per time patch (one token per spatial token per patch). The
         last ``n_times % patch_len`` samples of an epoch are not read.
@@ -212,7 +212,7 @@ class IEEGTransformer(nn.Module):
         """A transformer for the channels of ``responses`` (a time-resolved iEEG :class:`~neurodec.data.Responses`).
 
         ``scale``, ``label_column`` and ``coordinate_columns`` go to
-        :func:`~neurodec.nets.ieeg_tokens.spatial_layout`, the rest to the
+        :func:`~neurodec.neural.ieeg_tokens.spatial_layout`, the rest to the
         constructor. The input scale is set from the responses' training split.
         """
         if getattr(responses, "data", None) is None or np.ndim(responses.data) != 3:

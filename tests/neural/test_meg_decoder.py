@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from meg_decoding_sim import hemisphere, simulate_meg_decoding
-from neurodec.nets import MEGDecoder, sensor_layout_2d
-from neurodec.nets import evaluate_meg_decoder, meg_decoder_inputs
+from neurodec.neural import MEGDecoder, sensor_layout_2d
+from neurodec.neural import evaluate_meg_decoder, meg_decoder_inputs
 
 SMALL = {"n_spatial": 8, "n_freqs": 4, "n_hidden": 16, "n_blocks": 2, "n_aggregate": 32}
 

@@ -11,8 +11,8 @@ import torch
 
 from _ieeg_sim import simulate_speech_music
 from float32_tolerance import float32_atol
-from neurodec.nets.ieeg_tokens import spatial_layout
-from neurodec.nets.ieeg_transformer import IEEGTransformer, make_token_mask
+from neurodec.neural.ieeg_tokens import spatial_layout
+from neurodec.neural.ieeg_transformer import IEEGTransformer, make_token_mask
 
 SMALL = dict(patch_len=16, d_model=32, n_heads=4, n_layers=1, dropout=0.0)
 
@@ -127,7 +127,7 @@ def test_region_tokens_average_channel_tokens(sim):
 
 @pytest.fixture(scope="module")
 def pretrained(sim):
-    from neurodec.nets import pretrain_masked_latent, seed_everything
+    from neurodec.neural import pretrain_masked_latent, seed_everything
 
     seed_everything(0)
     encoder = IEEGTransformer.from_responses(sim, "region", **SMALL)
@@ -151,7 +151,7 @@ def test_pretraining_learns_to_predict_hidden_latents(pretrained):
 @pytest.mark.slow
 @pytest.mark.parametrize("finetune", [False, True])
 def test_probe_beats_chance_with_the_linear_baseline_beside_it(sim, pretrained, finetune):
-    from neurodec.nets import evaluate_ieeg_probe
+    from neurodec.neural import evaluate_ieeg_probe
 
     before = {k: v.clone() for k, v in pretrained.encoder.state_dict().items()}
     result = evaluate_ieeg_probe(pretrained.encoder, sim, "condition", positive="speech", finetune=finetune,
@@ -168,7 +168,7 @@ def test_probe_beats_chance_with_the_linear_baseline_beside_it(sim, pretrained, 
 
 
 def test_probe_and_pretraining_reject_bad_input(sim, pretrained):
-    from neurodec.nets import evaluate_ieeg_probe, pretrain_masked_latent
+    from neurodec.neural import evaluate_ieeg_probe, pretrain_masked_latent
 
     with pytest.raises(ValueError, match="exactly 2 classes"):
         evaluate_ieeg_probe(pretrained.encoder, sim, np.arange(sim.n_trials) % 3, verbose=False)
@@ -187,7 +187,7 @@ def test_probe_and_pretraining_reject_bad_input(sim, pretrained):
 def test_interrupted_pretraining_resumes_exactly(sim, tmp_path):
     # The teacher is checkpointed with the student and masks come from the checkpointed RNG,
     # so one epoch + a resumed second epoch equals two epochs in one go.
-    from neurodec.nets import pretrain_masked_latent, seed_everything
+    from neurodec.neural import pretrain_masked_latent, seed_everything
 
     data = sim.data[:24, :8, :64]
     units = sim.units.iloc[:8]

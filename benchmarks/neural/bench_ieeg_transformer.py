@@ -14,8 +14,8 @@ high gamma by ``--effect`` background standard deviations at 350 ms in 8
 channels), a region-level encoder pretrained 8 epochs, then the frozen and the
 fine-tuned probe's test ROC-AUC beside the linear baseline's, for 3 seeds.
 
-Run: ``python benchmarks/nets/bench_ieeg_transformer.py [--device cpu|cuda] [--n-epochs 2] [--probe]``;
-writes ``benchmarks/nets/results_ieeg_transformer_<device>.json`` (``results_ieeg_probe_<device>.json``).
+Run: ``python benchmarks/neural/bench_ieeg_transformer.py [--device cpu|cuda] [--n-epochs 2] [--probe]``;
+writes ``benchmarks/neural/results_ieeg_transformer_<device>.json`` (``results_ieeg_probe_<device>.json``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodec.nets import IEEGTransformer, pretrain_masked_latent, seed_everything
+from neurodec.neural import IEEGTransformer, pretrain_masked_latent, seed_everything
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "nets"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "neural"))
 from _ieeg_sim import simulate_speech_music  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def _layout_units(responses, n_shafts: int):
 
 
 def probe(device: str, effect: float) -> None:
-    from neurodec.nets import evaluate_ieeg_probe
+    from neurodec.neural import evaluate_ieeg_probe
 
     rows = []
     for seed in range(3):

@@ -1,4 +1,4 @@
-"""The inner loop of :func:`neurodec.nets.fit_network`: datasets from arrays, batches, one epoch."""
+"""The inner loop of :func:`neurodec.neural.fit_network`: datasets from arrays, batches, one epoch."""
 
 from __future__ import annotations
 

@@ -194,12 +194,12 @@ def evaluate_meg_decoder(
     positions : array of shape (n_channels, 2) or (n_channels, 3), optional
         Sensor positions; default the units' ``x, y, z`` columns.
     model_params : dict, optional
-        Keyword arguments of :class:`~neurodec.nets.MEGDecoder` (sizes,
+        Keyword arguments of :class:`~neurodec.neural.MEGDecoder` (sizes,
         aggregation, dropout, temperature).
     lam : float
-        Weight of the contrastive term of :func:`~neurodec.nets.clip_mse_loss`.
+        Weight of the contrastive term of :func:`~neurodec.neural.clip_mse_loss`.
     n_epochs, batch_size, lr, weight_decay, patience, precision, checkpoint_dir, resume
-        Passed to :func:`~neurodec.nets.fit_network` (batches are full: the
+        Passed to :func:`~neurodec.neural.fit_network` (batches are full: the
         contrastive loss's negatives are the batch).
     val_fraction : float in (0, 1)
         Fraction of the train images (all their trials) held out for early stopping.

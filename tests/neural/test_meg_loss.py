@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from float32_tolerance import float32_atol
-from neurodec.nets.meg_loss import clip_mse_loss
+from neurodec.neural.meg_loss import clip_mse_loss
 
 N_OUT, N_IN, BATCH = 6, 10, 8
 

@@ -122,7 +122,7 @@ class PretrainingResult:
     samples_per_second : float
         Training throughput (mean over epochs, validation excluded).
     training : TrainingResult
-        What :func:`~neurodec.nets.fit_network` returned (history, best epoch,
+        What :func:`~neurodec.neural.fit_network` returned (history, best epoch,
         checkpoint folder).
     """
 
@@ -180,7 +180,7 @@ def pretrain_masked_latent(
 ) -> PretrainingResult:
     """Pretrain ``encoder`` by masked latent reconstruction on unlabelled epochs.
 
-    Training runs on :func:`~neurodec.nets.fit_network`: seeded, checkpointed,
+    Training runs on :func:`~neurodec.neural.fit_network`: seeded, checkpointed,
     resumable, early-stopped on the validation loss, mixed precision on GPU.
 
     Parameters

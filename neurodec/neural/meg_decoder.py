@@ -7,8 +7,8 @@ sensors while training) -> 1x1 convolution -> one linear layer per subject
 -> dilated residual convolution blocks with GLU -> temporal aggregation ->
 two heads: one for the contrastive (CLIP) loss, one for the MSE loss.
 
-This module holds the network; :mod:`neurodec.nets.meg_loss` the loss and
-:mod:`neurodec.nets.meg_evaluation` training and evaluation against the
+This module holds the network; :mod:`neurodec.neural.meg_loss` the loss and
+:mod:`neurodec.neural.meg_evaluation` training and evaluation against the
 linear ridge decoder.
 """
 
@@ -156,7 +156,7 @@ class MEGDecoder(nn.Module):
     Attributes
     ----------
     logit_scale : torch.nn.Parameter or buffer, shape ()
-        log(1 / temperature), read by :func:`neurodec.nets.clip_mse_loss`.
+        log(1 / temperature), read by :func:`neurodec.neural.clip_mse_loss`.
 
     Notes
     -----

@@ -259,7 +259,7 @@ def fit_network(
     Examples
     --------
     >>> import torch
-    >>> from neurodec.nets import fit_network, seed_everything
+    >>> from neurodec.neural import fit_network, seed_everything
     >>> seed_everything(0)
     0
     >>> X, y = torch.randn(64, 3), torch.randn(64, 1)
