@@ -144,3 +144,26 @@ def test_bad_preprocess_on_and_unsupported_backbone_fail_before_extraction(stimu
         extract_features(bb, stimuli, preprocess_on="gpu", verbose=False)
     with pytest.raises(ValueError, match="interpolation 'box' has no tensor implementation"):
         extract_features(bb, stimuli, preprocess_on="device", verbose=False)
+
+
+@pytest.mark.gpu
+def test_device_path_on_cuda_stays_within_one_level_of_pil(photos, tmp_path):
+    # On CUDA torchvision resizes uint8 through float32 and rounds: the same one-level bound holds.
+    cpu = load("timm/convnext_atto", weights="random", device="cpu",
+               preprocess={"resize": 72, "crop": 64, "interpolation": "bicubic"})
+    cuda = load("timm/convnext_atto", weights="random", device="cuda",
+                preprocess={"resize": 72, "crop": 64, "interpolation": "bicubic"})
+    cuda.root.load_state_dict(cpu.root.state_dict())
+    pipe = device_pipeline(cpu.preprocess)
+    stimuli = _photo_stimuli(photos, tmp_path)
+    x_host = torch.stack([cpu.preprocess(image) for image in stimuli.iter_images()])
+    x = torch.cat([pipe(uint8_groups([image])[0][1].cuda()).cpu() for image in stimuli.iter_images()])
+    diff = _levels(pipe, x_host, x)
+    assert float(diff.max()) <= ONE_LEVEL + 8 * EPS32 and float((diff > ONE_LEVEL / 2).float().mean()) <= 0.02
+    host = extract_features(cpu, stimuli, layers=["output"], batch_size=3, verbose=False)["output"]
+    out = extract_features(cuda, stimuli, layers=["output"], batch_size=3, amp=False, num_workers=2,
+                           preprocess_on="device", verbose=False)["output"]
+    rel_in = float((x - x_host).norm() / x_host.norm())
+    # the input difference's effect (gain <= 10, as on CPU) plus cuDNN's convolutions, TF32 by default
+    # (10-bit mantissa: 2**-11 = 4.9e-4 relative rounding per product); allowed: 10 such units
+    assert np.linalg.norm(out.data - host.data) / np.linalg.norm(host.data) < 10 * rel_in + 10 * 2**-11
