@@ -88,7 +88,7 @@ def test_summary_ratios_and_markdown():
 def test_cpu_dry_run_writes_results(tmp_path):
     """Every benchmark step at toy size on CPU (~70 s on 2 shared cores), through the real scripts."""
     out, work = tmp_path / "out", tmp_path / "work"
-    steps = ["ridge_sources", "ridge_memmap", "memmap_terms", "encoding", "extraction"]
+    steps = ["ridge_sources", "ridge_memmap", "memmap_terms", "encoding", "extraction", "extraction_device"]
     if importlib.util.find_spec("himalaya") is None:
         steps.remove("encoding")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/run_all.py"), "--device", "cpu", "--tiny",
@@ -103,5 +103,6 @@ def test_cpu_dry_run_writes_results(tmp_path):
     # Numpy in, numpy out; torch in, torch out; every source picks the same alphas.
     assert ridge["numpy"]["out_type"] == "numpy" and ridge["device"]["out_type"] == "torch"
     assert all(ridge[c]["same_alpha_as_device"] == 1.0 for c in ("device", "host_tensor", "numpy"))
-    assert {"memmap_wall_over_max_read_compute", "extraction_ratio_vs_bare_tensors"} <= results["summary"].keys()
+    assert {"memmap_wall_over_max_read_compute", "extraction_ratio_vs_bare_tensors",
+            "extraction_device_speedup_vs_host_preprocessing"} <= results["summary"].keys()
     assert "| step | status | seconds |" in (out / "RESULTS_gpu.md").read_text()

@@ -5,7 +5,9 @@ Throughput compares, on the same model, images, batch size and device:
 - neurodec: ``extract_features`` with forward hooks on the backbone's default
   layers, preprocessing from uint8 images, writing every layer to a fresh
   HDF5 cache batch by batch; with the feed options given (``--num-workers``:
-  DataLoader worker processes for decoding and resizing; ``--amp bf16``:
+  DataLoader worker processes for decoding and resizing; ``--preprocess-on
+  device``: the host only decodes, resizing and normalization run on the
+  device as torchvision.transforms.v2 ops on uint8 tensors; ``--amp bf16``:
   bfloat16 autocast, checked against float32 on the first batch), and also
   with the defaults (one helper thread, float32) when options are given;
 - bare (same preprocessing): a ``torch.no_grad()`` loop that preprocesses the
@@ -20,7 +22,7 @@ and model building); the same without a cache (features held in memory)
 shows the measurement sees growth where there is some. Linux only.
 
     python benchmarks/backbones/bench_extraction.py [--backbone timm/resnet18] [--device cuda]
-        [--num-workers 4] [--amp bf16]
+        [--num-workers 4] [--preprocess-on device] [--amp bf16]
 """
 
 from __future__ import annotations
@@ -77,12 +79,13 @@ def _bare(backbone, images: np.ndarray, batch_size: int, *, pre: list | None, am
     return time.perf_counter() - start
 
 
-def _neurodec(backbone, images: np.ndarray, batch_size: int, *, num_workers: int = 0, amp: bool | str = False) -> float:
+def _neurodec(backbone, images: np.ndarray, batch_size: int, *, num_workers: int = 0, amp: bool | str = False,
+              preprocess_on: str = "host") -> float:
     stimuli = Stimuli.from_array(images)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         extract_features(backbone, stimuli, batch_size=batch_size, cache=cache, amp=amp, num_workers=num_workers,
-                         verbose=False)
+                         preprocess_on=preprocess_on, verbose=False)
         _sync(backbone.device)
         return time.perf_counter() - start
 
@@ -96,12 +99,13 @@ def throughput(args: argparse.Namespace) -> dict:
     pre = [backbone.preprocess.batch(images[b0 : b0 + args.batch_size]) for b0 in range(0, args.n, args.batch_size)]
     _bare(backbone, images[: args.batch_size], args.batch_size, pre=None)  # warm-up
     amp = args.amp if args.amp == "bf16" else False
-    options = args.num_workers > 0 or amp
+    options = args.num_workers > 0 or amp or args.preprocess_on == "device"
     times: dict[str, list[float]] = {"neurodec": [], "bare_same_preprocessing": [], "bare_tensors": []}
     if options:
         times["neurodec_defaults"] = []
     for _ in range(args.repeats):  # interleaved, best of N: the machine is shared
-        times["neurodec"].append(_neurodec(backbone, images, args.batch_size, num_workers=args.num_workers, amp=amp))
+        times["neurodec"].append(_neurodec(backbone, images, args.batch_size, num_workers=args.num_workers, amp=amp,
+                                           preprocess_on=args.preprocess_on))
         if options:
             times["neurodec_defaults"].append(_neurodec(backbone, images, args.batch_size))
         times["bare_same_preprocessing"].append(_bare(backbone, images, args.batch_size, pre=None, amp=amp))
@@ -109,7 +113,7 @@ def throughput(args: argparse.Namespace) -> dict:
     best = {k: min(v) for k, v in times.items()}
     out = {
         "backbone": args.backbone, "device": str(backbone.device), "n_images": args.n, "batch_size": args.batch_size,
-        "num_workers": args.num_workers, "amp": amp or "float32",
+        "num_workers": args.num_workers, "preprocess_on": args.preprocess_on, "amp": amp or "float32",
         "layers": list(backbone.layers), "images_per_s": {k: args.n / t for k, t in best.items()},
         "ratio_vs_bare_same_preprocessing": best["bare_same_preprocessing"] / best["neurodec"],
         "ratio_vs_bare_tensors": best["bare_tensors"] / best["neurodec"],
@@ -170,6 +174,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=256, help="side of the uint8 source images")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes for preprocessing")
+    parser.add_argument("--preprocess-on", choices=["host", "device"], default="host",
+                        help="device: resize and normalize uint8 tensors on the device (torchvision v2)")
     parser.add_argument("--amp", choices=["float32", "bf16"], default="float32",
                         help="bf16: bfloat16 autocast for neurodec and the bare loops alike")
     parser.add_argument("--memory-n", type=int, default=64)

@@ -16,7 +16,8 @@ host-tensor / numpy targets and himalaya, see ``bench_ridge_sources.py``),
 ``ridge_memmap`` (``benchmarks/ridge/bench_ridge_cv.py`` from a memmap),
 ``memmap_terms`` (read time and device-resident fit of the same data),
 ``encoding`` (``benchmarks/encoding/bench_encoding.py``), ``extraction``
-(``benchmarks/backbones/bench_extraction.py``).
+(``benchmarks/backbones/bench_extraction.py``), ``extraction_device`` (the
+same with ``--preprocess-on device``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ PROFILES = {
         "extraction": {"backbone": "timm/resnet50", "n": 512, "batch_size": 64, "image_size": 256, "repeats": 2,
                        "num_workers": 8, "amp": "bf16"},
         "timeouts": {"pytest_gpu": 110, "ridge_sources": 120, "ridge_memmap": 90, "memmap_terms": 40,
-                     "encoding": 60, "extraction": 60},
+                     "encoding": 60, "extraction": 60, "extraction_device": 60},
         "gemm_size": 8192,
     },
     "tiny": {
@@ -65,7 +66,7 @@ PROFILES = {
         "extraction": {"backbone": "timm/resnet18", "n": 8, "batch_size": 4, "image_size": 64, "repeats": 1,
                        "num_workers": 2, "amp": "float32"},
         "timeouts": {"pytest_gpu": 60, "ridge_sources": 60, "ridge_memmap": 60, "memmap_terms": 40,
-                     "encoding": 60, "extraction": 60},
+                     "encoding": 60, "extraction": 60, "extraction_device": 60},
         "gemm_size": 256,
     },
 }
@@ -166,10 +167,17 @@ def _steps(args: argparse.Namespace, prof: dict, work: Path, have_himalaya: bool
                         "--image-size", str(x["image_size"]), "--repeats", str(x["repeats"]), "--no-memory",
                         "--num-workers", str(x["num_workers"]), "--amp", x["amp"],
                         "--out", str(work / "extraction.json")]),
+        # The same with resizing and normalization on the device (torchvision v2 on uint8 tensors).
+        ("extraction_device", [py, str(ROOT / "benchmarks/backbones/bench_extraction.py"), "--device", dev,
+                               "--backbone", x["backbone"], "--n", str(x["n"]), "--batch-size", str(x["batch_size"]),
+                               "--image-size", str(x["image_size"]), "--repeats", str(x["repeats"]), "--no-memory",
+                               "--num-workers", str(x["num_workers"]), "--amp", x["amp"], "--preprocess-on", "device",
+                               "--out", str(work / "extraction_device.json")]),
     ]
 
 
-_FILES = {"ridge_memmap": "ridge_memmap.json", "encoding": "encoding.json", "extraction": "extraction.json"}
+_FILES = {"ridge_memmap": "ridge_memmap.json", "encoding": "encoding.json", "extraction": "extraction.json",
+          "extraction_device": "extraction_device.json"}
 
 
 def _attach(step: dict, work: Path) -> None:
@@ -220,6 +228,12 @@ def summarize(results: dict) -> dict:
         out["extraction_ratio_vs_bare_same_preprocessing"] = ext["throughput"]["ratio_vs_bare_same_preprocessing"]
         if "speedup_vs_defaults" in ext["throughput"]:
             out["extraction_speedup_of_feed_options"] = ext["throughput"]["speedup_vs_defaults"]
+    dev = steps.get("extraction_device", {}).get("results")
+    if isinstance(dev, dict) and "throughput" in dev:
+        out["extraction_device_ratio_vs_bare_tensors"] = dev["throughput"]["ratio_vs_bare_tensors"]
+        if isinstance(ext, dict) and "throughput" in ext:  # same workers and precision, preprocessing moved
+            out["extraction_device_speedup_vs_host_preprocessing"] = (
+                dev["throughput"]["images_per_s"]["neurodec"] / ext["throughput"]["images_per_s"]["neurodec"])
     return out
 
 
@@ -229,6 +243,7 @@ _GOALS = {
     "memmap_wall_over_max_read_compute": "<= 1.2",
     "encoding_speedup_vs_himalaya": ">= 2",
     "extraction_ratio_vs_bare_tensors": ">= 0.9",
+    "extraction_device_ratio_vs_bare_tensors": ">= 0.9",
 }
 
 

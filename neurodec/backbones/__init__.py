@@ -31,6 +31,7 @@ _LAZY = {
     "extract_features": "extraction",
     "FeatureCache": "cache",
     "ImagePreprocessor": "preprocessing",
+    "device_pipeline": "device_preprocessing",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(

@@ -8,6 +8,12 @@ parallel, no GIL). On CUDA, batches land in pinned memory and are copied
 with ``non_blocking=True``, so the copy of one batch overlaps the work of
 the previous one.
 
+With ``preprocess_on="device"`` the host only decodes: batches are RGB uint8
+tensors stacked per image size (:func:`.device_preprocessing.uint8_groups`),
+copied to the device the same way, and resized, cropped and normalized
+there by the v2 pipeline built from the backbone's preprocessing
+(:func:`.device_preprocessing.device_pipeline`).
+
 Mixed precision: under autocast the first batch also runs in float32, and
 the relative error of every layer's pooled features,
 ``||f_amp - f_32|| / ||f_32||`` (Frobenius, over the batch), is compared to
@@ -21,7 +27,11 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._logging import progress
+from .device_preprocessing import device_pipeline, uint8_groups
+from .preprocessing import to_pil_rgb
 from ..data.stimuli import Stimuli
 from .loading import OUTPUT, Backbone, feature_stages
 from .pooling import pool_output
@@ -55,35 +65,56 @@ def _batch(backbone: Backbone, stimuli: Stimuli, ids: Sequence[Hashable]) -> "to
     return torch.stack(tensors)
 
 
+def _uint8_batch(backbone: Backbone | None, stimuli: Stimuli, ids: Sequence[Hashable]) -> list[tuple[Any, Any]]:
+    """Decoded batch for the device path: [(positions, uint8 tensor (n, 3, h, w))], one entry per image size."""
+    import torch
+
+    images = []
+    for stimulus_id in ids:
+        try:
+            images.append(np.asarray(to_pil_rgb(stimuli.get_image(stimulus_id))))
+        except ValueError as exc:
+            raise ValueError(f"Stimulus {stimulus_id!r} of {stimuli.name!r}: {exc}") from exc
+    return [(torch.from_numpy(pos), x) for pos, x in uint8_groups(images)]
+
+
 class _Batches:
     """Map-style dataset of preprocessed batches (one item = one batch), for DataLoader workers."""
 
-    def __init__(self, backbone: Backbone, stimuli: Stimuli, groups: list[list[Hashable]]) -> None:
-        self.backbone, self.stimuli, self.groups = backbone, stimuli, groups
+    def __init__(self, make: Callable[..., Any], backbone: Backbone | None, stimuli: Stimuli,
+                 groups: list[list[Hashable]]) -> None:
+        self.make, self.backbone, self.stimuli, self.groups = make, backbone, stimuli, groups
 
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, i: int) -> "torch.Tensor":
-        return _batch(self.backbone, self.stimuli, self.groups[i])
+    def __getitem__(self, i: int) -> Any:
+        return self.make(self.backbone, self.stimuli, self.groups[i])
 
 
-def _thread_batches(backbone: Backbone, stimuli: Stimuli, groups: list[list[Hashable]]):
-    """Preprocessed batches, the next one prepared in a helper thread (PIL and torch release the GIL)."""
+def _thread_batches(make: Callable[..., Any], backbone: Backbone | None, stimuli: Stimuli,
+                    groups: list[list[Hashable]]):
+    """Prepared batches, the next one made in a helper thread (PIL and torch release the GIL)."""
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        pending = pool.submit(_batch, backbone, stimuli, groups[0]) if groups else None
+        pending = pool.submit(make, backbone, stimuli, groups[0]) if groups else None
         for i in range(len(groups)):
             x = pending.result()
             if i + 1 < len(groups):
-                pending = pool.submit(_batch, backbone, stimuli, groups[i + 1])
+                pending = pool.submit(make, backbone, stimuli, groups[i + 1])
             yield x
     finally:
         pool.shutdown(cancel_futures=True)
 
 
+def _pinned(x: Any) -> Any:
+    if isinstance(x, list):  # the device path's [(positions, uint8 images)]
+        return [(pos, images.pin_memory()) for pos, images in x]
+    return x.pin_memory()
+
+
 def batch_source(backbone: Backbone, stimuli: Stimuli, groups: list[list[Hashable]], *, num_workers: int,
-                 pin_memory: bool):
+                 pin_memory: bool, uint8: bool = False):
     """Iterator over preprocessed batches (CPU tensors), in order.
 
     Parameters
@@ -96,16 +127,41 @@ def batch_source(backbone: Backbone, stimuli: Stimuli, groups: list[list[Hashabl
         0: one helper thread; more: that many DataLoader worker processes.
     pin_memory : bool
         Return page-locked tensors (for non-blocking copies to CUDA).
+    uint8 : bool
+        Decode only: each batch is a list of (positions, uint8 tensor of
+        shape (n, 3, height, width)), one per image size, for the device path.
     """
+    make, owner = (_uint8_batch, None) if uint8 else (_batch, backbone)  # workers need no model to decode
     if num_workers == 0:
-        for x in _thread_batches(backbone, stimuli, groups):
-            yield x.pin_memory() if pin_memory else x
+        for x in _thread_batches(make, owner, stimuli, groups):
+            yield _pinned(x) if pin_memory else x
         return
     from torch.utils.data import DataLoader
 
     # batch_size=None: each item is already a batch; workers keep two batches each in flight.
-    yield from DataLoader(_Batches(backbone, stimuli, groups), batch_size=None, shuffle=False,
+    yield from DataLoader(_Batches(make, owner, stimuli, groups), batch_size=None, shuffle=False,
                           num_workers=num_workers, pin_memory=pin_memory, prefetch_factor=2)
+
+
+def _on_device(groups: list[tuple[Any, Any]], pipeline: Callable[[Any], Any], device: "torch.device",
+               name: str) -> "torch.Tensor":
+    """Copy each size group to ``device``, preprocess it there, and put the images back in batch order."""
+    import torch
+
+    outs = [(pos, pipeline(images.to(device, non_blocking=device.type == "cuda"))) for pos, images in groups]
+    shapes = sorted({tuple(out.shape[1:]) for _, out in outs})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Preprocessed images of {name!r} differ in shape ({shapes[:3]}); batching needs one size. "
+            "Load the backbone with a preprocess that resizes and crops to a fixed size, e.g. "
+            "preprocess={'resize': 256, 'crop': 224}."
+        )
+    if len(outs) == 1:
+        return outs[0][1]
+    x = torch.empty((sum(len(pos) for pos, _ in outs), *shapes[0]), dtype=outs[0][1].dtype, device=device)
+    for pos, out in outs:
+        x[pos.to(device)] = out
+    return x
 
 
 def _relative_errors(amp: dict[str, "torch.Tensor"], ref: dict[str, "torch.Tensor"]) -> dict[str, float]:
@@ -116,6 +172,7 @@ def run_forward(
     backbone: Backbone, stimuli: Stimuli, sinks: dict[str, Any], *, pooling: str, grid: int, batch_size: int,
     device: "torch.device", autocast: "torch.dtype | None", verbose: bool | int,
     check_dims: Callable[[dict[str, int]], None] | None = None, num_workers: int = 0, amp_rtol: float = 0.05,
+    preprocess_on: str = "host",
 ) -> dict[str, float]:
     """Fill every sink with its layer's pooled rows, from the first row any of them lacks.
 
@@ -164,11 +221,17 @@ def run_forward(
     cuda = device.type == "cuda"
     errors: dict[str, float] = {}
     batches = None
+    # Built before any worker starts, so that an unsupported step fails at once.
+    pipeline = device_pipeline(backbone.preprocess) if preprocess_on == "device" else None
     try:
-        batches = batch_source(backbone, stimuli, groups, num_workers=num_workers, pin_memory=cuda)
+        batches = batch_source(backbone, stimuli, groups, num_workers=num_workers, pin_memory=cuda,
+                               uint8=pipeline is not None)
         bar = progress(starts, verbose=verbose, desc=f"{backbone.name} features", unit="batch")
         for i, (b0, x) in enumerate(zip(bar, batches)):
-            x = x.to(device, non_blocking=cuda)  # pinned source: the copy overlaps the previous batch's work
+            if pipeline is not None:
+                x = _on_device(x, pipeline, device, stimuli.name)
+            else:
+                x = x.to(device, non_blocking=cuda)  # pinned source: the copy overlaps the previous batch's work
             out = forward(x, autocast)
             calls["needed"] = calls["seen"]
             missing = [layer for layer in sinks if layer not in out]
