@@ -3,6 +3,10 @@
 Both fit per-voxel ridge with the same alphas and 5-fold CV on the same
 (standardized) training features, then score R^2 on a held-out set. We report
 wall time and the largest difference between the two packages' test R^2.
+Beside it, the bare :class:`neurodec.ridge.RidgeCV` fit on the same
+standardized features and folds: ``fit_score_over_bare_ridge`` is the
+EncodingModel's fit + score time over it (what the model adds to the solver:
+unit checks, fingerprint, predictions, scores, noise ceilings, bootstrap).
 Then the permutation test (1000 permutations, BH-FDR) on the same predictions.
 
 Run: ``python benchmarks/encoding/bench_encoding.py [--device cpu|cuda] [--units N]``.
@@ -60,12 +64,25 @@ def main() -> None:
 
     start = time.perf_counter()
     model = EncodingModel(alphas=alphas, cv=5, device=args.device, random_state=0).fit(features, responses)
+    results["neurodec_fit_s"] = time.perf_counter() - start
     scores = model.score(features, responses)
     results["neurodec_fit_score_s"] = time.perf_counter() - start
+    results["neurodec_score_s"] = results["neurodec_fit_score_s"] - results["neurodec_fit_s"]
+
+    from neurodec.ridge import RidgeCV as BareRidgeCV
+    from sklearn.model_selection import KFold
+
+    # The same folds and standardized features as EncodingModel.fit (KFold, shuffled, random_state 0).
+    start = time.perf_counter()
+    Xtr = X[: args.train]
+    Xs = (Xtr - Xtr.mean(0)) / Xtr.std(0)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(Xs))
+    BareRidgeCV(alphas=alphas, cv=folds, device=args.device, warn_alpha_edge=False).fit(Xs, Y[: args.train])
+    results["bare_ridge_fit_s"] = time.perf_counter() - start
+    results["fit_score_over_bare_ridge"] = results["neurodec_fit_score_s"] / results["bare_ridge_fit_s"]
 
     from himalaya.backend import set_backend
     from himalaya.ridge import RidgeCV
-    from sklearn.model_selection import KFold
 
     backend = set_backend("torch_cuda" if args.device.startswith("cuda") else "torch", on_error="raise")
     start = time.perf_counter()

@@ -1,0 +1,185 @@
+"""Scoring an encoding model block by block of units, on the model's device.
+
+:class:`DeviceScorer` holds the standardized test features on the compute
+device and, for every block of units, computes the predictions, r, R^2, the
+permutation exceedance counts, the banded split R^2 and the bootstrap ROI
+sums there. The per-unit results accumulate in device tensors and are
+copied to the host once, by :meth:`DeviceScorer.finish`: a GPU never waits
+on a device-to-host copy between blocks. On CPU the same code runs on CPU
+tensors (and is what the tests check against the numpy functions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .stats import _BATCH_VALUES, draw_permutations, null_correlations
+
+__all__ = ["DeviceScorer", "linear_predictions"]
+
+
+def linear_predictions(X: Any, W: np.ndarray, *, device: Any, n_targets_batch: int | None = None) -> Any:
+    """``X @ W`` in float32 on ``device``, as one tensor there.
+
+    Parameters
+    ----------
+    X : array or tensor of shape (n_samples, n_features)
+    W : array of shape (n_features, n_targets)
+        Uploaded ``n_targets_batch`` columns at a time (the weights of a
+        whole-brain model can exceed device memory; the products do not).
+    device : torch.device
+    n_targets_batch : int, optional
+
+    Returns
+    -------
+    tensor of shape (n_samples, n_targets), float32 on ``device``
+    """
+    import torch
+
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+    out = torch.empty((Xt.shape[0], W.shape[1]), dtype=torch.float32, device=device)
+    batch = n_targets_batch or max(1, W.shape[1])
+    for start in range(0, W.shape[1], batch):
+        Wt = torch.as_tensor(W[:, start : start + batch], dtype=torch.float32, device=device)
+        out[:, start : start + batch] = Xt @ Wt
+    return out
+
+
+def _standardized_columns(y: Any) -> Any:
+    """Centered columns of unit norm (NaN for constant columns), as the permutation test uses them."""
+    y = y - y.mean(dim=0)
+    return y / y.square().sum(dim=0).sqrt()
+
+
+class DeviceScorer:
+    """Per-block scores of one encoding model, accumulated on its device.
+
+    Parameters
+    ----------
+    X : array of shape (n_test, n_features)
+        Standardized test features.
+    coef : array of shape (n_features, n_units)
+    intercept : array of shape (n_units,)
+    device : torch.device
+    slices : list of slice, optional
+        Feature columns of each band, to split R^2 over bands (banded models).
+    n_permutations : int
+        Permutations of the test samples (0: no permutation test).
+    block_size : int, optional
+        Permute blocks of this many consecutive test samples.
+    seed : int, optional
+        Seed of the permutations; the same permutations serve every block,
+        and are those :func:`~neurodec.encoding.permutation_test` draws from it.
+    bootstrap : ROIBootstrapAccumulator, optional
+        Receives every block's test responses and predictions (on the device).
+    """
+
+    def __init__(self, X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, device: Any,
+                 slices: list[slice] | None = None, n_permutations: int = 0, block_size: int | None = None,
+                 seed: int | None = None, bootstrap: Any = None) -> None:
+        import torch
+
+        self.device = device
+        self.coef, self.intercept = coef, intercept
+        self.slices = slices
+        self.bootstrap = bootstrap
+        self.X = torch.as_tensor(X, dtype=torch.float32, device=device)
+        n_test, n_units = X.shape[0], coef.shape[1]
+        self.r = torch.full((n_units,), torch.nan, dtype=torch.float64, device=device)
+        self.r2 = torch.full_like(self.r, torch.nan)
+        self.exceed = self.index = None
+        self.n_permutations = n_permutations
+        if n_permutations > 0:
+            if block_size is not None and not 1 <= block_size < n_test:
+                raise ValueError(
+                    f"The 'block_size' parameter must be in [1, {n_test - 1}] for {n_test} samples. Got {block_size}."
+                )
+            # Drawn once and kept on the device: every block of units is tested against the same permutations.
+            order = draw_permutations(np.random.default_rng(seed), n_permutations, n_test, block_size)
+            self.index = torch.as_tensor(order, device=device)
+            self.exceed = torch.zeros(n_units, dtype=torch.float64, device=device)
+        self.split_r2 = None
+        if slices is not None:
+            self.split_r2 = torch.full((len(slices), n_units), torch.nan, dtype=torch.float64, device=device)
+
+    def add(self, units: np.ndarray, Y: np.ndarray, noise_ceiling: np.ndarray | None = None) -> None:
+        """Score one block of units.
+
+        Parameters
+        ----------
+        units : int array of shape (n_block,)
+            Indices of the block's units among all units.
+        Y : array of shape (n_test, n_block)
+            Their (finite) test responses.
+        noise_ceiling : array of shape (n_block,), optional
+            Their noise ceilings (for the bootstrap's normalized scores).
+        """
+        import torch
+
+        from ..ridge._scoring import pearson_targets, r2_targets
+
+        dev = self.device
+        idx = torch.as_tensor(units, device=dev)
+        Yt = torch.as_tensor(Y, dtype=torch.float64, device=dev)
+        W = torch.as_tensor(self.coef[:, units], dtype=torch.float32, device=dev)
+        intercept = torch.as_tensor(self.intercept[units], dtype=torch.float64, device=dev)
+        prediction = (self.X @ W).double() + intercept
+        r = pearson_targets(Yt, prediction).clamp(-1.0, 1.0)
+        r2 = r2_targets(Yt, prediction)
+        self.r[idx], self.r2[idx] = r, r2
+        if self.index is not None:
+            self.exceed[idx] = self._exceedances(Yt, prediction, r)
+        if self.split_r2 is not None:
+            from ..ridge.banded import r2_score_split
+
+            # Training features are centered, so the intercept is the training mean of every unit: the band
+            # contributions (predictions without the intercept) split R^2 around that mean.
+            contributions = torch.stack([(self.X[:, s] @ W[s]).double() for s in self.slices])
+            self.split_r2[:, idx] = r2_score_split(Yt - intercept, contributions)
+        if self.bootstrap is not None:
+            nc = np.full(len(units), np.nan) if noise_ceiling is None else noise_ceiling
+            self.bootstrap.add(units, Yt, prediction, nc, full_r=r, full_r2=r2)
+
+    def _exceedances(self, Y: Any, prediction: Any, r: Any) -> Any:
+        """How many permutations reach the observed r, per unit (float64 counts on the device)."""
+        import torch
+
+        zt, zp = _standardized_columns(Y), _standardized_columns(prediction)
+        # Ties with the observed value count as exceedances (conservative); NaN r never exceeds.
+        threshold = r - 1e-12
+        count = torch.zeros_like(r)
+        n_test, n_block = Y.shape
+        batch = max(1, min(self.n_permutations, _BATCH_VALUES // max(1, n_test * n_block)))
+        for start in range(0, self.n_permutations, batch):
+            count += (null_correlations(zt, zp, self.index[start : start + batch]) >= threshold).sum(dim=0)
+        return count
+
+    def finish(self) -> dict[str, np.ndarray | None]:
+        """Every accumulated result, copied to the host in one transfer.
+
+        Returns
+        -------
+        dict
+            ``r``, ``r2`` (n_units,), ``p_values`` (n_units,) or None and
+            ``split_r2`` (n_bands, n_units) or None, float64 arrays.
+        """
+        import torch
+
+        from ..ridge._batching import to_host
+
+        rows = [self.r[None], self.r2[None]]
+        if self.exceed is not None:
+            p = (1.0 + self.exceed) / (1.0 + self.n_permutations)
+            rows.append(torch.where(torch.isfinite(self.r), p, torch.nan)[None])
+        if self.split_r2 is not None:
+            rows.append(self.split_r2)
+        host = to_host(torch.cat(rows)).numpy()
+        n_p = int(self.exceed is not None)
+        return {
+            "r": host[0],
+            "r2": host[1],
+            "p_values": host[2] if n_p else None,
+            "split_r2": host[2 + n_p :] if self.split_r2 is not None else None,
+        }
