@@ -3,7 +3,8 @@
 :class:`DeviceScorer` holds the standardized test features on the compute
 device and, for every block of units, computes the predictions, r, R^2, the
 permutation exceedance counts, the banded split R^2 and the bootstrap ROI
-sums there. The per-unit results accumulate in device tensors and are
+sums there, beside the noise ceilings (given, or estimated on the device by
+:func:`~neurodec.encoding.noise_ceiling.noise_ceiling_tensor`). The per-unit results accumulate in device tensors and are
 copied to the host once, by :meth:`DeviceScorer.finish`: a GPU never waits
 on a device-to-host copy between blocks. On CPU the same code runs on CPU
 tensors (and is what the tests check against the numpy functions).
@@ -72,13 +73,15 @@ class DeviceScorer:
     seed : int, optional
         Seed of the permutations; the same permutations serve every block,
         and are those :func:`~neurodec.encoding.permutation_test` draws from it.
+    noise_ceiling : array of shape (n_units,), optional
+        Known noise ceilings; otherwise NaN until :meth:`set_noise_ceiling`.
     bootstrap : ROIBootstrapAccumulator, optional
         Receives every block's test responses and predictions (on the device).
     """
 
     def __init__(self, X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, device: Any,
                  slices: list[slice] | None = None, n_permutations: int = 0, block_size: int | None = None,
-                 seed: int | None = None, bootstrap: Any = None) -> None:
+                 seed: int | None = None, noise_ceiling: np.ndarray | None = None, bootstrap: Any = None) -> None:
         import torch
 
         self.device = device
@@ -89,6 +92,9 @@ class DeviceScorer:
         n_test, n_units = X.shape[0], coef.shape[1]
         self.r = torch.full((n_units,), torch.nan, dtype=torch.float64, device=device)
         self.r2 = torch.full_like(self.r, torch.nan)
+        self.noise_ceiling = torch.full_like(self.r, torch.nan)
+        if noise_ceiling is not None:
+            self.noise_ceiling.copy_(torch.as_tensor(noise_ceiling, dtype=torch.float64))
         self.exceed = self.index = None
         self.n_permutations = n_permutations
         if n_permutations > 0:
@@ -104,8 +110,12 @@ class DeviceScorer:
         if slices is not None:
             self.split_r2 = torch.full((len(slices), n_units), torch.nan, dtype=torch.float64, device=device)
 
-    def add(self, units: np.ndarray, Y: np.ndarray, noise_ceiling: np.ndarray | None = None) -> None:
-        """Score one block of units.
+    def set_noise_ceiling(self, units: slice, values: Any) -> None:
+        """Record the noise ceilings of ``units`` (a tensor of shape (n_block,), e.g. estimated on the device)."""
+        self.noise_ceiling[units] = values
+
+    def add(self, units: np.ndarray, Y: np.ndarray) -> None:
+        """Score one block of units (after their noise ceilings are set, which the bootstrap uses).
 
         Parameters
         ----------
@@ -113,8 +123,6 @@ class DeviceScorer:
             Indices of the block's units among all units.
         Y : array of shape (n_test, n_block)
             Their (finite) test responses.
-        noise_ceiling : array of shape (n_block,), optional
-            Their noise ceilings (for the bootstrap's normalized scores).
         """
         import torch
 
@@ -139,8 +147,7 @@ class DeviceScorer:
             contributions = torch.stack([(self.X[:, s] @ W[s]).double() for s in self.slices])
             self.split_r2[:, idx] = r2_score_split(Yt - intercept, contributions)
         if self.bootstrap is not None:
-            nc = np.full(len(units), np.nan) if noise_ceiling is None else noise_ceiling
-            self.bootstrap.add(units, Yt, prediction, nc, full_r=r, full_r2=r2)
+            self.bootstrap.add(units, Yt, prediction, self.noise_ceiling[idx], full_r=r, full_r2=r2)
 
     def _exceedances(self, Y: Any, prediction: Any, r: Any) -> Any:
         """How many permutations reach the observed r, per unit (float64 counts on the device)."""
@@ -162,14 +169,14 @@ class DeviceScorer:
         Returns
         -------
         dict
-            ``r``, ``r2`` (n_units,), ``p_values`` (n_units,) or None and
+            ``r``, ``r2``, ``noise_ceiling`` (n_units,), ``p_values`` (n_units,) or None and
             ``split_r2`` (n_bands, n_units) or None, float64 arrays.
         """
         import torch
 
         from ..ridge._batching import to_host
 
-        rows = [self.r[None], self.r2[None]]
+        rows = [self.r[None], self.r2[None], self.noise_ceiling[None]]
         if self.exceed is not None:
             p = (1.0 + self.exceed) / (1.0 + self.n_permutations)
             rows.append(torch.where(torch.isfinite(self.r), p, torch.nan)[None])
@@ -180,6 +187,7 @@ class DeviceScorer:
         return {
             "r": host[0],
             "r2": host[1],
-            "p_values": host[2] if n_p else None,
-            "split_r2": host[2 + n_p :] if self.split_r2 is not None else None,
+            "noise_ceiling": host[2],
+            "p_values": host[3] if n_p else None,
+            "split_r2": host[3 + n_p :] if self.split_r2 is not None else None,
         }

@@ -22,7 +22,7 @@ from ._device_scoring import DeviceScorer
 from ._inputs import UNITS_BLOCK, as_spaces, check_responses
 from ._split_reader import SplitReader
 from .bootstrap import ROIBootstrapAccumulator, bootstrap_counts, stimulus_order_key
-from .noise_ceiling import compute_noise_ceiling
+from .noise_ceiling import noise_ceiling_tensor
 from .scores import EncodingScores
 from .stats import fdr_correction
 
@@ -64,9 +64,6 @@ def score_model(
     nc_source = ("given" if noise_ceiling is not None
                  else "ncsnr" if "ncsnr" in responses.units.columns else "estimated")
     nc = _given_or_from_ncsnr(noise_ceiling, responses, test)
-    estimate_nc = nc is None
-    if estimate_nc:
-        nc = np.full(n_units, np.nan)
     # One seed for every block: the same permutations as one call over all units.
     seed = random_state
     if not isinstance(random_state, (int, np.integer)):
@@ -86,7 +83,7 @@ def score_model(
         )
     scorer = DeviceScorer(
         X, model.coef_, model.intercept_, device=device, slices=slices if banded else None,
-        n_permutations=n_permutations, block_size=block_size, seed=seed, bootstrap=boot,
+        n_permutations=n_permutations, block_size=block_size, seed=seed, noise_ceiling=nc, bootstrap=boot,
     )
     n_not_finite = 0
     for cols in test.column_blocks(model.n_targets_batch or UNITS_BLOCK):
@@ -94,13 +91,13 @@ def score_model(
         scored = model.valid_units_[cols] & np.isfinite(Y).all(axis=0)
         status[cols.start + np.flatnonzero(model.valid_units_[cols] & ~scored)] = "non-finite test responses"
         n_not_finite += int((model.valid_units_[cols] & ~scored).sum())
-        if estimate_nc:
-            nc[cols] = compute_noise_ceiling(test.block_responses(cols))
+        if nc is None:
+            scorer.set_noise_ceiling(cols, noise_ceiling_tensor(test.block_responses(cols), device=device))
         units = np.flatnonzero(scored) + cols.start
         if units.size:
-            scorer.add(units, Y[:, scored], nc[units])
+            scorer.add(units, Y[:, scored])
     result = scorer.finish()
-    r, r2, p_values = result["r"], result["r2"], result["p_values"]
+    r, r2, p_values, nc = result["r"], result["r2"], result["p_values"], result["noise_ceiling"]
     scored_units = status == "scored"
     status[scored_units & ~np.isfinite(r)] = "constant test responses or prediction"
     if n_not_finite:

@@ -32,6 +32,20 @@ def fitted():
     return spaces, responses, model
 
 
+def _numpy_noise_ceiling(responses):
+    """The numpy estimate (Allen et al. 2022) the device code replaced: z-score, pooled within-stimulus variance."""
+    test = responses.split("test")
+    codes = np.unique(test.trials["stimulus_id"], return_inverse=True)[1]
+    counts = np.bincount(codes).astype(np.float64)
+    z = (test.data - test.data.mean(axis=0)) / test.data.std(axis=0)
+    means = np.zeros((len(counts), z.shape[1]))
+    np.add.at(means, codes, z)
+    means /= counts[:, None]
+    noise_var = ((z - means[codes]) ** 2).sum(axis=0) / (counts - 1).sum()
+    ncsnr_sq = np.clip(1 - noise_var, 0, None) / noise_var
+    return ncsnr_sq / (ncsnr_sq + np.mean(1 / counts))
+
+
 def test_device_scores_equal_the_numpy_functions(fitted):
     spaces, responses, model = fitted
     scores = model.score(spaces, responses, n_permutations=N_PERMUTATIONS, random_state=5, n_bootstraps=64)
@@ -40,8 +54,10 @@ def test_device_scores_equal_the_numpy_functions(fitted):
     prediction = model.predict(spaces, stimulus_ids=test.stimulus_ids)
     np.testing.assert_allclose(scores.r, pearson_r(y, prediction), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(scores.r2, r2_score(y, prediction), rtol=RTOL, atol=ATOL)
-    nc = compute_noise_ceiling(responses)
+    nc = _numpy_noise_ceiling(responses)
     np.testing.assert_allclose(scores.noise_ceiling, nc, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(compute_noise_ceiling(responses), nc, rtol=RTOL, atol=ATOL)
+    assert np.nanmin(nc) > 0.05  # a test that can fail: every simulated unit has repeatable responses
     np.testing.assert_allclose(scores.r2_normalized, r2_score(y, prediction) / nc, rtol=RTOL, atol=ATOL)
     # Same seed, same permutations: a permuted r within rounding error of the observed one may count
     # on either side, so p-values may differ by one permutation's share, nothing more.
