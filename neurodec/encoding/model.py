@@ -9,7 +9,6 @@ repeat-averaged "test" trials, and keeps its weights for decoding and discovery.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from .._logging import get_logger
 from ..ridge._validation import check_alphas, warn_alpha_edge
 from ..data.features import Features
 from ..data.responses import Responses
-from ._inputs import UNITS_BLOCK, as_spaces, check_responses, design_matrix, expand_units, training_fingerprint
+from ._inputs import as_spaces, check_responses, design_matrix, expand_units, training_fingerprint, valid_units
 from ._split_reader import SplitReader
 from .scores import EncodingScores
 
@@ -191,31 +190,6 @@ class EncodingModel(BaseEstimator):
             return list(splitter.split(np.empty((n_samples, 1))))
         return list(splitter.split(np.empty((n_samples, 1)), groups=groups))
 
-    def _valid_units(self, Y: SplitReader) -> np.ndarray:
-        finite = np.zeros(Y.shape[1], dtype=bool)
-        constant = np.zeros(Y.shape[1], dtype=bool)
-        # Column blocks keep the temporaries small for whole-brain data (10^5 units).
-        for cols in Y.column_blocks(UNITS_BLOCK):
-            block = Y[:, cols]
-            ok = np.isfinite(block).all(axis=0)
-            finite[cols] = ok
-            constant[cols] = ok & (block.max(axis=0) == block.min(axis=0))
-        valid = finite & ~constant
-        reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
-        bad = np.flatnonzero(~valid)
-        self.excluded_units_ = pd.DataFrame({"unit": bad, "reason": reasons[bad]})
-        if bad.size:
-            warnings.warn(
-                f"EncodingModel.fit excludes {bad.size} of {Y.shape[1]} units: {int((~finite).sum())} with NaN/inf "
-                f"and {int(constant.sum())} with constant training responses (e.g. units {bad[:10].tolist()}). "
-                "Their predictions and scores are NaN; see the model's 'excluded_units_'.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if not valid.any():
-            raise ValueError("EncodingModel.fit: every unit has NaN or constant training responses; nothing to fit.")
-        return valid
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, features: Features | Sequence[Features], responses: Responses) -> "EncodingModel":
         """Fit on the training split of ``responses``.
@@ -243,7 +217,7 @@ class EncodingModel(BaseEstimator):
         Y = SplitReader(responses, "train", average=self.average_repeats)
         ids = Y.stimulus_ids
         X = design_matrix(spaces, ids)
-        valid = self._valid_units(Y)
+        valid, self.excluded_units_ = valid_units(Y)
         splits = self._splits(Y.shape[0], pd.factorize(pd.Series(ids).astype(str))[0])
         mean = X.mean(axis=0)
         scale = X.std(axis=0) if self.standardize_features else np.ones(X.shape[1])
