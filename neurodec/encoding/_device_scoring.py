@@ -18,7 +18,7 @@ import numpy as np
 
 from .stats import _BATCH_VALUES, draw_permutations, null_correlations
 
-__all__ = ["DeviceScorer", "linear_predictions"]
+__all__ = ["DeviceScorer", "linear_predictions", "to_device"]
 
 
 def linear_predictions(X: Any, W: np.ndarray, *, device: Any, n_targets_batch: int | None = None) -> Any:
@@ -43,9 +43,22 @@ def linear_predictions(X: Any, W: np.ndarray, *, device: Any, n_targets_batch: i
     out = torch.empty((Xt.shape[0], W.shape[1]), dtype=torch.float32, device=device)
     batch = n_targets_batch or max(1, W.shape[1])
     for start in range(0, W.shape[1], batch):
-        Wt = torch.as_tensor(W[:, start : start + batch], dtype=torch.float32, device=device)
+        Wt = to_device(W[:, start : start + batch], torch.float32, device)
         out[:, start : start + batch] = Xt @ Wt
     return out
+
+
+def to_device(a: np.ndarray, dtype: Any, device: Any) -> Any:
+    """``a`` as a tensor of ``dtype`` on ``device``; to CUDA through pinned memory, without blocking.
+
+    A copy from pageable memory waits for the work queued on the device (CUDA
+    synchronizes the stream first); from pinned memory it is queued behind it.
+    """
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return torch.as_tensor(a, dtype=dtype, device=device)
+    return torch.from_numpy(np.ascontiguousarray(a)).to(dtype).pin_memory().to(device, non_blocking=True)
 
 
 def _standardized_columns(y: Any) -> Any:
@@ -129,10 +142,10 @@ class DeviceScorer:
         from ..ridge._scoring import pearson_targets, r2_targets
 
         dev = self.device
-        idx = torch.as_tensor(units, device=dev)
-        Yt = torch.as_tensor(Y, dtype=torch.float64, device=dev)
-        W = torch.as_tensor(self.coef[:, units], dtype=torch.float32, device=dev)
-        intercept = torch.as_tensor(self.intercept[units], dtype=torch.float64, device=dev)
+        idx = to_device(units, torch.int64, dev)
+        Yt = to_device(Y, torch.float64, dev)
+        W = to_device(self.coef[:, units], torch.float32, dev)
+        intercept = to_device(self.intercept[units], torch.float64, dev)
         prediction = (self.X @ W).double() + intercept
         r = pearson_targets(Yt, prediction).clamp(-1.0, 1.0)
         r2 = r2_targets(Yt, prediction)

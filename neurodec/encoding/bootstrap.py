@@ -253,8 +253,12 @@ class ROIBootstrapAccumulator:
         """
         import torch
 
+        from ._device_scoring import to_device
+
         def dev(a: Any) -> Any:
-            return torch.as_tensor(a, dtype=torch.float64, device=self.device)
+            if isinstance(a, torch.Tensor):
+                return a.to(device=self.device, dtype=torch.float64)
+            return to_device(np.asarray(a), torch.float64, self.device)
 
         y_true, y_pred, noise_ceiling, full_r, full_r2 = map(dev, (y_true, y_pred, noise_ceiling, full_r, full_r2))
         batch = max(1, _BATCH_VALUES // max(1, self.counts.shape[0]))
@@ -266,7 +270,7 @@ class ROIBootstrapAccumulator:
             values = {"r": (r, full_r[cols]), "r2": (r2, full_r2[cols]),
                       "r_normalized": (r / nc.sqrt(), full_r[cols] / nc.sqrt()),
                       "r2_normalized": (r2 / nc, full_r2[cols] / nc)}
-            member = dev(self._membership(units[cols]))
+            member = to_device(self._membership(units[cols]), torch.float64, self.device)
             for metric, (boot, full) in values.items():
                 # NaN units leave the full-sample mean (and NaN resamples the resample's mean) unaffected.
                 keep = torch.isfinite(full)

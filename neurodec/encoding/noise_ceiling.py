@@ -61,19 +61,21 @@ def _ncsnr_tensor(responses: Responses, *, by_session: bool, device: Any) -> Any
     keep = counts >= 2
     if not keep.any():
         raise ValueError("estimate_ncsnr needs stimuli shown at least twice; every stimulus here was shown once.")
-    data = torch.as_tensor(np.asarray(responses.data)[keep], dtype=torch.float64, device=device)
+    from ._device_scoring import to_device
+
+    data = to_device(np.asarray(responses.data)[keep], torch.float64, device)
     trials = responses.trials.loc[keep].reset_index(drop=True)
     groups = trials["session"].to_numpy() if by_session else np.zeros(len(trials), dtype=int)
     z = torch.empty_like(data)
     for session in np.unique(groups):
-        rows = torch.as_tensor(np.flatnonzero(groups == session), device=data.device)
+        rows = to_device(np.flatnonzero(groups == session), torch.int64, data.device)
         block = data[rows]
         z[rows] = (block - block.mean(dim=0)) / block.std(dim=0, correction=0)
     codes = pd.factorize(trials["stimulus_id"])[0]
     n_rep = np.bincount(codes).astype(np.float64)
-    codes_t = torch.as_tensor(codes, device=data.device)
+    codes_t = to_device(codes, torch.int64, data.device)
     sums = torch.zeros((len(n_rep), z.shape[1]), dtype=z.dtype, device=z.device).index_add_(0, codes_t, z)
-    means = sums / torch.as_tensor(n_rep, device=z.device)[:, None]
+    means = sums / to_device(n_rep, torch.float64, z.device)[:, None]
     noise_var = ((z - means[codes_t]) ** 2).sum(dim=0) / (n_rep - 1).sum()
     ncsnr = (1.0 - noise_var).clamp_min(0.0).sqrt() / noise_var.sqrt()
     return torch.where(torch.isfinite(noise_var), ncsnr, torch.nan)
