@@ -82,6 +82,11 @@ def test_summary_ratios_and_markdown():
     text = drv.markdown(results)
     assert "| ridge_host_tensor_speedup_vs_himalaya | 3 | >= 3 |" in text
     assert "| encoding | skipped: himalaya is not installed |" in text
+    results["steps"][-1] = {"name": "encoding", "ok": True, "seconds": 1,
+                            "results": {"speedup_vs_himalaya": 2.5, "fit_score_over_bare_ridge": 1.1}}
+    summary = drv.summarize(results)
+    assert summary["encoding_speedup_vs_himalaya"] == 2.5 and summary["encoding_fit_score_over_bare_ridge"] == 1.1
+    assert "| encoding_fit_score_over_bare_ridge | 1.1 | <= 1.2 |" in drv.markdown({**results, "summary": summary})
 
 
 @pytest.mark.slow
@@ -105,4 +110,6 @@ def test_cpu_dry_run_writes_results(tmp_path):
     assert all(ridge[c]["same_alpha_as_device"] == 1.0 for c in ("device", "host_tensor", "numpy"))
     assert {"memmap_wall_over_max_read_compute", "extraction_ratio_vs_bare_tensors",
             "extraction_device_speedup_vs_host_preprocessing"} <= results["summary"].keys()
+    if "encoding" in steps:
+        assert results["summary"]["encoding_fit_score_over_bare_ridge"] > 0
     assert "| step | status | seconds |" in (out / "RESULTS_gpu.md").read_text()

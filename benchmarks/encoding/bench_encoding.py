@@ -3,6 +3,11 @@
 Both fit per-voxel ridge with the same alphas and 5-fold CV on the same
 (standardized) training features, then score R^2 on a held-out set. We report
 wall time and the largest difference between the two packages' test R^2.
+Beside it, the bare :class:`neurodec.ridge.RidgeCV` fit on the same
+standardized features and folds: ``fit_score_over_bare_ridge`` is the
+EncodingModel's fit + score time over it (what the model adds to the solver:
+unit checks, fingerprint, predictions, scores, noise ceilings, bootstrap), and
+the same without the default 1000 bootstrap resamples.
 Then the permutation test (1000 permutations, BH-FDR) on the same predictions.
 
 Run: ``python benchmarks/encoding/bench_encoding.py [--device cpu|cuda] [--units N]``.
@@ -46,6 +51,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=4000)
     parser.add_argument("--train", type=int, default=800)
     parser.add_argument("--features", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the model and the bare fit")
     parser.add_argument("--out", default=None, help="JSON path (default: results_<device>.json next to this file)")
     args = parser.parse_args()
     n_test = 200
@@ -58,14 +64,42 @@ def main() -> None:
     small_features, small_responses, _, _ = simulate(50, 10, 8, 4)
     EncodingModel(alphas=alphas, cv=5, device=args.device).fit(small_features, small_responses)
 
-    start = time.perf_counter()
-    model = EncodingModel(alphas=alphas, cv=5, device=args.device, random_state=0).fit(features, responses)
-    scores = model.score(features, responses)
-    results["neurodec_fit_score_s"] = time.perf_counter() - start
+    from neurodec.ridge import RidgeCV as BareRidgeCV
+    from sklearn.model_selection import KFold
+
+    # The same folds and standardized features as EncodingModel.fit (KFold, shuffled, random_state 0).
+    # Model and bare solver alternate, `--repeats` times, and the medians are reported: on a shared
+    # machine the load changes between runs, and alternating exposes both to it alike.
+    times: dict[str, list[float]] = {"fit": [], "score": [], "score_no_bootstrap": [], "bare": []}
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        model = EncodingModel(alphas=alphas, cv=5, device=args.device, random_state=0).fit(features, responses)
+        times["fit"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        scores = model.score(features, responses)
+        times["score"].append(time.perf_counter() - start)
+        # The default score includes 1000 bootstrap resamples of the test stimuli (ROI confidence intervals).
+        start = time.perf_counter()
+        model.score(features, responses, n_bootstraps=0)
+        times["score_no_bootstrap"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        Xtr = X[: args.train]
+        Xs = (Xtr - Xtr.mean(0)) / Xtr.std(0)
+        folds = list(KFold(5, shuffle=True, random_state=0).split(Xs))
+        BareRidgeCV(alphas=alphas, cv=folds, device=args.device, warn_alpha_edge=False).fit(Xs, Y[: args.train])
+        times["bare"].append(time.perf_counter() - start)
+    median = {k: float(np.median(v)) for k, v in times.items()}
+    results["repeats"] = args.repeats
+    results["neurodec_fit_s"], results["neurodec_score_s"] = median["fit"], median["score"]
+    results["neurodec_fit_score_s"] = float(np.median(np.add(times["fit"], times["score"])))
+    results["neurodec_score_no_bootstrap_s"] = median["score_no_bootstrap"]
+    results["bare_ridge_fit_s"] = median["bare"]
+    results["fit_score_over_bare_ridge"] = float(np.median(np.add(times["fit"], times["score"]) / times["bare"]))
+    results["fit_score_no_bootstrap_over_bare_ridge"] = float(
+        np.median(np.add(times["fit"], times["score_no_bootstrap"]) / times["bare"]))
 
     from himalaya.backend import set_backend
     from himalaya.ridge import RidgeCV
-    from sklearn.model_selection import KFold
 
     backend = set_backend("torch_cuda" if args.device.startswith("cuda") else "torch", on_error="raise")
     start = time.perf_counter()

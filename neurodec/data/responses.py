@@ -8,6 +8,7 @@ row of unit metadata per unit (voxel, vertex, sensor or electrode).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -28,7 +29,8 @@ def noise_ceiling_from_ncsnr(ncsnr: np.ndarray, n: float | Sequence[int] = 1) ->
     Parameters
     ----------
     ncsnr : array of shape (n_units,)
-        Noise-ceiling signal-to-noise ratio per unit.
+        Noise-ceiling signal-to-noise ratio per unit. A torch tensor stays a
+        tensor on its device (noise ceilings computed where the data are).
     n : float or sequence of int
         Number of trials averaged per stimulus. A number gives
         ``NC = ncsnr**2 / (ncsnr**2 + 1/n)`` (Allen et al. 2022). A sequence gives
@@ -41,7 +43,9 @@ def noise_ceiling_from_ncsnr(ncsnr: np.ndarray, n: float | Sequence[int] = 1) ->
     array of shape (n_units,)
         Noise ceiling as a fraction (multiply by 100 for NSD's percentages).
     """
-    ncsnr = np.asarray(ncsnr, dtype=np.float64)
+    torch = sys.modules.get("torch")  # only a tensor's module is loaded; never import torch here
+    if torch is None or not isinstance(ncsnr, torch.Tensor):
+        ncsnr = np.asarray(ncsnr, dtype=np.float64)
     if np.ndim(n) == 0:
         n = float(n)
         if n <= 0:

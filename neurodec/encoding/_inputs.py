@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..data.features import Features
 from ..data.responses import Responses
@@ -82,3 +84,40 @@ def training_fingerprint(spaces: list[Features], train: SplitReader) -> str:
         rows = design_matrix([space], ids[:: max(1, len(ids) // 64)])
         digest.update(np.ascontiguousarray(rows, dtype=np.float64).tobytes())
     return digest.hexdigest()
+
+
+def valid_units(Y: SplitReader) -> tuple[np.ndarray, pd.DataFrame]:
+    """Units with finite, non-constant training responses, and why the others are excluded.
+
+    Parameters
+    ----------
+    Y : SplitReader of shape (n_samples, n_units)
+
+    Returns
+    -------
+    valid : bool array of shape (n_units,)
+    excluded : pandas.DataFrame
+        ``unit`` and ``reason`` ("non-finite" or "constant") of every excluded unit.
+    """
+    finite = np.zeros(Y.shape[1], dtype=bool)
+    constant = np.zeros(Y.shape[1], dtype=bool)
+    # Column blocks keep the temporaries small for whole-brain data (10^5 units).
+    for cols in Y.column_blocks(UNITS_BLOCK):
+        block = Y[:, cols]
+        ok = np.isfinite(block).all(axis=0)
+        finite[cols] = ok
+        constant[cols] = ok & (block.max(axis=0) == block.min(axis=0))
+    valid = finite & ~constant
+    reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
+    bad = np.flatnonzero(~valid)
+    if bad.size:
+        warnings.warn(
+            f"EncodingModel.fit excludes {bad.size} of {Y.shape[1]} units: {int((~finite).sum())} with NaN/inf "
+            f"and {int(constant.sum())} with constant training responses (e.g. units {bad[:10].tolist()}). "
+            "Their predictions and scores are NaN; see the model's 'excluded_units_'.",
+            UserWarning,
+            stacklevel=3,
+        )
+    if not valid.any():
+        raise ValueError("EncodingModel.fit: every unit has NaN or constant training responses; nothing to fit.")
+    return valid, pd.DataFrame({"unit": bad, "reason": reasons[bad]})

@@ -75,12 +75,20 @@ def bootstrap_scores(
 
     y_true, y_pred = _check_pair(y_true, y_pred)
     dev = resolve_device(device)
+    r, r2 = _bootstrap_scores_tensors(
+        torch.as_tensor(y_true, device=dev), torch.as_tensor(y_pred, device=dev),
+        torch.as_tensor(counts, dtype=torch.float64, device=dev),
+    )
+    return r.cpu().numpy(), r2.cpu().numpy()
+
+
+def _bootstrap_scores_tensors(y_true: Any, y_pred: Any, c: Any) -> tuple[Any, Any]:
+    """:func:`bootstrap_scores` on float64 tensors of one device; returns tensors there."""
+    import torch
+
     # Centering on the full-sample means keeps the weighted sums well conditioned.
-    shift = y_true.mean(axis=0) - y_pred.mean(axis=0)
-    yc = torch.as_tensor(y_true - y_true.mean(axis=0), device=dev)
-    pc = torch.as_tensor(y_pred - y_pred.mean(axis=0), device=dev)
-    c = torch.as_tensor(counts, dtype=torch.float64, device=dev)
-    d = torch.as_tensor(shift, device=dev)
+    y_mean, p_mean = y_true.mean(dim=0), y_pred.mean(dim=0)
+    yc, pc, d = y_true - y_mean, y_pred - p_mean, y_mean - p_mean
     n = c.sum(dim=1, keepdim=True)
     sy, sp = c @ yc, c @ pc
     syy, spp, syp = c @ (yc * yc), c @ (pc * pc), c @ (yc * pc)
@@ -94,7 +102,7 @@ def bootstrap_scores(
     r = torch.where(ok_y & (var_p > 1e-12 * (pc * pc).sum(dim=0).clamp_min(1e-300)),
                     cov / torch.sqrt(var_y.clamp_min(1e-300) * var_p.clamp_min(1e-300)), torch.nan)
     r2 = torch.where(ok_y, 1.0 - ss_res / var_y.clamp_min(1e-300), torch.nan)
-    return r.clamp(-1.0, 1.0).cpu().numpy(), r2.cpu().numpy()
+    return r.clamp(-1.0, 1.0), r2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,9 +202,19 @@ def stimulus_order_key(stimulus_ids: Sequence[Any]) -> str:
 
 
 class ROIBootstrapAccumulator:
-    """Sums bootstrap ROI means block by block of units (memory: groups x resamples, never units x resamples)."""
+    """Sums bootstrap ROI means block by block of units (memory: groups x resamples, never units x resamples).
 
-    def __init__(self, units: pd.DataFrame, counts: np.ndarray, *, random_state: int, test_key: str) -> None:
+    The sums live on ``device`` as float64 tensors and blocks may be given as
+    tensors there: scoring on a GPU adds every block without a copy to the
+    host, which happens once, in :meth:`result`.
+    """
+
+    def __init__(self, units: pd.DataFrame, counts: np.ndarray, *, random_state: int, test_key: str,
+                 device: Any = "cpu") -> None:
+        import torch
+
+        from .._device import resolve_device
+
         rows, codes = [("", "all")], []
         for column in [c for c in units.columns if str(c).startswith("roi:")]:
             labels = units[column].astype("string").fillna("")
@@ -210,11 +228,12 @@ class ROIBootstrapAccumulator:
         self.codes = codes
         self.counts = counts
         self.random_state, self.test_key = random_state, test_key
+        self.device = resolve_device(device)
+        self._counts = torch.as_tensor(counts, dtype=torch.float64, device=self.device)
         n_groups, n_boot = len(rows), counts.shape[0]
-        self.sums = {m: np.zeros((n_groups, n_boot)) for m in BOOTSTRAP_METRICS}
-        self.n = {m: np.zeros((n_groups, n_boot)) for m in BOOTSTRAP_METRICS}
-        self.full_sums = {m: np.zeros(n_groups) for m in BOOTSTRAP_METRICS}
-        self.full_n = {m: np.zeros(n_groups) for m in BOOTSTRAP_METRICS}
+        # Rows: the bootstrap sums and counts of each metric, then its full-sample sum and count.
+        self._sums = {m: torch.zeros((n_groups, 2 * n_boot + 2), dtype=torch.float64, device=self.device)
+                      for m in BOOTSTRAP_METRICS}
 
     def _membership(self, units: np.ndarray) -> np.ndarray:
         member = np.zeros((len(units), len(self.groups)))
@@ -225,38 +244,56 @@ class ROIBootstrapAccumulator:
             member[np.flatnonzero(inside), c[inside]] = 1.0
         return member
 
-    def add(self, units: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, noise_ceiling: np.ndarray, *,
-            full_r: np.ndarray, full_r2: np.ndarray, device: Any = "cpu") -> None:
-        """Add the resampled scores of ``units`` (indices into all units) to the group sums."""
+    def add(self, units: np.ndarray, y_true: Any, y_pred: Any, noise_ceiling: Any, *,
+            full_r: Any, full_r2: Any) -> None:
+        """Add the resampled scores of ``units`` (indices into all units) to the group sums.
+
+        ``y_true``, ``y_pred`` (n_test, n_block), ``noise_ceiling``, ``full_r``
+        and ``full_r2`` (n_block,) are arrays or tensors (float64 on this device).
+        """
+        import torch
+
+        from ._device_scoring import to_device
+
+        def dev(a: Any) -> Any:
+            if isinstance(a, torch.Tensor):
+                return a.to(device=self.device, dtype=torch.float64)
+            return to_device(np.asarray(a), torch.float64, self.device)
+
+        y_true, y_pred, noise_ceiling, full_r, full_r2 = map(dev, (y_true, y_pred, noise_ceiling, full_r, full_r2))
         batch = max(1, _BATCH_VALUES // max(1, self.counts.shape[0]))
         for start in range(0, len(units), batch):
             cols = slice(start, start + batch)
-            r, r2 = bootstrap_scores(y_true[:, cols], y_pred[:, cols], self.counts, device=device)
+            r, r2 = _bootstrap_scores_tensors(y_true[:, cols], y_pred[:, cols], self._counts)
             nc = noise_ceiling[cols]
-            good_nc = np.isfinite(nc) & (nc > 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = {"r": (r, full_r[cols]), "r2": (r2, full_r2[cols]),
-                          "r_normalized": (r / np.sqrt(np.where(good_nc, nc, np.nan)),
-                                           full_r[cols] / np.sqrt(np.where(good_nc, nc, np.nan))),
-                          "r2_normalized": (r2 / np.where(good_nc, nc, np.nan),
-                                            full_r2[cols] / np.where(good_nc, nc, np.nan))}
-            member = self._membership(units[cols])
+            nc = torch.where(torch.isfinite(nc) & (nc > 0), nc, torch.nan)
+            values = {"r": (r, full_r[cols]), "r2": (r2, full_r2[cols]),
+                      "r_normalized": (r / nc.sqrt(), full_r[cols] / nc.sqrt()),
+                      "r2_normalized": (r2 / nc, full_r2[cols] / nc)}
+            member = to_device(self._membership(units[cols]), torch.float64, self.device)
             for metric, (boot, full) in values.items():
-                keep = np.isfinite(full)
-                if not keep.any():
-                    continue
-                self.full_sums[metric] += full[keep] @ member[keep]
-                self.full_n[metric] += keep[keep].astype(np.float64) @ member[keep]
-                boot = boot[:, keep]
-                finite = np.isfinite(boot)
-                self.sums[metric] += (np.where(finite, boot, 0.0) @ member[keep]).T
-                self.n[metric] += (finite.astype(np.float64) @ member[keep]).T
+                # NaN units leave the full-sample mean (and NaN resamples the resample's mean) unaffected.
+                keep = torch.isfinite(full)
+                finite = keep & torch.isfinite(boot)
+                stacked = torch.cat([torch.where(finite, boot, 0.0), finite.double(),
+                                     torch.where(keep, full, 0.0)[None], keep.double()[None]])
+                self._sums[metric] += (stacked @ member).T
 
     def result(self) -> ROIBootstrap:
+        """The ROI bootstrap distributions (one copy of the sums to the host)."""
+        import torch
+
+        from ..ridge._batching import to_host
+
+        host = to_host(torch.stack([self._sums[m] for m in BOOTSTRAP_METRICS])).numpy()
+        n_boot = self.counts.shape[0]
+        means, estimates = {}, {}
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = {m: np.where(self.n[m] > 0, self.sums[m] / self.n[m], np.nan) for m in BOOTSTRAP_METRICS}
-            estimates = {m: np.where(self.full_n[m] > 0, self.full_sums[m] / self.full_n[m], np.nan)
-                         for m in BOOTSTRAP_METRICS}
+            for m, sums in zip(BOOTSTRAP_METRICS, host):
+                total, n = sums[:, :n_boot], sums[:, n_boot : 2 * n_boot]
+                means[m] = np.where(n > 0, total / np.where(n > 0, n, 1.0), np.nan)
+                estimates[m] = np.where(sums[:, -1] > 0, sums[:, -2] / np.where(sums[:, -1] > 0, sums[:, -1], 1.0),
+                                        np.nan)
         return ROIBootstrap(groups=self.groups, means=means, estimates=estimates,
                             n_bootstraps=int(self.counts.shape[0]),
                             random_state=self.random_state, test_key=self.test_key)

@@ -9,7 +9,6 @@ repeat-averaged "test" trials, and keeps its weights for decoding and discovery.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,10 @@ from .._docs import fill_doc
 from .._logging import get_logger
 from ..ridge._validation import check_alphas, warn_alpha_edge
 from ..data.features import Features
-from ..data.responses import Responses, noise_ceiling_from_ncsnr
-from ._inputs import UNITS_BLOCK, as_spaces, check_responses, design_matrix, expand_units, training_fingerprint
+from ..data.responses import Responses
+from ._inputs import as_spaces, check_responses, design_matrix, expand_units, training_fingerprint, valid_units
 from ._split_reader import SplitReader
-from .noise_ceiling import compute_noise_ceiling
-from .scores import EncodingScores, pearson_r, r2_score
-from .bootstrap import ROIBootstrapAccumulator, bootstrap_counts, stimulus_order_key
-from .stats import fdr_correction, permutation_test
+from .scores import EncodingScores
 
 __all__ = ["EncodingModel"]
 
@@ -194,31 +190,6 @@ class EncodingModel(BaseEstimator):
             return list(splitter.split(np.empty((n_samples, 1))))
         return list(splitter.split(np.empty((n_samples, 1)), groups=groups))
 
-    def _valid_units(self, Y: SplitReader) -> np.ndarray:
-        finite = np.zeros(Y.shape[1], dtype=bool)
-        constant = np.zeros(Y.shape[1], dtype=bool)
-        # Column blocks keep the temporaries small for whole-brain data (10^5 units).
-        for cols in Y.column_blocks(UNITS_BLOCK):
-            block = Y[:, cols]
-            ok = np.isfinite(block).all(axis=0)
-            finite[cols] = ok
-            constant[cols] = ok & (block.max(axis=0) == block.min(axis=0))
-        valid = finite & ~constant
-        reasons = np.where(~finite, "non-finite", np.where(constant, "constant", ""))
-        bad = np.flatnonzero(~valid)
-        self.excluded_units_ = pd.DataFrame({"unit": bad, "reason": reasons[bad]})
-        if bad.size:
-            warnings.warn(
-                f"EncodingModel.fit excludes {bad.size} of {Y.shape[1]} units: {int((~finite).sum())} with NaN/inf "
-                f"and {int(constant.sum())} with constant training responses (e.g. units {bad[:10].tolist()}). "
-                "Their predictions and scores are NaN; see the model's 'excluded_units_'.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if not valid.any():
-            raise ValueError("EncodingModel.fit: every unit has NaN or constant training responses; nothing to fit.")
-        return valid
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, features: Features | Sequence[Features], responses: Responses) -> "EncodingModel":
         """Fit on the training split of ``responses``.
@@ -246,7 +217,7 @@ class EncodingModel(BaseEstimator):
         Y = SplitReader(responses, "train", average=self.average_repeats)
         ids = Y.stimulus_ids
         X = design_matrix(spaces, ids)
-        valid = self._valid_units(Y)
+        valid, self.excluded_units_ = valid_units(Y)
         splits = self._splits(Y.shape[0], pd.factorize(pd.Series(ids).astype(str))[0])
         mean = X.mean(axis=0)
         scale = X.std(axis=0) if self.standardize_features else np.ones(X.shape[1])
@@ -340,18 +311,13 @@ class EncodingModel(BaseEstimator):
         return np.stack([self._linear(X[:, s], self.coef_[s]) + share for s in self.feature_slices_])
 
     def _linear(self, X: np.ndarray, W: np.ndarray) -> np.ndarray:
-        import torch
-
+        """``X @ W`` on the model's device, copied to the host once (float64)."""
         from .._device import resolve_device
+        from ..ridge._batching import to_host
+        from ._device_scoring import linear_predictions
 
-        device = resolve_device(self.device)
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
-        batch = self.n_targets_batch or W.shape[1]
-        out = np.empty((X.shape[0], W.shape[1]), dtype=np.float64)
-        for start in range(0, W.shape[1], batch):
-            Wt = torch.as_tensor(W[:, start : start + batch], dtype=torch.float32, device=device)
-            out[:, start : start + batch] = (Xt @ Wt).cpu().numpy()
-        return out
+        out = linear_predictions(X, W, device=resolve_device(self.device), n_targets_batch=self.n_targets_batch)
+        return to_host(out).numpy().astype(np.float64)
 
     # ---------------------------------------------------------------- score
     def score(
@@ -402,119 +368,13 @@ class EncodingModel(BaseEstimator):
             records what was fit (alpha grid, CV, sizes, feature provenance,
             noise ceiling) and ``scores.best_alphas`` the chosen penalties.
         """
-        check_responses(responses, "EncodingModel.score")
-        self._check_fitted()
-        n_units = len(self.valid_units_)
-        if responses.n_units != n_units:
-            raise ValueError(
-                f"EncodingModel.score: the model was fit on {n_units} units; "
-                f"these responses have {responses.n_units}."
-            )
-        # Units are scored block by block: test responses, predictions and their float64 temporaries
-        # never exist for every unit at once (whole-brain data).
-        test = SplitReader(responses, "test", average=True)
-        X = self._standardized(features, test.stimulus_ids)
-        nc_source = ("given" if noise_ceiling is not None
-                     else "ncsnr" if "ncsnr" in responses.units.columns else "estimated")
-        nc = _given_or_from_ncsnr(noise_ceiling, responses, test)
-        estimate_nc = nc is None
-        if estimate_nc:
-            nc = np.full(n_units, np.nan)
-        # One seed for every block: the same permutations as one call over all units.
-        seed = random_state
-        if not isinstance(random_state, (int, np.integer)):
-            seed = int(np.random.default_rng(random_state).integers(2**32))
-        slices = self.feature_slices_
-        banded = self.banded and len(slices) > 1
-        r, r2 = np.full(n_units, np.nan), np.full(n_units, np.nan)
-        p_values = np.full(n_units, np.nan) if n_permutations > 0 else None
-        split_r2 = np.full((len(slices), n_units), np.nan) if banded else None
-        n_not_finite = 0
-        status = np.full(n_units, "scored", dtype=object)
-        reasons = dict(zip(self.excluded_units_["unit"], self.excluded_units_["reason"]))
-        for unit, reason in reasons.items():
-            status[unit] = f"excluded: {reason} training responses"
-        boot = None
-        if n_bootstraps > 0:
-            boot = ROIBootstrapAccumulator(
-                responses.units, bootstrap_counts(test.shape[0], n_bootstraps, bootstrap_random_state),
-                random_state=bootstrap_random_state, test_key=stimulus_order_key(test.stimulus_ids),
-            )
-        for cols in test.column_blocks(self.n_targets_batch or UNITS_BLOCK):
-            Y = np.asarray(test[:, cols], dtype=np.float64)
-            scored = self.valid_units_[cols] & np.isfinite(Y).all(axis=0)
-            status[cols.start + np.flatnonzero(self.valid_units_[cols] & ~scored)] = "non-finite test responses"
-            n_not_finite += int((self.valid_units_[cols] & ~scored).sum())
-            if estimate_nc:
-                nc[cols] = compute_noise_ceiling(test.block_responses(cols))
-            units = np.flatnonzero(scored) + cols.start
-            if not units.size:
-                continue
-            Y = Y[:, scored]
-            prediction = self._linear(X, self.coef_[:, units]) + self.intercept_[units]
-            r[units], r2[units] = pearson_r(Y, prediction), r2_score(Y, prediction)
-            status[units[~np.isfinite(r[units])]] = "constant test responses or prediction"
-            if boot is not None:
-                boot.add(units, Y, prediction, nc[units], full_r=r[units], full_r2=r2[units], device=self.device)
-            if p_values is not None:
-                p_values[units] = permutation_test(
-                    Y, prediction, n_permutations=n_permutations, block_size=block_size, random_state=seed,
-                    device=self.device, verbose=self.verbose,
-                ).p_values
-            if banded:
-                from ..ridge.banded import r2_score_split
+        from ._model_scoring import score_model
 
-                # Training features are centered, so the intercept is the training mean of every unit: the
-                # band contributions (predictions without the intercept) split R^2 around that mean.
-                contributions = np.stack([self._linear(X[:, s], self.coef_[s][:, units]) for s in slices])
-                split_r2[:, units] = r2_score_split(Y - self.intercept_[units], contributions)
-        if n_not_finite:
-            warnings.warn(
-                f"EncodingModel.score: {n_not_finite} units have NaN/inf test responses; their scores are NaN.",
-                UserWarning,
-                stacklevel=2,
-            )
-        scores = EncodingScores(
-            r=r, r2=r2, noise_ceiling=nc, units=responses.units, name=self.name_, subject=responses.subject,
-            space=responses.space, modality=responses.modality, info=responses.info, n_test=test.shape[0],
-            bootstrap=None if boot is None else boot.result(), status=status, best_alphas=self.best_alphas_,
-            fit_info=self._fit_info(features, responses, test, nc_source),
+        return score_model(
+            self, features, responses, noise_ceiling=noise_ceiling, n_permutations=n_permutations,
+            block_size=block_size, random_state=random_state, n_bootstraps=n_bootstraps,
+            bootstrap_random_state=bootstrap_random_state,
         )
-        if p_values is not None:
-            scores.p_values, scores.q_values = p_values, fdr_correction(p_values)[1]
-        if banded:
-            scores.split_r2, scores.space_names = split_r2, list(self.feature_names_)
-        return scores
-
-    def _fit_info(self, features, responses: Responses, test: SplitReader, nc_source: str) -> dict[str, Any]:
-        """What was fit on what, for a report's Methods section (small, JSON-serializable)."""
-        alphas = check_alphas(self.alphas)
-        split = responses.trials["split"]
-        train_ids = set(responses.trials.loc[split == "train", "stimulus_id"].astype(str))
-        info = {k: v for k, v in responses.info.items() if k not in ("files", "affine") and _plain(v)}
-        return {
-            "model": "banded ridge" if self.banded and len(self.feature_slices_) > 1 else "ridge",
-            "alphas": [float(a) for a in alphas],
-            "cv": int(self.cv) if isinstance(self.cv, (int, np.integer)) else repr(self.cv),
-            "cv_grouped": not self.average_repeats,
-            "random_state": self.random_state,
-            "average_repeats": bool(self.average_repeats),
-            "standardize_features": bool(self.standardize_features),
-            "n_train": int(self.n_train_),
-            "n_train_trials": int((split == "train").sum()),
-            "n_test": int(test.shape[0]),
-            "n_test_trials": int((split == "test").sum()),
-            "n_shared_stimuli": int(sum(str(i) in train_ids for i in test.stimulus_ids)),
-            "test_repeats": {int(k): int(v) for k, v in test.trials["n_repeats"].value_counts().sort_index().items()}
-            if "n_repeats" in test.trials.columns else {},
-            "features": [
-                {"name": f.name, "n_features": int(f.n_features),
-                 **{k: v for k, v in f.meta.items() if k != "reducer" and _plain(v)}}
-                for f in as_spaces(features)
-            ],
-            "noise_ceiling": nc_source,
-            "data": {"modality": responses.modality, "n_units": int(responses.n_units), **info},
-        }
 
     # --------------------------------------------------------- weights, disk
     def raw_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -535,21 +395,3 @@ class EncodingModel(BaseEstimator):
 
         return save_encoding_model(self, path)
 
-
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is a small JSON-friendly scalar (worth a line in a Methods section)."""
-    return isinstance(value, (str, int, float, bool, np.integer, np.floating)) or value is None
-
-
-def _given_or_from_ncsnr(
-    noise_ceiling: np.ndarray | None, responses: Responses, test: SplitReader
-) -> np.ndarray | None:
-    """The given noise ceiling, or the one of the ``ncsnr`` unit column; None when it must be estimated."""
-    if noise_ceiling is None:
-        if "ncsnr" not in responses.units.columns:
-            return None
-        return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), test.trials["n_repeats"].to_numpy())
-    noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64)
-    if noise_ceiling.shape != (responses.n_units,):
-        raise ValueError(f"'noise_ceiling' must have shape ({responses.n_units},). Got {noise_ceiling.shape}.")
-    return noise_ceiling

@@ -9,13 +9,15 @@ variance, and ``ncsnr = signal_sd / noise_sd``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from .._logging import get_logger
 from ..data.responses import Responses, noise_ceiling_from_ncsnr
 
-__all__ = ["compute_noise_ceiling", "estimate_ncsnr"]
+__all__ = ["compute_noise_ceiling", "estimate_ncsnr", "noise_ceiling_tensor"]
 
 logger = get_logger(__name__)
 
@@ -44,6 +46,13 @@ def estimate_ncsnr(responses: Responses, *, by_session: bool = False) -> np.ndar
     With repeats of unequal number, the noise variance pools the per-stimulus
     variances weighted by their degrees of freedom (repeats - 1).
     """
+    return _ncsnr_tensor(responses, by_session=by_session, device="cpu").numpy()
+
+
+def _ncsnr_tensor(responses: Responses, *, by_session: bool, device: Any) -> Any:
+    """:func:`estimate_ncsnr` as a float64 tensor: the repeated trials are copied to ``device`` and reduced there."""
+    import torch
+
     if responses.data.ndim != 2:
         raise ValueError(
             f"estimate_ncsnr needs responses of shape (n_trials, n_units). Got shape {responses.shape}."
@@ -52,26 +61,24 @@ def estimate_ncsnr(responses: Responses, *, by_session: bool = False) -> np.ndar
     keep = counts >= 2
     if not keep.any():
         raise ValueError("estimate_ncsnr needs stimuli shown at least twice; every stimulus here was shown once.")
-    data = np.asarray(responses.data, dtype=np.float64)[keep]
+    from ._device_scoring import to_device
+
+    data = to_device(np.asarray(responses.data)[keep], torch.float64, device)
     trials = responses.trials.loc[keep].reset_index(drop=True)
     groups = trials["session"].to_numpy() if by_session else np.zeros(len(trials), dtype=int)
-    z = np.empty_like(data)
+    z = torch.empty_like(data)
     for session in np.unique(groups):
-        rows = groups == session
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z[rows] = (data[rows] - data[rows].mean(axis=0)) / data[rows].std(axis=0)
+        rows = to_device(np.flatnonzero(groups == session), torch.int64, data.device)
+        block = data[rows]
+        z[rows] = (block - block.mean(dim=0)) / block.std(dim=0, correction=0)
     codes = pd.factorize(trials["stimulus_id"])[0]
-    n_stim = codes.max() + 1
-    n_rep = np.bincount(codes, minlength=n_stim).astype(np.float64)
-    sums = np.zeros((n_stim, z.shape[1]))
-    np.add.at(sums, codes, z)
-    means = sums / n_rep[:, None]
-    ss_within = ((z - means[codes]) ** 2).sum(axis=0)
-    noise_var = ss_within / (n_rep - 1).sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ncsnr = np.sqrt(np.clip(1.0 - noise_var, 0.0, None)) / np.sqrt(noise_var)
-    ncsnr[~np.isfinite(noise_var)] = np.nan
-    return ncsnr
+    n_rep = np.bincount(codes).astype(np.float64)
+    codes_t = to_device(codes, torch.int64, data.device)
+    sums = torch.zeros((len(n_rep), z.shape[1]), dtype=z.dtype, device=z.device).index_add_(0, codes_t, z)
+    means = sums / to_device(n_rep, torch.float64, z.device)[:, None]
+    noise_var = ((z - means[codes_t]) ** 2).sum(dim=0) / (n_rep - 1).sum()
+    ncsnr = (1.0 - noise_var).clamp_min(0.0).sqrt() / noise_var.sqrt()
+    return torch.where(torch.isfinite(noise_var), ncsnr, torch.nan)
 
 
 def compute_noise_ceiling(responses: Responses, *, split: str = "test") -> np.ndarray:
@@ -93,6 +100,27 @@ def compute_noise_ceiling(responses: Responses, *, split: str = "test") -> np.nd
         ``ncsnr`` from the ``ncsnr`` unit column, else estimated from the
         split's repeated single trials (:func:`estimate_ncsnr`), else NaN.
     """
+    return noise_ceiling_tensor(responses, split=split, device="cpu").numpy()
+
+
+def noise_ceiling_tensor(responses: Responses, *, split: str = "test", device: Any = "cpu") -> Any:
+    """:func:`compute_noise_ceiling` as a float64 tensor computed on ``device``.
+
+    The repeated single trials are copied to ``device`` once and the
+    estimate stays there (scoring on a GPU needs no copy back).
+
+    Parameters
+    ----------
+    responses : Responses
+    split : str
+    device : torch.device or str
+
+    Returns
+    -------
+    tensor of shape (n_units,)
+    """
+    import torch
+
     trials = responses.split(split)
     ids = trials.trials["stimulus_id"]
     if "n_repeats" in trials.trials.columns and ids.is_unique:
@@ -100,9 +128,10 @@ def compute_noise_ceiling(responses: Responses, *, split: str = "test") -> np.nd
     else:
         counts = ids.value_counts(sort=False).to_numpy()
     if "ncsnr" in responses.units.columns:
-        return noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
+        nc = noise_ceiling_from_ncsnr(responses.units["ncsnr"].to_numpy(), counts)
+        return torch.as_tensor(nc, dtype=torch.float64, device=device)
     if not ids.is_unique:
         logger.info("No 'ncsnr' unit column: estimating the noise ceiling from the %s repeats.", split)
-        return noise_ceiling_from_ncsnr(estimate_ncsnr(trials), counts)
+        return noise_ceiling_from_ncsnr(_ncsnr_tensor(trials, by_session=False, device=device), counts)
     logger.info("No 'ncsnr' unit column and no repeated %s stimulus: the noise ceiling is unknown (NaN).", split)
-    return np.full(responses.n_units, np.nan)
+    return torch.full((responses.n_units,), torch.nan, dtype=torch.float64, device=device)

@@ -20,7 +20,7 @@ import numpy as np
 from .._logging import progress
 from .scores import _check_pair
 
-__all__ = ["PermutationResult", "fdr_correction", "permutation_test"]
+__all__ = ["PermutationResult", "draw_permutations", "fdr_correction", "null_correlations", "permutation_test"]
 
 #: Largest number of float64 values one batch of permuted data may hold.
 _BATCH_VALUES = 4_000_000
@@ -59,6 +59,46 @@ def _block_permutation(rng: np.random.Generator, n: int, block_size: int) -> np.
     blocks = np.array_split(np.arange(n), np.arange(block_size, n, block_size))
     order = rng.permutation(len(blocks))
     return np.concatenate([blocks[i] for i in order])
+
+
+def draw_permutations(
+    rng: np.random.Generator, n_permutations: int, n_samples: int, block_size: int | None = None
+) -> np.ndarray:
+    """Sample orders of the test samples, drawn in sequence from ``rng``.
+
+    Successive calls continue the same stream, so drawing in batches gives the
+    permutations of one call (what makes p-values independent of batching).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n_permutations, n_samples : int
+    block_size : int, optional
+        Permute contiguous blocks of this many samples (the last may be shorter).
+
+    Returns
+    -------
+    int array of shape (n_permutations, n_samples)
+    """
+    if block_size is None:
+        return np.argsort(rng.random((n_permutations, n_samples)), axis=1)
+    return np.stack([_block_permutation(rng, n_samples, block_size) for _ in range(n_permutations)])
+
+
+def null_correlations(zt: Any, zp: Any, index: Any) -> Any:
+    """Correlations of permuted standardized columns: ``r[b, k] = sum_i zt[index[b, i], k] * zp[i, k]``.
+
+    Parameters
+    ----------
+    zt, zp : tensor of shape (n_samples, n_targets)
+        Centered columns of unit norm.
+    index : int tensor of shape (n_batch, n_samples), on the device of ``zt``
+
+    Returns
+    -------
+    tensor of shape (n_batch, n_targets)
+    """
+    return (zt[index] * zp).sum(dim=1)
 
 
 def permutation_test(
@@ -121,11 +161,8 @@ def permutation_test(
     starts = range(0, n_permutations, batch)
     for start in progress(starts, verbose=verbose, desc="permutations", total=len(starts)):
         stop = min(start + batch, n_permutations)
-        if block_size is None:
-            index = np.argsort(rng.random((stop - start, n)), axis=1)
-        else:
-            index = np.stack([_block_permutation(rng, n, block_size) for _ in range(stop - start)])
-        r_null = (zt_t[torch.as_tensor(index, device=dev)] * zp_t).sum(dim=1)
+        index = draw_permutations(rng, stop - start, n, block_size)
+        r_null = null_correlations(zt_t, zp_t, torch.as_tensor(index, device=dev))
         # Ties with the observed value count as exceedances (conservative).
         exceed += (r_null >= threshold).sum(dim=0)
         if null is not None:

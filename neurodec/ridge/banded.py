@@ -45,9 +45,14 @@ def r2_score_split(y_true: Any, y_pred: Any, *, include_correlation: bool = True
     Returns
     -------
     r2 : array of shape (n_bands, n_targets) or (n_bands,)
+        A tensor on their device when both inputs are tensors.
     """
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
+    import torch
+
+    if not (isinstance(y_true, torch.Tensor) and isinstance(y_pred, torch.Tensor)):
+        # Tensors (e.g. scores computed on a GPU) stay where they are; the formula is the same.
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
     if y_pred.ndim != y_true.ndim + 1 or y_pred.shape[1:] != y_true.shape:
         raise ValueError(
             f"y_pred must have shape (n_bands, {', '.join(map(str, y_true.shape))}) to match y_true. "
