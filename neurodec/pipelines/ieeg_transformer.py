@@ -12,8 +12,9 @@ Example (``pipelines/ieeg_transformer_demo.yaml``)::
         labels: trial_type             # trials column holding the two classes
         positive: speech
         test_fraction: 0.5             # held-out trials (stratified, seeded)
+        val_fraction: 0.2              # of the training trials: pretraining's validation (early stopping)
       model: {scale: region, patch_len: 16, d_model: 32, n_layers: 1}   # IEEGTransformer.from_responses
-      pretraining: {n_epochs: 10, batch_size: 16, lr: 2.0e-3}          # pretrain_masked_latent arguments
+      pretraining: {n_epochs: 10, batch_size: 16, lr: 2.0e-3, patience: 3}   # pretrain_masked_latent arguments
       probe: {finetune: false}                                          # evaluate_ieeg_probe arguments
     outputs: {root: derivatives/ieeg_transformer_demo}
     device: auto
@@ -110,10 +111,15 @@ def _check_data(data: dict[str, Any], source: str, resolve: Any) -> dict[str, An
         _required(loading, "subject", f"{key}.bids_ieeg", source)
     if not isinstance(loading.get("epochs"), dict):
         raise _fail(source, f"{key}.bids_ieeg.epochs", "is needed: the probe classifies epochs around events.")
-    fraction = data.get("test_fraction", 0.5)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise _fail(source, f"{key}.test_fraction", f"must be a number in (0, 1). Got {fraction!r}.")
-    return {**data, "bids_ieeg": loading, "test_fraction": float(fraction),
+    fractions = {}
+    for name, default, low in (("test_fraction", 0.5, 0.0), ("val_fraction", 0.0, None)):
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low is None or low < value) \
+                or not 0 <= value < 1:
+            interval = "(0, 1)" if low is not None else "[0, 1)"
+            raise _fail(source, f"{key}.{name}", f"must be a number in {interval}. Got {value!r}.")
+        fractions[name] = float(value)
+    return {**data, "bids_ieeg": loading, **fractions,
             "labels": _string(data.get("labels", "trial_type"), f"{key}.labels", source),
             "positive": data.get("positive", "speech")}
 
@@ -139,7 +145,7 @@ def load_ieeg_transformer_config(path: str | Path) -> IEEGTransformerConfig:
     section = _mapping(_required(raw, "ieeg_transformer", "top level", source), "ieeg_transformer", source,
                        {"data", "model", "pretraining", "probe"})
     data = _mapping(_required(section, "data", "ieeg_transformer", source), "ieeg_transformer.data", source,
-                    {"simulate", "bids_ieeg", "labels", "positive", "test_fraction"})
+                    {"simulate", "bids_ieeg", "labels", "positive", "test_fraction", "val_fraction"})
     model = _mapping(section.get("model"), "ieeg_transformer.model", source)
     allowed = _model_arguments() - _MODEL_RESERVED
     if set(model) - allowed:
@@ -208,10 +214,15 @@ def run_ieeg_transformer(config: IEEGTransformerConfig | str | Path, *, verbose:
     seed_everything(config.random_state)
     model = dict(config.model)
     encoder = IEEGTransformer.from_responses(responses, model.pop("scale", "channel"), **model)
-    train = responses.split("train")
     # The test trials are the probe's; pretraining never sees them (its early stopping neither).
+    train = responses.split("train").data
+    val = None
+    if config.data["val_fraction"] > 0:
+        order = np.random.default_rng(config.random_state).permutation(len(train))
+        n_val = max(1, int(round(config.data["val_fraction"] * len(train))))
+        train, val = train[np.sort(order[n_val:])], train[np.sort(order[:n_val])]
     pretrained = pretrain_masked_latent(
-        encoder, train, checkpoint_dir=config.outputs_root / "pretraining", resume=True,
+        encoder, train, val_data=val, checkpoint_dir=config.outputs_root / "pretraining", resume=True,
         random_state=config.random_state, device=config.device, verbose=verbose, **config.pretraining,
     )
     result = evaluate_ieeg_probe(encoder, responses, config.data["labels"], positive=config.data["positive"],
@@ -220,6 +231,8 @@ def run_ieeg_transformer(config: IEEGTransformerConfig | str | Path, *, verbose:
     write_json_atomic(config.outputs_root / "scores.json", {
         "name": config.name, **dataclasses.asdict(result), "n_test": result.n_positive + result.n_negative,
         "pretraining_train_loss": pretrained.train_loss.tolist(), "epochs_run": len(pretrained.training.history),
+        "pretraining_val_loss": None if pretrained.val_loss is None else pretrained.val_loss.tolist(),
+        "best_epoch": pretrained.training.best_epoch,
         "model": config.model, "pretraining": config.pretraining, "probe": config.probe,
         "random_state": config.random_state,
     })

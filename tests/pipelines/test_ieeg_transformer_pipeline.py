@@ -17,7 +17,8 @@ TINY = {
     "name": "tiny",
     "ieeg_transformer": {
         "data": {"simulate": {"duration": 120.0, "block_duration": 2.0, "condition_gain": 1.0, "n_shafts": 4,
-                              "contacts_per_shaft": 4, "grid_shape": [0, 0]}},
+                              "contacts_per_shaft": 4, "grid_shape": [0, 0]},
+                 "val_fraction": 0.25},
         "model": {"scale": "region", "patch_len": 16, "d_model": 16, "n_heads": 2, "n_layers": 1},
         "pretraining": {"n_epochs": 3, "batch_size": 16, "lr": 2.0e-3},
         "probe": {},
@@ -53,6 +54,8 @@ def test_pipeline_scores_probe_beside_baseline_and_resumes(tmp_path):
     assert result.baseline_roc_auc > 0.5 + 3 * result.chance_sd
     lines = (out / "pretraining" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3 and scores["epochs_run"] == 3
+    # 7 of the 29 training epochs validate the pretraining: its loss before training and after each epoch.
+    assert len(scores["pretraining_val_loss"]) == 4 and all("val_loss" in json.loads(line) for line in lines)
     # Re-running reuses the finished pretraining (same weights, nothing retrained): identical scores.
     again = run_ieeg_transformer(path, verbose=False)
     assert again == result
@@ -81,6 +84,8 @@ def test_config_errors_name_the_key(tmp_path):
         load_ieeg_transformer_config(_write(tmp_path, _with("data", simulate={"n_grids": 2})))
     with pytest.raises(ConfigError, match=r"'ieeg_transformer.data.test_fraction' must be a number in \(0, 1\)"):
         load_ieeg_transformer_config(_write(tmp_path, _with("data", simulate={}, test_fraction=1.5)))
+    with pytest.raises(ConfigError, match=r"'ieeg_transformer.data.val_fraction' must be a number in \[0, 1\)"):
+        load_ieeg_transformer_config(_write(tmp_path, _with("data", simulate={}, val_fraction=-0.1)))
     assert not is_ieeg_transformer_config(_write(tmp_path, {"study": "x.yaml"}, "other.yaml"))
     config = load_ieeg_transformer_config(_write(tmp_path, TINY))
     assert config.outputs_root == tmp_path / "out" and config.pretraining["n_epochs"] == 3
