@@ -64,14 +64,16 @@ def run(
     with ``kind: decoding`` a decoding study (retrieval, reconstruction, brain
     captions; see pipelines/decoding_demo.yaml); one with a ``meg_decoder:``
     section trains the MEG image decoder beside the ridge baseline
-    (pipelines/meg_decoder_demo.yaml).
+    (pipelines/meg_decoder_demo.yaml); one with an ``ieeg_transformer:``
+    section pretrains the iEEG transformer and scores its probe beside the
+    linear baseline (pipelines/ieeg_transformer_demo.yaml).
     """
     from neurodec.pipelines import ConfigError, StudyError, load_config, run_encoding_study
     from neurodec.pipelines.decoding_config import is_decoding_config
     from neurodec.pipelines.discovery_config import is_discovery_config
 
     _log_to_console(not quiet)
-    if _run_meg_decoder(config, quiet):
+    if _run_meg_decoder(config, quiet) or _run_ieeg_transformer(config, quiet):
         return
     try:
         decoding = is_decoding_config(config)
@@ -114,6 +116,25 @@ def _run_meg_decoder(config: str, quiet: bool) -> bool:
     for name in ("decoder", "ridge", "chance"):
         typer.echo(f"{name}: top-1 {result.scores[name]['top1']:.3f}, top-5 {result.scores[name]['top5']:.3f} "
                    f"({result.n_test} test images)")
+    return True
+
+
+def _run_ieeg_transformer(config: str, quiet: bool) -> bool:
+    """Run ``config`` if it is an iEEG transformer study (an ``ieeg_transformer:`` section); else False."""
+    from neurodec.pipelines import ConfigError
+    from neurodec.pipelines.ieeg_transformer import (
+        is_ieeg_transformer_config, load_ieeg_transformer_config, run_ieeg_transformer,
+    )
+
+    try:
+        if not is_ieeg_transformer_config(config):
+            return False
+        result = run_ieeg_transformer(load_ieeg_transformer_config(config), verbose=not quiet)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"probe ROC-AUC {result.roc_auc:.3f}, linear baseline {result.baseline_roc_auc:.3f} "
+               f"(chance 0.5, sd {result.chance_sd:.3f}; {result.n_positive + result.n_negative} test trials)")
     return True
 
 

@@ -380,6 +380,31 @@ def _yaml_loader() -> type:
     return Loader
 
 
+def _read_yaml(path: Path) -> Any:
+    """The parsed content of a pipeline YAML file (numbers as YAML 1.2 reads them)."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"Pipeline config {path} does not exist.")
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Pipeline config {path} is not valid YAML: {exc}") from exc
+
+
+def _check_arguments(options: dict[str, Any], func: Any, key: str, source: str,
+                     reserved: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """``options`` if all are arguments of ``func`` other than ``reserved``; else an error naming ``key``."""
+    import inspect
+
+    params = inspect.signature(func).parameters
+    allowed = set(params) - set(reserved)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise _fail(source, key, f"has unknown argument(s) {unknown}; allowed: {sorted(allowed)}.")
+    return options
+
+
 def load_config(path: str | Path, *, check: bool = True, verbose: bool = False) -> EncodingStudyConfig:
     """Read a pipeline config file (YAML) and check it before any work.
 

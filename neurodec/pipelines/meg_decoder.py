@@ -24,13 +24,14 @@ retrained). Relative paths are resolved against the config file's folder.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, _device, _fail, _integer, _mapping, _required, _string, _yaml_loader, path_resolver
+from .config import (
+    ConfigError, _check_arguments, _device, _fail, _integer, _mapping, _read_yaml, _required, _string, path_resolver,
+)
 
 __all__ = ["MEGDecoderConfig", "is_meg_decoder_config", "load_meg_decoder_config", "run_meg_decoder"]
 
@@ -52,29 +53,10 @@ class MEGDecoderConfig:
     random_state: int = 0
 
 
-def _read(path: Path) -> Any:
-    import yaml
-
-    if not path.is_file():
-        raise FileNotFoundError(f"Pipeline config {path} does not exist.")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Pipeline config {path} is not valid YAML: {exc}") from exc
-
-
 def is_meg_decoder_config(path: str | Path) -> bool:
     """Whether a pipeline file is a MEG decoder study (it has a ``meg_decoder`` section)."""
-    raw = _read(Path(path))
+    raw = _read_yaml(Path(path))
     return isinstance(raw, dict) and "meg_decoder" in raw
-
-
-def _check_arguments(options: dict[str, Any], func: Any, key: str, source: str, reserved: set[str] = frozenset()):
-    params = inspect.signature(func).parameters
-    unknown = sorted(set(options) - (set(params) - set(reserved)))
-    if unknown:
-        raise _fail(source, key, f"has unknown argument(s) {unknown}; allowed: {sorted(set(params) - set(reserved))}.")
-    return options
 
 
 def load_meg_decoder_config(path: str | Path) -> MEGDecoderConfig:
@@ -96,7 +78,7 @@ def load_meg_decoder_config(path: str | Path) -> MEGDecoderConfig:
 
     path = Path(path)
     source, resolve = str(path), path_resolver(path.parent)
-    raw = _mapping(_read(path), "top", source, _TOP)
+    raw = _mapping(_read_yaml(path), "top", source, _TOP)
     section = _mapping(_required(raw, "meg_decoder", "top level", source), "meg_decoder", source,
                        {"data", "model", "training"})
     data = _mapping(_required(section, "data", "meg_decoder", source), "meg_decoder.data", source,
