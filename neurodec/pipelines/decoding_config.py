@@ -43,12 +43,13 @@ from .config import (
     _fail,
     _integer,
     _mapping,
+    _read_yaml,
     _required,
     _string,
     _subjects,
     path_resolver,
 )
-from .discovery_config import _options, _positive, _read_yaml
+from .discovery_config import _options, _positive
 
 __all__ = ["DecodingConfig", "decoding_config_from_dict", "is_decoding_config", "load_decoding_config"]
 

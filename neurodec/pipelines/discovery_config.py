@@ -41,17 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
-    ConfigError,
     EncodingStudyConfig,
     _boolean,
     _device,
     _fail,
     _integer,
     _mapping,
+    _read_yaml,
     _required,
     _string,
     _subjects,
-    _yaml_loader,
     path_resolver,
 )
 
@@ -203,17 +202,6 @@ def _captions(raw: Any, source: str, resolve: Callable[[Any], Path]) -> dict[str
         "brainscuba": _options(section.get("brainscuba"), "captions.brainscuba", source, (brainscuba_captions,)),
         "lavca": _options(section.get("lavca"), "captions.lavca", source, (lavca_captions,)),
     }
-
-
-def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    if not path.is_file():
-        raise FileNotFoundError(f"Pipeline config {path} does not exist.")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Pipeline config {path} is not valid YAML: {exc}") from exc
 
 
 def is_discovery_config(path: str | Path) -> bool:
