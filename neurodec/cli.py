@@ -68,27 +68,11 @@ def run(
     section pretrains the iEEG transformer and scores its probe beside the
     linear baseline (pipelines/ieeg_transformer_demo.yaml).
     """
-    from neurodec.pipelines import ConfigError, StudyError, load_config, run_encoding_study
-    from neurodec.pipelines.decoding_config import is_decoding_config
-    from neurodec.pipelines.discovery_config import is_discovery_config
+    from neurodec.pipelines import ConfigError, StudyError
 
     _log_to_console(not quiet)
-    if _run_meg_decoder(config, quiet) or _run_ieeg_transformer(config, quiet):
-        return
     try:
-        decoding = is_decoding_config(config)
-        discovery = is_discovery_config(config)
-    except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if decoding:
-        _run_decoding(config, quiet)
-        return
-    if discovery:
-        _run_discovery(config, quiet)
-        return
-    try:
-        study = run_encoding_study(load_config(config, verbose=not quiet), verbose=not quiet)
+        _STUDY_RUNNERS[_study_kind(config)](config, quiet)
     except (ConfigError, FileNotFoundError) as exc:
         typer.echo(f"Config error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -98,57 +82,48 @@ def run(
             typer.echo(exc.tracebacks(), err=True)
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    _echo_reports(study)
 
 
-def _run_meg_decoder(config: str, quiet: bool) -> bool:
-    """Run ``config`` if it is a MEG decoder study (a ``meg_decoder:`` section); False if it is another kind."""
-    from neurodec.pipelines import ConfigError
-    from neurodec.pipelines.meg_decoder import is_meg_decoder_config, load_meg_decoder_config, run_meg_decoder
+def _study_kind(config: str) -> str:
+    """Which pipeline a config file is for, from its top-level keys (see :func:`run`)."""
+    from neurodec.pipelines.decoding_config import is_decoding_config
+    from neurodec.pipelines.discovery_config import is_discovery_config
+    from neurodec.pipelines.ieeg_transformer import is_ieeg_transformer_config
+    from neurodec.pipelines.meg_decoder import is_meg_decoder_config
 
-    try:
-        if not is_meg_decoder_config(config):
-            return False
-        result = run_meg_decoder(load_meg_decoder_config(config), verbose=not quiet)
-    except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    detectors = {"meg_decoder": is_meg_decoder_config, "ieeg_transformer": is_ieeg_transformer_config,
+                 "decoding": is_decoding_config, "discovery": is_discovery_config}
+    return next((kind for kind, is_kind in detectors.items() if is_kind(config)), "encoding")
+
+
+def _run_encoding(config: str, quiet: bool) -> None:
+    from neurodec.pipelines import load_config, run_encoding_study
+
+    _echo_reports(run_encoding_study(load_config(config, verbose=not quiet), verbose=not quiet))
+
+
+def _run_meg_decoder(config: str, quiet: bool) -> None:
+    from neurodec.pipelines.meg_decoder import load_meg_decoder_config, run_meg_decoder
+
+    result = run_meg_decoder(load_meg_decoder_config(config), verbose=not quiet)
     for name in ("decoder", "ridge", "chance"):
         typer.echo(f"{name}: top-1 {result.scores[name]['top1']:.3f}, top-5 {result.scores[name]['top5']:.3f} "
                    f"({result.n_test} test images)")
-    return True
 
 
-def _run_ieeg_transformer(config: str, quiet: bool) -> bool:
-    """Run ``config`` if it is an iEEG transformer study (an ``ieeg_transformer:`` section); else False."""
-    from neurodec.pipelines import ConfigError
-    from neurodec.pipelines.ieeg_transformer import (
-        is_ieeg_transformer_config, load_ieeg_transformer_config, run_ieeg_transformer,
-    )
+def _run_ieeg_transformer(config: str, quiet: bool) -> None:
+    from neurodec.pipelines.ieeg_transformer import load_ieeg_transformer_config, run_ieeg_transformer
 
-    try:
-        if not is_ieeg_transformer_config(config):
-            return False
-        result = run_ieeg_transformer(load_ieeg_transformer_config(config), verbose=not quiet)
-    except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    result = run_ieeg_transformer(load_ieeg_transformer_config(config), verbose=not quiet)
     typer.echo(f"probe ROC-AUC {result.roc_auc:.3f}, linear baseline {result.baseline_roc_auc:.3f} "
                f"(chance 0.5, sd {result.chance_sd:.3f}; {result.n_positive + result.n_negative} test trials)")
-    return True
 
 
 def _run_discovery(config: str, quiet: bool) -> None:
-    from neurodec.pipelines import ConfigError
     from neurodec.pipelines.discovery import run_discovery
     from neurodec.pipelines.discovery_config import load_discovery_config
 
-    try:
-        loaded = load_discovery_config(config, verbose=not quiet)
-    except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    result = run_discovery(loaded, verbose=not quiet)
+    result = run_discovery(load_discovery_config(config, verbose=not quiet), verbose=not quiet)
     for subject, files in result.outputs.items():
         reports = [f for f in files if f.suffix == ".html"]
         typer.echo(f"subject {subject}: {len(files)} files under {files[0].parent}" if files else f"subject {subject}: no files")
@@ -157,16 +132,10 @@ def _run_discovery(config: str, quiet: bool) -> None:
 
 
 def _run_decoding(config: str, quiet: bool) -> None:
-    from neurodec.pipelines import ConfigError
     from neurodec.pipelines.decoding import run_decoding
     from neurodec.pipelines.decoding_config import load_decoding_config
 
-    try:
-        loaded = load_decoding_config(config, verbose=not quiet)
-    except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    result = run_decoding(loaded, verbose=not quiet)
+    result = run_decoding(load_decoding_config(config, verbose=not quiet), verbose=not quiet)
     for subject, metrics in result.metrics.items():
         top1 = metrics["embeddings"].get("top1", {})
         typer.echo(f"subject {subject}: top-1 image retrieval {top1.get('image_retrieval', float('nan')):.3f} "
@@ -174,6 +143,16 @@ def _run_decoding(config: str, quiet: bool) -> None:
         for path in result.outputs[subject]:
             if path.suffix == ".html":
                 typer.echo(f"  report: {path}")
+
+
+#: The pipeline each kind of config runs; a config's kind comes from :func:`_study_kind`.
+_STUDY_RUNNERS = {
+    "encoding": _run_encoding,
+    "meg_decoder": _run_meg_decoder,
+    "ieeg_transformer": _run_ieeg_transformer,
+    "decoding": _run_decoding,
+    "discovery": _run_discovery,
+}
 
 
 def _echo_reports(study: "object") -> None:
