@@ -53,8 +53,9 @@ PROFILES = {
         "encoding": {"train": 4000, "features": 1024, "units": 20000},
         "extraction": {"backbone": "timm/resnet50", "n": 512, "batch_size": 64, "image_size": 256, "repeats": 2,
                        "num_workers": 8, "amp": "bf16"},
-        "timeouts": {"pytest_gpu": 110, "ridge_sources": 120, "ridge_memmap": 90, "memmap_terms": 40,
-                     "encoding": 60, "extraction": 60, "extraction_device": 60},
+        # Caps per step, summing to the budget, so every step gets its turn within the 8-minute limit.
+        "timeouts": {"pytest_gpu": 100, "ridge_sources": 100, "ridge_memmap": 80, "memmap_terms": 30,
+                     "encoding": 50, "extraction": 45, "extraction_device": 45},
         "gemm_size": 8192,
     },
     "tiny": {
