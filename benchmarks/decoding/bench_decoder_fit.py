@@ -51,7 +51,7 @@ def make_data(folder: Path, n: int, p: int, t: int, seed: int = 0) -> None:
         return
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n + N_TEST, LATENT), dtype=np.float32)
-    X = latent @ rng.standard_normal((LATENT, p), dtype=np.float32) / np.sqrt(LATENT)
+    X = latent @ rng.standard_normal((LATENT, p), dtype=np.float32) / np.float32(np.sqrt(LATENT))
     X += 2.0 * rng.standard_normal(X.shape, dtype=np.float32)  # voxel noise: SNR 1/4
     np.save(folder / "X_train.npy", X[:n])
     np.save(folder / "X_test.npy", X[n:])
@@ -74,8 +74,9 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     folder = Path(args.data)
-    X = np.load(folder / "X_train.npy")
-    X_test = np.load(folder / "X_test.npy")
+    # float32 for every solver (data written by an earlier version of make_data were float64)
+    X = np.load(folder / "X_train.npy").astype(np.float32, copy=False)
+    X_test = np.load(folder / "X_test.npy").astype(np.float32, copy=False)
     Y = np.load(folder / "Y_train.npy", mmap_mode="r")
     t = Y.shape[1] if not args.peer_targets or args.worker == "neurodec" else min(args.peer_targets, Y.shape[1])
     alphas = np.logspace(1, 7, args.n_alphas)
@@ -156,7 +157,8 @@ def main() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not line:
-            raise RuntimeError(f"{solver} worker failed:\n{proc.stderr[-3000:]}")
+            killed = " (killed by signal 9: out of memory?)" if proc.returncode == -9 else ""
+            raise RuntimeError(f"{solver} worker failed, exit code {proc.returncode}{killed}:\n{proc.stderr[-3000:]}")
         row = json.loads(line[0][len("RESULT "):])
         row.update(solver=solver, n=args.n, p=args.p, t=t, n_alphas=args.n_alphas, folds=args.folds,
                    device=args.device, threads=args.threads, load_average=os.getloadavg()[0])

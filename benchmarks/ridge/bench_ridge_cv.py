@@ -43,7 +43,7 @@ def flop_model(solver: str, n: int, p: int, t: int, k: int, a: int) -> float:
         # one (n_val x n_train) @ (n_train x t) GEMM per alpha; refit per used alpha (~a p n t).
         return k * a * 2 * n_val * n_train * t + 2 * a * p * n * t
     if n_train < p:  # dual route
-        return 2 * a * n * n_train * t + 2 * k * n_train**2 * t + 4 * n**2 * t
+        return 2 * a * n * n_train * t + 2 * n**2 * t  # validation maps, refit maps (neurodec.ridge._dual)
     moments = a * p * p + n_val * p < a * n_val * p
     per_alpha = 2 * (a + 1) * k * p * p * t if moments else 2 * a * n * p * t
     return 4 * n * p * t + 2 * k * p * p * t + per_alpha + 4 * p * p * t

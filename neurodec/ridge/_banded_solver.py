@@ -152,8 +152,8 @@ class _Candidates:
             scores = plan.cv_scores(Yc, xty_c, alphas, score)
             return scores, lambda idx, a: scale.to(self.dtype)[:, None] * plan.refit(xty_c[:, idx], a)
         K = sum(g * k for g, k in zip(gamma.tolist(), self.kernels))
-        plan = DualPlan(K, self.splits, fit_intercept=self.fit_intercept, dtype=self.dtype)
-        scores = plan.cv_scores(Yc, alphas, score)
+        plan = DualPlan(K, self.splits, alphas=alphas, fit_intercept=self.fit_intercept, dtype=self.dtype)
+        scores = plan.cv_scores(Yc, score)
         # weights of the rescaled features are Z^T dual; on the original features, gamma_b X_b^T dual
         return scores, lambda idx, a: (scale**2).to(self.dtype)[:, None] * (
             self.xc.T @ plan.refit(Yc[:, idx], y_mean[idx], a)[0]

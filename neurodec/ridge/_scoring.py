@@ -67,20 +67,23 @@ def pearson_targets(Y_true: torch.Tensor, Y_pred: torch.Tensor) -> torch.Tensor:
     return _nan_where_not(den > 0, _safe_ratio((a * b).sum(0), den))
 
 
-def score_predictions(R: torch.Tensor, P: torch.Tensor, sst: torch.Tensor, score: str) -> torch.Tensor:
+def score_predictions(R: torch.Tensor, P: torch.Tensor, sst: torch.Tensor, score: str, dim: int = 0) -> torch.Tensor:
     """Score predictions ``P`` of targets ``R`` (both shifted by the same constant).
 
     Parameters
     ----------
     R, P : tensor of shape (n_val, n_targets)
+        Or any shapes that broadcast, samples along ``dim``.
     sst : tensor of shape (n_targets,)
         Sum of squares of the targets around their own mean.
     score : {"r2", "pearson"}
+    dim : int
+        The samples axis of ``P`` (and of ``R``).
     """
     if score == "r2":
-        return torch.where(sst > 0, 1 - _safe_ratio(((R - P) ** 2).sum(0), sst), torch.zeros_like(sst))
-    a, b = R - R.mean(0), P - P.mean(0)
-    return _safe_ratio((a * b).sum(0), torch.sqrt((a * a).sum(0) * (b * b).sum(0)))
+        return torch.where(sst > 0, 1 - _safe_ratio(((R - P) ** 2).sum(dim), sst), torch.zeros_like(sst))
+    a, b = R - R.mean(dim, keepdim=True), P - P.mean(dim, keepdim=True)
+    return _safe_ratio((a * b).sum(dim), torch.sqrt((a * a).sum(dim) * (b * b).sum(dim)))
 
 
 def score_from_moments(

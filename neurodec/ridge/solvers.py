@@ -289,12 +289,14 @@ def solve_ridge_cv(
         X64 = X.to(torch.float64)
         x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
         Xc64 = X64 - x_mean
-        plan = DualPlan(Xc64 @ Xc64.T, splits, fit_intercept=fit_intercept, dtype=dtype, truncate=True)
+        plan = DualPlan(
+            Xc64 @ Xc64.T, splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype, truncate=True
+        )
         xc = Xc64.to(dtype)
 
         def solve_batch(Yb):
             Yc, y_mean = plan.centre_targets(Yb)
-            scores = plan.cv_scores(Yc, alphas_t, score)
+            scores = plan.cv_scores(Yc, score)
             if not return_weights:
                 return scores, None, None
             dual, _ = plan.refit(Yc, y_mean, alphas_t[scores.argmax(0)])
@@ -355,11 +357,13 @@ batch_hook, verbose
     device = resolve_device(device)
     out_device = K.device if output_device is None else resolve_device(output_device)
     alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
-    plan = DualPlan(K.to(device=device, dtype=torch.float64), splits, fit_intercept=fit_intercept, dtype=dtype)
+    plan = DualPlan(
+        K.to(device=device, dtype=torch.float64), splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype
+    )
 
     def solve_batch(Yb):
         Yc, y_mean = plan.centre_targets(Yb)
-        scores = plan.cv_scores(Yc, alphas_t, score)
+        scores = plan.cv_scores(Yc, score)
         if not return_weights:
             return scores, None, None
         dual, intercept = plan.refit(Yc, y_mean, alphas_t[scores.argmax(0)])

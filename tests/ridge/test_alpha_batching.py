@@ -86,7 +86,9 @@ def test_memory_model_counts_the_alpha_axis(rng):
     primal = PrimalPlan(Xt, splits, n_alphas=10, fit_intercept=True, dtype=torch.float32)
     assert primal.bytes_per_target(10) >= itemsize * (2 * p + 2 * n_val + 10)
     assert primal.bytes_per_target(11) > primal.bytes_per_target(10)
-    dual = DualPlan(torch.from_numpy(X @ X.T), splits, fit_intercept=True, dtype=torch.float32)
+    dual = DualPlan(
+        torch.from_numpy(X @ X.T), splits, alphas=torch.ones(10), fit_intercept=True, dtype=torch.float32
+    )
     assert dual.bytes_per_target(10) >= itemsize * (2 * 200 + 2 * n_val + 10)
 
 
@@ -108,3 +110,22 @@ def test_alpha_groups_equal_one_group(rng, monkeypatch, method, p, splits):
     grouped = solve_ridge_cv(Xt, Yt, ALPHAS, folds, **kwargs).cv_scores.numpy()
     n_rows = 150 if splits == "loo" else 30
     np.testing.assert_allclose(grouped, one, rtol=0, atol=_atol(one, p + n_rows))
+
+
+@pytest.mark.parametrize("score", ["r2", "pearson"])
+def test_cpu_target_blocks_equal_one_block(rng, monkeypatch, score):
+    import neurodec.ridge._dual as dual_module
+
+    X, Y, _ = make_encoding_data(rng, 120, 60, 40)
+    folds = list(KFold(4).split(X))
+    Xt, Yt = torch.from_numpy(X).float(), Y.astype(np.float32)
+    kwargs = dict(device="cpu", method="dual", score=score, return_weights=False)
+    one = solve_ridge_cv(Xt, Yt, ALPHAS, folds, **kwargs).cv_scores.numpy()
+    # blocks of 7 targets: 40 = 5 x 7 + 5, each scored separately
+    monkeypatch.setattr(dual_module, "_CPU_CHUNK_BYTES", 1)
+    monkeypatch.setattr(dual_module, "_MIN_CHUNK", 7)
+    plan = DualPlan(torch.from_numpy(X @ X.T), folds, alphas=torch.as_tensor(ALPHAS), fit_intercept=True,
+                    dtype=torch.float32)
+    assert len(plan._column_chunks(40, 4, torch.device("cpu"))) == 6
+    blocked = solve_ridge_cv(Xt, Yt, ALPHAS, folds, **kwargs).cv_scores.numpy()
+    np.testing.assert_allclose(blocked, one, rtol=0, atol=_atol(one, 60 + 30))

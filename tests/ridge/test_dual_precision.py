@@ -45,10 +45,34 @@ def test_null_directions_are_dropped_only_when_asked(rng):
     X, _, _ = make_encoding_data(rng, 50, 7, 1)
     Xc = torch.from_numpy(X - X.mean(0))
     K = Xc @ Xc.T
-    truncated = DualPlan(K, "loo", fit_intercept=True, dtype=torch.float64, truncate=True)
-    full = DualPlan(K, "loo", fit_intercept=True, dtype=torch.float64)
+    alphas = torch.as_tensor(ALPHAS)
+    truncated = DualPlan(K, "loo", alphas=alphas, fit_intercept=True, dtype=torch.float64, truncate=True)
+    full = DualPlan(K, "loo", alphas=alphas, fit_intercept=True, dtype=torch.float64)
     assert truncated.U.shape == (50, 7) and full.U.shape == (50, 50)
     # Same leave-one-out scores either way: the dropped directions carry nothing.
     Y = torch.from_numpy(rng.standard_normal((50, 3)))
-    alphas = torch.as_tensor(ALPHAS)
-    torch.testing.assert_close(truncated.cv_scores(Y, alphas, "r2"), full.cv_scores(Y, alphas, "r2"))
+    torch.testing.assert_close(truncated.cv_scores(Y, "r2"), full.cv_scores(Y, "r2"))
+
+
+def test_refit_through_alpha_maps_equals_rotation_and_float64(rng):
+    # 200 targets share an alpha: its n x n map is built (200 >= 2 x rank 60); 5 targets go through the rotation.
+    n, p, t, alpha = 60, 150, 200, 3.0
+    X, _, _ = make_encoding_data(rng, n, p, 1)
+    Y = rng.standard_normal((n, t)) * rng.uniform(0.5, 2.0, t)
+    K = torch.from_numpy(X @ X.T)
+    plan = DualPlan(K, [(np.arange(40), np.arange(40, 60))], alphas=torch.tensor([alpha]), fit_intercept=True,
+                    dtype=torch.float32)
+    Yc, y_mean = plan.centre_targets(torch.from_numpy(Y).float())
+    via_map, _ = plan.refit(Yc, y_mean, torch.full((t,), alpha, dtype=torch.float64))
+    assert list(plan._refit_maps) == [alpha]
+    plan._refit_maps.clear()
+    via_rotation, _ = plan.refit(Yc[:, :5], y_mean[:5], torch.full((5,), alpha, dtype=torch.float64))
+    assert not plan._refit_maps
+    # float64 reference: the centred kernel ridge solution, projected to zero sum
+    Kc = K.numpy() - K.numpy().mean(0) - K.numpy().mean(1)[:, None] + K.numpy().mean()
+    ref = np.linalg.solve(Kc + alpha * np.eye(n), Y - Y.mean(0))
+    ref -= ref.mean(0)
+    # sums of n products of terms up to |y| / alpha, twice (the map, then its product)
+    atol = float32_atol(2 * n, float(np.abs(Y).max()) / alpha)
+    np.testing.assert_allclose(via_map.numpy(), ref, rtol=0, atol=atol)
+    np.testing.assert_allclose(via_rotation.numpy(), ref[:, :5], rtol=0, atol=atol)
