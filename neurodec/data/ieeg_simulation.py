@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._docs import fill_doc
+from .noise import band_noise, colored_noise
 
 __all__ = ["SimulatedIEEG", "simulate_ieeg"]
 
@@ -130,27 +131,6 @@ class SimulatedIEEG:
             data=self.data[None], trials=trials, units=units, subject="sim", modality="ieeg",
             space="MNI", times=self.times, info=info,
         )  # fmt: skip
-
-
-def _colored_noise(rng: np.random.Generator, shape: tuple[int, int], sfreq: float, exponent: float) -> np.ndarray:
-    """Unit-variance noise whose power falls as 1/f**exponent (flat below 1 Hz, no DC)."""
-    n = shape[1]
-    freqs = np.fft.rfftfreq(n, 1.0 / sfreq)
-    spectrum = rng.standard_normal((shape[0], freqs.size)) + 1j * rng.standard_normal((shape[0], freqs.size))
-    spectrum *= np.maximum(freqs, 1.0) ** (-exponent / 2.0)
-    spectrum[:, 0] = 0.0
-    out = np.fft.irfft(spectrum, n=n, axis=1)
-    return out / out.std(axis=1, keepdims=True)
-
-
-def _band_noise(rng: np.random.Generator, shape: tuple[int, int], sfreq: float, band: tuple[float, float]) -> np.ndarray:
-    """Unit-variance noise with a flat spectrum inside ``band`` and nothing outside."""
-    n = shape[1]
-    freqs = np.fft.rfftfreq(n, 1.0 / sfreq)
-    spectrum = rng.standard_normal((shape[0], freqs.size)) + 1j * rng.standard_normal((shape[0], freqs.size))
-    spectrum[:, (freqs < band[0]) | (freqs > band[1])] = 0.0
-    out = np.fft.irfft(spectrum, n=n, axis=1)
-    return out / out.std(axis=1, keepdims=True)
 
 
 def _smooth_feature(rng: np.random.Generator, n: int, sfreq: float, cutoff: float) -> np.ndarray:
@@ -290,9 +270,9 @@ def simulate_ieeg(
     envelope[responsive] *= 1.0 + feature_gain * delayed
     envelope[condition_channels] *= 1.0 + condition_gain * (condition == 1)
 
-    data = background_std * _colored_noise(rng, (n_channels, n_times), sfreq, exponent)
-    data += common_std * _colored_noise(rng, (1, n_times), sfreq, exponent)
-    data += envelope * _band_noise(rng, (n_channels, n_times), sfreq, (70.0, 150.0))
+    data = background_std * colored_noise(rng, (n_channels, n_times), sfreq, exponent=exponent, f_min=1.0)
+    data += common_std * colored_noise(rng, (1, n_times), sfreq, exponent=exponent, f_min=1.0)
+    data += envelope * band_noise(rng, (n_channels, n_times), sfreq, (70.0, 150.0))
     data += noise_std * rng.standard_normal((n_channels, n_times))
     data += line_amplitude * np.sin(2 * np.pi * line_freq * times + rng.uniform(0, 2 * np.pi, (n_channels, 1)))
     return SimulatedIEEG(

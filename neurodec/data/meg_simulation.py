@@ -31,9 +31,10 @@ import pandas as pd
 
 from .._docs import fill_doc
 from .meg_head_model import HeadModel, make_ctf275_info, make_head_model
+from .noise import colored_noise
 from .responses import Responses
 
-__all__ = ["MEGSimulation", "pink_noise", "plant_sources", "simulate_meg_epochs"]
+__all__ = ["MEGSimulation", "plant_sources", "simulate_meg_epochs"]
 
 #: Width (standard deviation, s) of the planted evoked waves: an M100-like deflection lasts ~50 ms.
 WAVE_WIDTH = 0.02
@@ -94,32 +95,6 @@ class MEGSimulation:
     def source_waves(self, times: np.ndarray, latencies: np.ndarray) -> np.ndarray:
         """Unit evoked waves at ``times`` (n_times,) for latencies (..., n_sources): (..., n_sources, n_times)."""
         return np.exp(-0.5 * ((times - np.asarray(latencies)[..., None]) / WAVE_WIDTH) ** 2)
-
-
-def pink_noise(rng: np.random.Generator, shape: tuple[int, ...], sfreq: float, *, f_min: float = 0.5) -> np.ndarray:
-    """Unit-variance noise with a 1/f power spectrum along the last axis.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    shape : tuple of int
-        Output shape; the last axis is time.
-    sfreq : float
-        Sampling frequency in Hz.
-    f_min : float
-        Below this frequency (Hz) the spectrum is flat, so slow drifts stay bounded.
-
-    Returns
-    -------
-    array of shape ``shape``
-    """
-    n = shape[-1]
-    spectrum = np.fft.rfft(rng.standard_normal(shape), axis=-1)
-    freqs = np.fft.rfftfreq(n, 1.0 / sfreq)
-    spectrum *= 1.0 / np.sqrt(np.maximum(freqs, f_min))
-    out = np.fft.irfft(spectrum, n=n, axis=-1)
-    out -= out.mean(axis=-1, keepdims=True)
-    return out / out.std(axis=-1, keepdims=True)
 
 
 def _nearest(cortex: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -320,7 +295,7 @@ def simulate_meg_epochs(
     sources = sim.amplitudes(standardized[stimulus])[:, :, None] * sim.source_waves(times, trial_latencies)
     signal = sim.patterns @ sources  # (n_channels, n_sources) @ (n_trials, n_sources, n_times)
     calibrate_noise(sim, float((signal[:, :, times >= 0] ** 2).mean()), snr, sensor_noise)
-    background = pink_noise(rng, (len(stimulus), n_noise_sources, len(times)), sfreq) * sim.noise_scale
+    background = colored_noise(rng, (len(stimulus), n_noise_sources, len(times)), sfreq) * sim.noise_scale
     data = signal + sim.noise_patterns @ background
     data += sim.sensor_noise_std * rng.standard_normal(data.shape)
     sim.trial_latencies = trial_latencies

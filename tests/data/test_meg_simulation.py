@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("mne")
 
 from neurodec.data.meg_head_model import make_ctf275_info, make_head_model  # noqa: E402
-from neurodec.data.meg_simulation import pink_noise, simulate_meg_epochs  # noqa: E402
+from neurodec.data.meg_simulation import simulate_meg_epochs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +89,6 @@ def test_given_embeddings_drive_the_sources_and_are_returned():
     assert truth.weights.shape == (4, 3) and responses.n_trials == 14
     assert truth.trial_latencies.shape == (14, 4)
     assert np.std(truth.trial_latencies - truth.latencies) == pytest.approx(truth.jitter, rel=0.5)
-
-
-def test_pink_noise_has_a_one_over_f_spectrum():
-    noise = pink_noise(np.random.default_rng(0), (64, 4000), 200.0)
-    spectrum = (np.abs(np.fft.rfft(noise, axis=1)) ** 2).mean(0)
-    freqs = np.fft.rfftfreq(4000, 1 / 200.0)
-    band = (freqs > 1) & (freqs < 80)
-    slope = np.polyfit(np.log(freqs[band]), np.log(spectrum[band]), 1)[0]
-    assert slope == pytest.approx(-1.0, abs=0.1)
-    np.testing.assert_allclose(noise.std(1), 1.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
