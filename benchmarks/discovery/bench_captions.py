@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "discovery")]  # neurodec from this checkout; the test world
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # neurodec from this checkout; the test world
 
 
 def _bare_projection(weights, bank, temperature, device):

@@ -3,15 +3,10 @@ above chance; the nearest-training-caption baseline runs and is scored beside it
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from captions_simulation import CONCEPTS, concept_world, tiny_language_model
 from scipy.stats import binom
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "discovery"))  # the concept world of the captioner tests
-from captions_simulation import CONCEPTS, concept_world, tiny_language_model  # noqa: E402
 
 from neurodec.decoding import LinearDecoder, brain_captions, evaluate_brain_captions, nearest_training_captions
 
