@@ -43,8 +43,10 @@ Leave-one-out: hat diagonal ``1/n + (U * U) @ (s / (s + alpha))``.
 FLOP model (t targets, k folds, a alphas): validation predictions
 ``2 a n n_train t``; refit ``2 n^2 t`` (``4 n^2 t`` for alphas chosen by fewer
 than ``2 n`` targets of a batch); independent of ``t``: decompositions
-``(k + 1) * ~9 n_train^3`` and validation maps ``2 a n n_train^2`` in float64,
-refit maps ``2 n^3`` per alpha used, in ``dtype``.
+``(k + 1) * ~9 n_train^3``, validation maps ``2 a n n_train^2`` and refit maps
+``2 n^3`` per alpha used, all in float64. Memory besides the target batch:
+validation maps ``a n n_train`` and refit maps up to ``a n^2`` in ``dtype``,
+the full kernel's eigenvectors in float64 and ``dtype``.
 """
 
 from __future__ import annotations
