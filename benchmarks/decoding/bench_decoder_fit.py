@@ -37,6 +37,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))  # neurodec from this checkout; the benchmarks' shared helpers
+
+from benchmarks._split_targets import write_split_targets  # noqa: E402
+
 N_TEST = 300
 N_GATE_TARGETS = 4096  # targets whose held-out predictions are compared
 LATENT = 64
@@ -44,8 +48,6 @@ LATENT = 64
 
 def make_data(folder: Path, n: int, p: int, t: int, seed: int = 0) -> None:
     """X_train/X_test (voxels) and Y_train/Y_test (flattened tokens), float32 .npy, from a shared latent."""
-    from numpy.lib.format import open_memmap
-
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "Y_test.npy").exists():
         return
@@ -55,17 +57,12 @@ def make_data(folder: Path, n: int, p: int, t: int, seed: int = 0) -> None:
     X += 2.0 * rng.standard_normal(X.shape, dtype=np.float32)  # voxel noise: SNR 1/4
     np.save(folder / "X_train.npy", X[:n])
     np.save(folder / "X_test.npy", X[n:])
-    Y_train = open_memmap(folder / "Y_train.npy.tmp", mode="w+", dtype=np.float32, shape=(n, t))
-    Y_test = open_memmap(folder / "Y_test.npy.tmp", mode="w+", dtype=np.float32, shape=(N_TEST, t))
-    for start in range(0, t, 8192):
-        cols = slice(start, min(t, start + 8192))
-        block = latent @ rng.standard_normal((LATENT, cols.stop - start), dtype=np.float32)
-        block += rng.standard_normal(block.shape, dtype=np.float32) * block.std(0)  # target noise: SNR 1
-        Y_train[:, cols], Y_test[:, cols] = block[:n], block[n:]
-    Y_train.flush(), Y_test.flush()
-    del Y_train, Y_test
-    os.replace(folder / "Y_train.npy.tmp", folder / "Y_train.npy")
-    os.replace(folder / "Y_test.npy.tmp", folder / "Y_test.npy")
+
+    def block(cols: slice) -> np.ndarray:
+        values = latent @ rng.standard_normal((LATENT, cols.stop - cols.start), dtype=np.float32)
+        return values + rng.standard_normal(values.shape, dtype=np.float32) * values.std(0)  # target noise: SNR 1
+
+    write_split_targets(folder, n, N_TEST, t, block, block_size=8192)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -188,7 +185,6 @@ def main() -> None:
             }
             rows.append({"gate": gate})
             print(json.dumps(gate), flush=True)
-    sys.path.insert(0, str(ROOT))
     from neurodec._io import write_json_atomic
 
     write_json_atomic(output, previous + rows)

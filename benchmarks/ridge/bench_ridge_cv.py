@@ -30,6 +30,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks' shared helpers
+
+from benchmarks._split_targets import write_split_targets  # noqa: E402
+
 N_TEST = 500
 N_PRED_TARGETS = 2000  # targets whose held-out predictions are compared
 
@@ -51,8 +55,6 @@ def flop_model(solver: str, n: int, p: int, t: int, k: int, a: int) -> float:
 
 def make_data(folder: Path, n: int, p: int, t: int, seed: int = 0) -> None:
     """Write X_train, X_test, Y_train, Y_test (.npy, float32) with planted low-rank weights."""
-    from numpy.lib.format import open_memmap
-
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "Y_test.npy").exists():
         return
@@ -65,18 +67,12 @@ def make_data(folder: Path, n: int, p: int, t: int, seed: int = 0) -> None:
     rng.shuffle(snr)
     np.save(folder / "X_train.npy", X[:n])
     np.save(folder / "X_test.npy", X[n:])
-    Y_train = open_memmap(folder / "Y_train.npy.tmp", mode="w+", dtype=np.float32, shape=(n, t))
-    Y_test = open_memmap(folder / "Y_test.npy.tmp", mode="w+", dtype=np.float32, shape=(N_TEST, t))
-    for start in range(0, t, 5000):
-        cols = slice(start, min(t, start + 5000))
-        signal = Z @ rng.standard_normal((rank, cols.stop - start), dtype=np.float32)
-        noise = rng.standard_normal(signal.shape, dtype=np.float32) * (signal.std(0) / snr[cols])
-        block = signal + noise
-        Y_train[:, cols], Y_test[:, cols] = block[:n], block[n:]
-    Y_train.flush(), Y_test.flush()
-    del Y_train, Y_test
-    os.replace(folder / "Y_train.npy.tmp", folder / "Y_train.npy")
-    os.replace(folder / "Y_test.npy.tmp", folder / "Y_test.npy")
+
+    def block(cols: slice) -> np.ndarray:
+        signal = Z @ rng.standard_normal((rank, cols.stop - cols.start), dtype=np.float32)
+        return signal + rng.standard_normal(signal.shape, dtype=np.float32) * (signal.std(0) / snr[cols])
+
+    write_split_targets(folder, n, N_TEST, t, block, block_size=5000)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -228,7 +224,6 @@ def main() -> None:
     rows = [row for p in args.p for row in run_case(args, p, args.t)]
     output = Path(args.output)
     previous = json.loads(output.read_text()) if output.exists() else []
-    sys.path.insert(0, str(ROOT))
     from neurodec._io import write_json_atomic
 
     write_json_atomic(output, previous + rows)
