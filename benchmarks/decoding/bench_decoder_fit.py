@@ -92,7 +92,7 @@ def worker(args: argparse.Namespace) -> None:
         from himalaya.ridge import RidgeCV
         from himalaya.scoring import r2_score
 
-        backend = set_backend("torch_cuda" if args.device == "cuda" else "torch")
+        backend = set_backend("torch_cuda" if args.device == "cuda" else args.himalaya_backend)
         mean, scale = X.mean(0), X.std(0, ddof=1)
         Z, Z_test = (X - mean) / scale, (X_test - mean) / scale
         params = {"score_func": r2_score, "n_targets_batch": args.himalaya_batch}
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--solvers", nargs="+", default=["neurodec", "himalaya-kernel"])
     parser.add_argument("--peer-targets", type=int, default=0, help="time peers on this many targets, scaled")
     parser.add_argument("--himalaya-batch", type=int, default=16384)
+    parser.add_argument("--himalaya-backend", choices=["torch", "numpy"], default="torch",
+                        help="himalaya's CPU backend: torch (MKL) or numpy (OpenBLAS, as neurodec's CPU products)")
     parser.add_argument("--cache", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "neurodec_decoder_bench"))
     parser.add_argument("--output", default=str(HERE / "results_decoder_fit.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -148,7 +150,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", solver, "--data", str(folder),
                "--out-prefix", str(folder / solver), "--threads", str(args.threads), "--n-alphas", str(args.n_alphas),
                "--folds", str(args.folds), "--device", args.device, "--peer-targets", str(args.peer_targets),
-               "--himalaya-batch", str(args.himalaya_batch)]
+               "--himalaya-batch", str(args.himalaya_batch), "--himalaya-backend", args.himalaya_backend]
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -159,6 +161,8 @@ def main() -> None:
         row = json.loads(line[0][len("RESULT "):])
         row.update(solver=solver, n=args.n, p=args.p, t=t, n_alphas=args.n_alphas, folds=args.folds,
                    device=args.device, threads=args.threads, load_average=os.getloadavg()[0])
+        if solver != "neurodec" and args.device == "cpu":
+            row["backend"] = args.himalaya_backend
         rows.append(row)
         print(json.dumps(row), flush=True)
     output = Path(args.output)

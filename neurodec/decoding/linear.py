@@ -27,8 +27,10 @@ __all__ = ["DECODER_ALPHAS", "LinearDecoder", "restandardize"]
 #: hand-picked alphas (5e4 for VDVAE latents, 6e4-1e5 for CLIP) sit in the middle.
 DECODER_ALPHAS = np.logspace(1, 7, 13)
 
-# Target columns per chunk when the training statistics of the targets are computed.
+# Target columns read at once (from a memmap, HDF5 or zarr array) when the training statistics of
+# the targets are computed, and columns reduced at once (a cache-sized slab of one read).
 _STAT_CHUNK = 16_384
+_STAT_BLOCK = 1024
 
 
 def restandardize(pred: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -64,13 +66,22 @@ def restandardize(pred: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
 
 
 def _column_stats(Y: Any, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 mean and standard deviation of every column, read in chunks (Y may be a memmap)."""
-    n_targets = Y.shape[1]
+    """Mean and standard deviation of every column, accumulated in float64, read in chunks (Y may be a memmap).
+
+    The deviations are taken from the mean rounded to the data's dtype (float32
+    targets stay float32, float16 ones become float32, until the float64 sums): the bias,
+    ``(mean - fl(mean))^2 / var``, is below float32 resolution.
+    """
+    n_samples, n_targets = Y.shape
     mean, std = np.empty(n_targets), np.empty(n_targets)
     for start in range(0, n_targets, _STAT_CHUNK):
-        block = np.asarray(Y[:, start : start + _STAT_CHUNK], dtype=np.float64)
-        mean[start : start + block.shape[1]] = block.mean(axis=0)
-        std[start : start + block.shape[1]] = block.std(axis=0, ddof=ddof)
+        chunk = np.asarray(Y[:, start : start + _STAT_CHUNK])
+        for offset in range(0, chunk.shape[1], _STAT_BLOCK):
+            block = chunk[:, offset : offset + _STAT_BLOCK]
+            cols = slice(start + offset, start + offset + block.shape[1])
+            mean[cols] = block.mean(axis=0, dtype=np.float64)
+            deviation = block - mean[cols].astype(np.result_type(block.dtype, np.float32))
+            std[cols] = np.sqrt(np.einsum("ij,ij->j", deviation, deviation, dtype=np.float64) / (n_samples - ddof))
     return mean, std
 
 
@@ -234,6 +245,7 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
 
         from .._device import resolve_device
         from ..ridge._validation import check_alphas, check_finite, resolve_splits
+        from ..ridge.kernels import compute_kernel
         from ..ridge.solvers import solve_kernel_ridge_cv, solve_ridge_cv
 
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
@@ -254,7 +266,7 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
                        fit_intercept=True, score=self.score_func, verbose=self.verbose, output_device="cpu")
         if self.method_ == "dual":
             Zd = Z.to(device=device, dtype=torch.float64)
-            result = solve_kernel_ridge_cv(Zd @ Zd.T, Y, alphas, splits, **options)
+            result = solve_kernel_ridge_cv(compute_kernel(Zd, Zd), Y, alphas, splits, **options)
             self.dual_coef_ = result.dual_coef.numpy()
             self.X_fit_ = Z.numpy()
         else:

@@ -156,7 +156,7 @@ class _Candidates:
         scores = plan.cv_scores(Yc, score)
         # weights of the rescaled features are Z^T dual; on the original features, gamma_b X_b^T dual
         return scores, lambda idx, a: (scale**2).to(self.dtype)[:, None] * (
-            self.xc.T @ plan.refit(Yc[:, idx], y_mean[idx], a)[0]
+            self.xc.T @ plan.refit(Yc[:, idx], a)[0]
         )
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .._logging import get_logger
+from ._host_blas import blas_threads
 
 __all__ = [
     "TargetStager",
@@ -215,7 +216,8 @@ def run_target_batches(
     process : callable
         Does the work for targets ``start:stop`` and stores its results.
     device : torch.device
-        Its cache is emptied after an out-of-memory error.
+        Its cache is emptied after an out-of-memory error. On CPU numpy's BLAS
+        (the CPU products, see :mod:`neurodec.ridge._host_blas`) gets torch's thread count.
     batch_hook : callable, optional
         Called with the block size before each attempt; it may raise (e.g. a
         simulated ``torch.cuda.OutOfMemoryError`` in tests).
@@ -231,7 +233,10 @@ def run_target_batches(
 
     size = max(1, int(n_targets_batch))
     start = 0
-    with tqdm(total=n_targets, desc="ridge targets", unit="target", disable=not verbose, leave=False) as bar:
+    with (
+        blas_threads(device),
+        tqdm(total=n_targets, desc="ridge targets", unit="target", disable=not verbose, leave=False) as bar,
+    ):
         while start < n_targets:
             stop = min(start + size, n_targets)
             try:

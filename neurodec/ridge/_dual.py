@@ -11,14 +11,19 @@ targets to validation predictions, ``M_alpha = K_VT,c U diag(1 / (s + alpha)) U^
 (``n_val x n_train``), formed once in float64 before any target is seen.
 Per target batch the validation predictions of all alphas are then
 ``[M_1; M_2; ...] @ (Y_T - ybar_T)``, one GEMM: on CUDA for the whole batch,
-on CPU per cache-sized block of targets, scored before it leaves the cache. Rotating
+on CPU per cache-sized block of targets, scored before it leaves the cache
+(the CPU loop runs in numpy on views of the tensors: see
+:mod:`neurodec.ridge._host_blas`). Each block is first shifted by one of its
+samples, which brings targets far from zero to the scale of their spread
+before any float32 mean is taken. Rotating
 the targets first (``U^T Y_T``, then one small product per alpha) costs
 ``n_train^2 t`` more per fold: the maps remove it (as himalaya's kernel
 solver does), at ``a n_val n_train`` floats of memory per fold. For a linear
 kernel these equal the primal predictions exactly.
 
 Refit: ``dual_coef = U diag(1 / (s + alpha_t)) U^T Y`` on the full centred
-kernel, the targets grouped by their alpha; a group large enough to pay for
+kernel, the targets sorted by their alpha (one column gather there, one back);
+a run of equal alphas large enough to pay for
 it goes through the cached ``n x n`` map of its alpha (``2 n^2 t`` instead
 of ``4 n^2 t`` through the rotation; himalaya forms every used alpha's
 ``n x n`` product with all targets, ``2 a n^2 t``). The result is
@@ -58,7 +63,8 @@ import numpy as np
 import torch
 
 from ._primal import alpha_groups, eigh_psd
-from ._scoring import score_predictions
+from ._host_blas import host_view, matmul, namespace
+from ._scoring import pearson_from_moments, r2_from_sse, score_predictions
 
 __all__ = ["DualPlan"]
 
@@ -148,7 +154,7 @@ class DualPlan:
         if self.fit_intercept:
             K_vt = K_vt - K_vt.mean(1, keepdim=True) - r[None, :] + m
         shrink = 1.0 / (s[None, :] + self.alphas[:, None])  # (n_alphas, rank)
-        maps = ((K_vt @ U)[None] * shrink[:, None, :]) @ U.T
+        maps = matmul(matmul(K_vt, U)[None] * shrink[:, None, :], U.T)
         return _Fold(train=tr, val=va, maps=maps.to(self.dtype))
 
     def bytes_per_target(self, n_alphas: int) -> int:
@@ -160,32 +166,61 @@ class DualPlan:
         per_target_alphas = n_alphas if self.U.device.type != "cpu" else 1  # CPU groups: fixed byte cap
         return itemsize * (7 * n + per_target_alphas * (2 * n + 3 * n_pred + 4) + 2 * n_alphas + 8)
 
-    def centre_targets(self, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shift targets by their full-data mean (zeros without intercept)."""
-        y_mean = Y.mean(0) if self.fit_intercept else torch.zeros(Y.shape[1], dtype=Y.dtype, device=Y.device)
-        return Y - y_mean, y_mean
+    def cv_scores(self, Y: torch.Tensor, score: str) -> torch.Tensor:
+        """Mean validation score per alpha and target: tensor of shape (n_alphas, n_targets).
 
-    def cv_scores(self, Yc: torch.Tensor, score: str) -> torch.Tensor:
-        """Mean validation score per alpha and target: tensor of shape (n_alphas, n_targets)."""
+        ``Y`` (n_samples, n_targets) need not be centred: each block of targets
+        is centred on its own means, each fold on its training means.
+        """
         if self.loo:
-            return self._loo_scores(Yc, score)
-        n_alphas, t = len(self.alphas), Yc.shape[1]
-        scores = torch.zeros(n_alphas, t, dtype=self.dtype, device=Yc.device)
-        for cols in self._column_chunks(t, Yc.element_size(), Yc.device):
-            Yb = Yc[:, cols]
-            for fold in self.folds:
-                Y_train = Yb[fold.train]
-                ybar = Y_train.mean(0) if self.fit_intercept else torch.zeros_like(Y_train[0])
-                Y_train -= ybar
-                R = Yb[fold.val] - ybar
-                sst = ((R - R.mean(0)) ** 2).sum(0)
-                # Every alpha in one GEMM: (n_alphas n_val x n_train) @ (n_train x chunk).
-                P = (fold.maps.view(-1, fold.maps.shape[-1]) @ Y_train).view(n_alphas, len(fold.val), -1)
-                scores[:, cols] += score_predictions(R[None], P, sst, score, dim=1)
+            return self._loo_scores(Y, score)
+        n_alphas, t = len(self.alphas), Y.shape[1]
+        scores = torch.zeros(n_alphas, t, dtype=self.dtype, device=Y.device)
+        folds = [(host_view(f.maps).reshape(-1, f.maps.shape[-1]), host_view(f.train), host_view(f.val))
+                 for f in self.folds]
+        for cols in self._column_chunks(t, Y.element_size(), Y.device):
+            Yb = self._shifted(host_view(Y)[:, cols])
+            for maps, train, val in folds:
+                scores[:, cols] += self._fold_scores(maps, Yb[train], Yb[val], score)
         return scores / len(self.folds)
 
+    def _shifted(self, Yb):
+        """A block of targets (array or tensor) minus its first sample (a copy; the block itself without intercept).
+
+        With an intercept only differences between samples matter. The shift
+        brings the values to the scale of their spread (in float32, exactly for
+        targets far from zero), so that the float32 means taken next, and the
+        centring by them, lose nothing to a large mean.
+        """
+        return Yb - Yb[0] if self.fit_intercept else Yb
+
+    def _fold_scores(self, maps, Y_train, Y_val, score: str) -> torch.Tensor:
+        """Scores (n_alphas, n_targets) of one fold from its rows of a shifted block (fresh copies, changed here)."""
+        xp = namespace(Y_train)
+        n_val = Y_val.shape[0]
+        if self.fit_intercept:
+            train_mean = Y_train.mean(0)
+            Y_train -= train_mean
+            Y_val -= train_mean
+        # Every alpha in one GEMM: (n_alphas n_val x n_train) @ (n_train x targets).
+        P = xp.matmul(maps, Y_train).reshape(len(self.alphas), n_val, -1)
+        # The validation mean is of the order of the spread (shifted block): no cancellation to fear.
+        val_sums = Y_val.sum(0)
+        sst = torch.as_tensor(_sum_products(Y_val, Y_val, "vt,vt->t") - val_sums * val_sums / n_val)
+        if score == "r2":
+            P -= Y_val  # in place: minus the residuals
+            return r2_from_sse(torch.as_tensor(_sum_products(P, P, "avt,avt->at")), sst)
+        return pearson_from_moments(
+            rp=torch.as_tensor(_sum_products(Y_val, P, "vt,avt->at")),
+            pp=torch.as_tensor(_sum_products(P, P, "avt,avt->at")),
+            sum_r=torch.as_tensor(val_sums),
+            sum_p=torch.as_tensor(P.sum(1)),
+            n=n_val,
+            sst=sst,
+        )
+
     def _column_chunks(self, t: int, itemsize: int, device: torch.device) -> list[slice]:
-        """Target columns scored together: all at once on an accelerator, cache-sized blocks on CPU.
+        """Target columns processed together: all at once on an accelerator, cache-sized blocks on CPU.
 
         On CPU a block's targets, their fold copies and the predictions of all
         alphas stay in cache between the GEMM and the scoring, instead of
@@ -193,12 +228,13 @@ class DualPlan:
         """
         if device.type != "cpu":
             return [slice(0, t)]
-        rows = max(self.n_samples, max(fold.maps.shape[0] * fold.maps.shape[1] for fold in self.folds))
+        rows = max([self.n_samples] + [fold.maps.shape[0] * fold.maps.shape[1] for fold in self.folds])
         size = max(_MIN_CHUNK, _CPU_CHUNK_BYTES // (itemsize * rows))
         return [slice(i, min(i + size, t)) for i in range(0, t, size)]
 
-    def _loo_scores(self, Yc, score) -> torch.Tensor:
+    def _loo_scores(self, Y, score) -> torch.Tensor:
         alphas = self.alphas
+        Yc = Y - Y.mean(0) if self.fit_intercept else Y
         B = self.U.T @ Yc
         ratio = self.s64[:, None] / (self.s64[:, None] + alphas.to(torch.float64)[None, :])
         leverage = self.U2 @ ratio + (1.0 / self.n_samples if self.fit_intercept else 0.0)
@@ -214,29 +250,85 @@ class DualPlan:
             scores[g] = score_predictions(Y3, Y3 - E, sst, score)
         return scores
 
-    def refit(self, Yc: torch.Tensor, y_mean: torch.Tensor, best_alphas: torch.Tensor):
-        """Dual coefficients (n_samples, n_targets) and intercepts (n_targets,)."""
-        dual = torch.empty_like(Yc)
-        for alpha in torch.unique(best_alphas).tolist():
-            cols = torch.nonzero(best_alphas == alpha).squeeze(1)
-            dual[:, cols] = self._solve_one_alpha(Yc[:, cols], alpha)
+    def refit(self, Y: torch.Tensor, best_alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dual coefficients (n_samples, n_targets), projected to zero sum, and the targets' means (n_targets,).
+
+        The targets (``Y`` need not be centred) are sorted by their alpha in
+        one column gather, centred, each run of equal alphas solved in place,
+        and the solutions gathered back in order: two gathers of the batch
+        instead of a scatter per alpha. The means are zeros without intercept;
+        :meth:`intercept` completes the model.
+        """
+        self._build_refit_maps(best_alphas)
+        order = torch.argsort(best_alphas, stable=True)
+        alphas, counts = torch.unique_consecutive(best_alphas[order], return_counts=True)
+        Ys = host_view(torch.empty(Y.shape, dtype=self.dtype, device=Y.device))
+        _take_columns(host_view(Y.to(self.dtype)), host_view(order), Ys)
+        if self.fit_intercept:  # centred exactly (see _shifted): 1 / alpha in the constant direction of Ys would
+            first = Ys[0] + 0  # swamp the float32 solutions of small alphas before the projection removes it
+            Ys -= first
+            shifted_mean = Ys.mean(0)
+            Ys -= shifted_mean
+        start = 0
+        for alpha, count in zip(alphas.tolist(), counts.tolist()):
+            Ys[:, start : start + count] = self._solve_one_alpha(Ys[:, start : start + count], alpha)
+            start += count
+        back = host_view(torch.argsort(order))
+        dual = torch.empty(Y.shape, dtype=self.dtype, device=Y.device)
+        _take_columns(Ys, back, host_view(dual))
+        del Ys
         if not self.fit_intercept:
-            return dual, torch.zeros_like(y_mean)
-        dual = dual - dual.mean(0)
-        return dual, y_mean - self.row_mean.to(self.dtype) @ dual
+            return dual, torch.zeros(Y.shape[1], dtype=self.dtype, device=Y.device)
+        out = host_view(dual)
+        out -= out.mean(0)
+        return dual, torch.as_tensor((first + shifted_mean)[back])
 
-    def _solve_one_alpha(self, Y: torch.Tensor, alpha: float) -> torch.Tensor:
-        """``U diag(1 / (s + alpha)) U^T Y`` for the targets that chose ``alpha``.
+    def intercept(self, dual: torch.Tensor, y_mean: torch.Tensor) -> torch.Tensor:
+        """``y_mean - r @ dual`` (``r`` the training kernel's row means): ``predict = K(x, X) @ dual + intercept``."""
+        if not self.fit_intercept:
+            return torch.zeros_like(y_mean)
+        return y_mean - matmul(self.row_mean.to(self.dtype), dual)
 
-        Through the cached ``n x n`` map of ``alpha`` (one GEMM, ``2 n^2 t``)
-        once building it (``2 n^2 rank`` in float64, about twice the cost of
-        float32 per FLOP) costs at most half what the targets save, else
-        through the rotation (``4 n rank t``).
+    def _build_refit_maps(self, best_alphas: torch.Tensor) -> None:
+        """Form the ``n x n`` map of every alpha that enough targets of the batch chose.
+
+        Through the map a target costs one GEMM column (``2 n^2``), through the
+        rotation two (``4 n rank``); building the map costs ``2 n^2 rank`` in
+        float64, about twice the float32 cost per FLOP. It is built when at
+        least ``2 rank`` targets chose the alpha (and the rank exceeds ``n / 2``),
+        so that it costs at most half what the targets save.
         """
         n, rank = self.U.shape
+        if 2 * rank <= n:
+            return
+        alphas, counts = torch.unique(best_alphas, return_counts=True)
+        for alpha, count in zip(alphas.tolist(), counts.tolist()):
+            if count >= 2 * rank and alpha not in self._refit_maps:
+                self._refit_maps[alpha] = matmul(self.U64 / (self.s64 + alpha), self.U64.T).to(self.dtype)
+
+    def _solve_one_alpha(self, Y, alpha: float):
+        """``U diag(1 / (s + alpha)) U^T Y`` for targets (array or tensor) that chose ``alpha``."""
         W = self._refit_maps.get(alpha)
-        if W is None and 2 * rank > n and Y.shape[1] >= 2 * rank:
-            W = self._refit_maps[alpha] = ((self.U64 / (self.s64 + alpha)) @ self.U64.T).to(self.dtype)
         if W is not None:
-            return W @ Y
-        return self.U @ ((self.U.T @ Y) / (self.s + alpha)[:, None])
+            return host_view(W) @ Y
+        U, s = host_view(self.U), host_view(self.s)
+        return U @ ((U.T @ Y) / (s + alpha)[:, None])
+
+
+def _take_columns(Y, index, out) -> None:
+    """Columns ``index`` of an array or tensor into ``out`` (``np.take`` with ``out`` and no bounds
+    check: ~5x faster than ``out[...] = Y[:, index]``)."""
+    if isinstance(Y, np.ndarray):
+        np.take(Y, index, axis=1, out=out, mode="clip")
+    else:
+        torch.index_select(Y, 1, index, out=out)
+
+
+def _sum_products(a, b, spec: str):
+    """``einsum(spec, a, b)`` for arrays (no temporary on CPU), ``(a * b).sum(-2)`` for tensors.
+
+    ``spec`` contracts the samples axis, second to last in ``b``.
+    """
+    if isinstance(a, np.ndarray):
+        return np.einsum(spec, a, b)
+    return (a * b).sum(-2)

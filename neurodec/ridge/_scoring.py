@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SCORES", "pearson_targets", "r2_targets", "score_from_moments", "score_predictions"]
+__all__ = ["SCORES", "pearson_from_moments", "pearson_targets", "r2_from_sse", "r2_targets", "score_from_moments", "score_predictions"]
 
 SCORES = ("r2", "pearson")
 
@@ -81,9 +81,20 @@ def score_predictions(R: torch.Tensor, P: torch.Tensor, sst: torch.Tensor, score
         The samples axis of ``P`` (and of ``R``).
     """
     if score == "r2":
-        return torch.where(sst > 0, 1 - _safe_ratio(((R - P) ** 2).sum(dim), sst), torch.zeros_like(sst))
+        return r2_from_sse(((R - P) ** 2).sum(dim), sst)
     a, b = R - R.mean(dim, keepdim=True), P - P.mean(dim, keepdim=True)
     return _safe_ratio((a * b).sum(dim), torch.sqrt((a * a).sum(dim) * (b * b).sum(dim)))
+
+
+def r2_from_sse(sse: torch.Tensor, sst: torch.Tensor) -> torch.Tensor:
+    """Cross-validation R^2 from residual and total sums of squares (0 where ``sst`` is 0).
+
+    Parameters
+    ----------
+    sse : tensor of shape (..., n_targets)
+    sst : tensor of shape (n_targets,)
+    """
+    return torch.where(sst > 0, 1 - _safe_ratio(sse, sst), torch.zeros_like(sse))
 
 
 def score_from_moments(
@@ -103,8 +114,14 @@ def score_from_moments(
     ``score`` ({"r2", "pearson"}).
     """
     if score == "r2":
-        sse = rr - 2 * rp + pp
-        return torch.where(sst > 0, 1 - _safe_ratio(sse, sst), torch.zeros_like(sst))
+        return r2_from_sse(rr - 2 * rp + pp, sst)
+    return pearson_from_moments(rp=rp, pp=pp, sum_r=sum_r, sum_p=sum_p, n=n, sst=sst)
+
+
+def pearson_from_moments(
+    *, rp: torch.Tensor, pp: torch.Tensor, sum_r: torch.Tensor, sum_p: torch.Tensor, n: int, sst: torch.Tensor
+) -> torch.Tensor:
+    """Cross-validation Pearson r from moments (as :func:`score_from_moments`; 0 for a constant side)."""
     cov = rp - sum_r * sum_p / n
     var_p = (pp - sum_p * sum_p / n).clamp_min(0)
     return _safe_ratio(cov, torch.sqrt(var_p * sst))

@@ -41,6 +41,7 @@ from .._device import resolve_device
 from .._docs import fill_doc
 from ._batching import TargetStager, choose_n_targets_batch, run_target_batches, to_host
 from ._dual import DualPlan
+from ._host_blas import matmul
 from ._primal import PrimalPlan
 
 __all__ = ["KernelRidgeCVResult", "RidgeCVResult", "solve_kernel_ridge_cv", "solve_ridge_cv"]
@@ -290,17 +291,16 @@ def solve_ridge_cv(
         x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
         Xc64 = X64 - x_mean
         plan = DualPlan(
-            Xc64 @ Xc64.T, splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype, truncate=True
+            matmul(Xc64, Xc64.T), splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype, truncate=True
         )
         xc = Xc64.to(dtype)
 
         def solve_batch(Yb):
-            Yc, y_mean = plan.centre_targets(Yb)
-            scores = plan.cv_scores(Yc, score)
+            scores = plan.cv_scores(Yb, score)
             if not return_weights:
                 return scores, None, None
-            dual, _ = plan.refit(Yc, y_mean, alphas_t[scores.argmax(0)])
-            coef = xc.T @ dual
+            dual, y_mean = plan.refit(Yb, alphas_t[scores.argmax(0)])
+            coef = matmul(xc.T, dual)
             return scores, coef, y_mean - x_mean.to(dtype) @ coef
 
     best, cv_scores, coef, intercept, final_batch = _solve(
@@ -362,12 +362,11 @@ batch_hook, verbose
     )
 
     def solve_batch(Yb):
-        Yc, y_mean = plan.centre_targets(Yb)
-        scores = plan.cv_scores(Yc, score)
+        scores = plan.cv_scores(Yb, score)
         if not return_weights:
             return scores, None, None
-        dual, intercept = plan.refit(Yc, y_mean, alphas_t[scores.argmax(0)])
-        return scores, dual, intercept
+        dual, y_mean = plan.refit(Yb, alphas_t[scores.argmax(0)])
+        return scores, dual, plan.intercept(dual, y_mean)
 
     best, cv_scores, dual, intercept, final_batch = _solve(
         plan,

@@ -15,7 +15,7 @@ from sklearn.linear_model import Ridge
 from float32_tolerance import float32_atol
 from sklearn.model_selection import KFold
 
-from neurodec.ridge import solve_ridge_cv
+from neurodec.ridge import solve_kernel_ridge_cv, solve_ridge_cv
 from neurodec.ridge._dual import DualPlan
 
 from .conftest import make_encoding_data
@@ -62,11 +62,11 @@ def test_refit_through_alpha_maps_equals_rotation_and_float64(rng):
     K = torch.from_numpy(X @ X.T)
     plan = DualPlan(K, [(np.arange(40), np.arange(40, 60))], alphas=torch.tensor([alpha]), fit_intercept=True,
                     dtype=torch.float32)
-    Yc, y_mean = plan.centre_targets(torch.from_numpy(Y).float())
-    via_map, _ = plan.refit(Yc, y_mean, torch.full((t,), alpha, dtype=torch.float64))
+    Yt = torch.from_numpy(Y).float()
+    via_map, _ = plan.refit(Yt, torch.full((t,), alpha, dtype=torch.float64))
     assert list(plan._refit_maps) == [alpha]
     plan._refit_maps.clear()
-    via_rotation, _ = plan.refit(Yc[:, :5], y_mean[:5], torch.full((5,), alpha, dtype=torch.float64))
+    via_rotation, _ = plan.refit(Yt[:, :5], torch.full((5,), alpha, dtype=torch.float64))
     assert not plan._refit_maps
     # float64 reference: the centred kernel ridge solution, projected to zero sum
     Kc = K.numpy() - K.numpy().mean(0) - K.numpy().mean(1)[:, None] + K.numpy().mean()
@@ -76,3 +76,27 @@ def test_refit_through_alpha_maps_equals_rotation_and_float64(rng):
     atol = float32_atol(2 * n, float(np.abs(Y).max()) / alpha)
     np.testing.assert_allclose(via_map.numpy(), ref, rtol=0, atol=atol)
     np.testing.assert_allclose(via_rotation.numpy(), ref[:, :5], rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("score", ["r2", "pearson"])
+def test_targets_far_from_zero_lose_nothing_to_float32(rng, score):
+    # Targets whose mean is 1000 standard deviations: the dual solver shifts them by a sample (exact in
+    # float32) before taking float32 means, so only rounding at the targets' spread remains. Reference:
+    # the same solver in float64 on the same (float32) values. Centred features keep the kernel's own
+    # constant part (which float32 dual coefficients cannot resolve) out of the comparison.
+    n, p, t = 90, 150, 12
+    X, Y, _ = make_encoding_data(rng, n, p, t, offset=0.0)
+    Y = ((Y - Y.mean(0)) / Y.std(0) + 1000.0).astype(np.float32)
+    folds = list(KFold(3).split(X))
+    K = torch.from_numpy(X @ X.T)
+    kw = dict(device="cpu", score=score)
+    r32 = solve_kernel_ridge_cv(K, torch.from_numpy(Y), ALPHAS, folds, dtype=torch.float32, **kw)
+    r64 = solve_kernel_ridge_cv(K, torch.from_numpy(Y).double(), ALPHAS, folds, dtype=torch.float64, **kw)
+    # Unit-scale values through sums of up to n products, twice (the maps, then the scores' sums).
+    np.testing.assert_allclose(r32.cv_scores.numpy(), r64.cv_scores.numpy(), rtol=0, atol=float32_atol(4 * n))
+    pred32 = K.numpy() @ r32.dual_coef.numpy().astype(np.float64) + r32.intercept.numpy()
+    pred64 = K.numpy() @ r64.dual_coef.numpy() + r64.intercept.numpy()
+    # Fitted values: unit-scale sums of n products, twice (the refit map, then the kernel), and the
+    # intercept (about 1000) stored in float32.
+    atol = float32_atol(4 * n) + float32_atol(1, 1000.0)
+    np.testing.assert_allclose(pred32, pred64, rtol=0, atol=atol)
