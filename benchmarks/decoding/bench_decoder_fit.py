@@ -11,14 +11,19 @@ the same thread count; the timed fit includes the decoder's z-scoring. Peers:
 - ``himalaya-ridge``: himalaya's ``RidgeCV`` (its K-fold SVD path), what a
   voxel-to-embedding decoder written with himalaya would call.
 
-Both are run with ``score_func=r2_score`` and the same ``KFold`` splits. Gates:
-fraction of identical best alphas, held-out predictions of a sample of targets.
+Both are run with ``score_func=r2_score`` and the same ``KFold`` splits, on
+himalaya's torch backend or (``--himalaya-backend numpy``) its numpy one. Gates:
+fraction of identical best alphas, held-out predictions of a sample of targets,
+and the speed-up: the median over peer runs of each one's ratio to the
+neurodec run next to it (list the solvers alternately, the machine's speed drifts).
 ``--peer-targets`` times a peer on the first targets only and scales its time
 linearly to the full count (himalaya processes targets in independent batches).
 
 Examples
 --------
 python benchmarks/decoding/bench_decoder_fit.py --n 1000 --solvers neurodec himalaya-kernel
+python benchmarks/decoding/bench_decoder_fit.py --n 1000 --solvers neurodec himalaya-kernel neurodec himalaya-kernel
+python benchmarks/decoding/bench_decoder_fit.py --n 1000 --solvers himalaya-kernel neurodec --himalaya-backend numpy
 python benchmarks/decoding/bench_decoder_fit.py --n 1000 --solvers himalaya-ridge --peer-targets 16384
 """
 
@@ -119,6 +124,21 @@ def worker(args: argparse.Namespace) -> None:
     }))
 
 
+def pair_ratios(rows: list[dict], peer: str, key: str) -> list[float]:
+    """``peer / neurodec`` of ``key`` for each run of ``peer``, paired with the neurodec run just before it
+    (or just after, for a peer run first): runs alternated in one invocation share the machine's state."""
+    ratios = []
+    for i, row in enumerate(rows):
+        if row.get("solver") != peer:
+            continue
+        before = [r for r in rows[:i] if r.get("solver") == "neurodec"]
+        after = [r for r in rows[i + 1 :] if r.get("solver") == "neurodec"]
+        mate = before[-1] if before else (after[0] if after else None)
+        if mate is not None:
+            ratios.append(row[key] / mate[key])
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="training samples (NSD: ~9000; fewer on a small CPU)")
@@ -167,7 +187,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     output = Path(args.output)
     previous = json.loads(output.read_text()) if output.exists() else []
-    # The gate compares each peer with this run's neurodec fit, or the last one recorded on the same data.
+    # The gate compares each peer with this run's neurodec fits, or the last one recorded on the same data.
     runs = [r for r in previous + rows if r.get("solver") and (r["n"], r["p"], r["t"]) == (args.n, args.p, t)]
     wall = {r["solver"]: r["wall_s"] for r in runs}
     cpu = {r["solver"]: r["cpu_s"] for r in runs}
@@ -175,18 +195,22 @@ def main() -> None:
         Y_test = np.load(folder / "Y_test.npy", mmap_mode="r")
         ours = np.load(folder / "neurodec.alphas.npy")
         pred = np.load(folder / "neurodec.pred.npy")
-        for peer in [s for s in args.solvers if s != "neurodec"]:
+        for peer in dict.fromkeys(s for s in args.solvers if s != "neurodec"):
             ref, pred_ref = np.load(folder / f"{peer}.alphas.npy"), np.load(folder / f"{peer}.pred.npy")
             k = min(len(ours), len(ref))
+            pairs = {key: pair_ratios(rows, peer, key) for key in ("wall_s", "cpu_s")}
             gate = {
                 "peer": peer,
                 "n": args.n, "p": args.p, "t": t,
                 "same_alpha_fraction": float(np.isclose(ours[:k], ref[:k], rtol=1e-4).mean()),
                 "max_pred_diff_over_std": float(
                     (np.abs(pred[:, :k] - pred_ref[:, :k]).max(0) / Y_test[:, :k].std(0)).max()),
-                "speedup_wall": wall[peer] / wall["neurodec"],
-                "speedup_cpu": cpu[peer] / cpu["neurodec"],
+                "speedup_wall": float(np.median(pairs["wall_s"])) if pairs["wall_s"] else wall[peer] / wall["neurodec"],
+                "speedup_cpu": float(np.median(pairs["cpu_s"])) if pairs["cpu_s"] else cpu[peer] / cpu["neurodec"],
+                "speedup_wall_pairs": pairs["wall_s"],
             }
+            if args.device == "cpu":
+                gate["backend"] = args.himalaya_backend
             rows.append({"gate": gate})
             print(json.dumps(gate), flush=True)
     from neurodec._io import write_json_atomic

@@ -244,7 +244,7 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
         import torch
 
         from .._device import resolve_device
-        from ..ridge._validation import check_alphas, check_finite, resolve_splits
+        from ..ridge._validation import FiniteCheckedTargets, check_alphas, check_finite, resolve_splits
         from ..ridge.kernels import compute_kernel
         from ..ridge.solvers import solve_kernel_ridge_cv, solve_ridge_cv
 
@@ -257,7 +257,8 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
         scale = X.std(axis=0, ddof=1, dtype=np.float64)
         self.x_scale_ = np.where(scale > 0, scale, 1.0)
         Z = torch.from_numpy(self._zscore(X))
-        self.y_mean_, self.y_std_ = _column_stats(Y, ddof=0)
+        # the solver checks every block it reads: the statistics need not check them a second time
+        self.y_mean_, self.y_std_ = _column_stats(Y.Y if isinstance(Y, FiniteCheckedTargets) else Y, ddof=0)
         splits = resolve_splits(self.cv, Z, n_samples, groups)
         n_train = max(len(train) for train, _ in splits)
         self.method_ = self.method if self.method != "auto" else ("dual" if n_train < n_voxels else "primal")

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 from ._primal import alpha_groups, eigh_psd
-from ._host_blas import host_view, matmul, namespace
+from ._host_blas import namespace, viewer
 from ._scoring import pearson_from_moments, r2_from_sse, score_predictions
 
 __all__ = ["DualPlan"]
@@ -154,7 +154,7 @@ class DualPlan:
         if self.fit_intercept:
             K_vt = K_vt - K_vt.mean(1, keepdim=True) - r[None, :] + m
         shrink = 1.0 / (s[None, :] + self.alphas[:, None])  # (n_alphas, rank)
-        maps = matmul(matmul(K_vt, U)[None] * shrink[:, None, :], U.T)
+        maps = ((K_vt @ U)[None] * shrink[:, None, :]) @ U.T
         return _Fold(train=tr, val=va, maps=maps.to(self.dtype))
 
     def bytes_per_target(self, n_alphas: int) -> int:
@@ -170,16 +170,16 @@ class DualPlan:
         """Mean validation score per alpha and target: tensor of shape (n_alphas, n_targets).
 
         ``Y`` (n_samples, n_targets) need not be centred: each block of targets
-        is centred on its own means, each fold on its training means.
+        is shifted by one of its samples, each fold centred on its training means.
         """
         if self.loo:
             return self._loo_scores(Y, score)
         n_alphas, t = len(self.alphas), Y.shape[1]
         scores = torch.zeros(n_alphas, t, dtype=self.dtype, device=Y.device)
-        folds = [(host_view(f.maps).reshape(-1, f.maps.shape[-1]), host_view(f.train), host_view(f.val))
-                 for f in self.folds]
+        view = viewer(Y.device, sum(f.maps.numel() for f in self.folds) * 2.0 * t)
+        folds = [(view(f.maps).reshape(-1, f.maps.shape[-1]), view(f.train), view(f.val)) for f in self.folds]
         for cols in self._column_chunks(t, Y.element_size(), Y.device):
-            Yb = self._shifted(host_view(Y)[:, cols])
+            Yb = self._shifted(view(Y)[:, cols])
             for maps, train, val in folds:
                 scores[:, cols] += self._fold_scores(maps, Yb[train], Yb[val], score)
         return scores / len(self.folds)
@@ -204,9 +204,9 @@ class DualPlan:
             Y_val -= train_mean
         # Every alpha in one GEMM: (n_alphas n_val x n_train) @ (n_train x targets).
         P = xp.matmul(maps, Y_train).reshape(len(self.alphas), n_val, -1)
-        # The validation mean is of the order of the spread (shifted block): no cancellation to fear.
         val_sums = Y_val.sum(0)
-        sst = torch.as_tensor(_sum_products(Y_val, Y_val, "vt,vt->t") - val_sums * val_sums / n_val)
+        R_c = Y_val - val_sums / n_val
+        sst = torch.as_tensor(_sum_products(R_c, R_c, "vt,vt->t"))
         if score == "r2":
             P -= Y_val  # in place: minus the residuals
             return r2_from_sse(torch.as_tensor(_sum_products(P, P, "avt,avt->at")), sst)
@@ -259,11 +259,13 @@ class DualPlan:
         instead of a scatter per alpha. The means are zeros without intercept;
         :meth:`intercept` completes the model.
         """
-        self._build_refit_maps(best_alphas)
+        n, t = Y.shape
+        view = viewer(Y.device, 2.0 * n * n * t)
+        self._build_refit_maps(best_alphas, view)
         order = torch.argsort(best_alphas, stable=True)
         alphas, counts = torch.unique_consecutive(best_alphas[order], return_counts=True)
-        Ys = host_view(torch.empty(Y.shape, dtype=self.dtype, device=Y.device))
-        _take_columns(host_view(Y.to(self.dtype)), host_view(order), Ys)
+        Ys = view(torch.empty(Y.shape, dtype=self.dtype, device=Y.device))
+        _take_columns(view(Y.to(self.dtype)), view(order), Ys)
         if self.fit_intercept:  # centred exactly (see _shifted): 1 / alpha in the constant direction of Ys would
             first = Ys[0] + 0  # swamp the float32 solutions of small alphas before the projection removes it
             Ys -= first
@@ -271,15 +273,15 @@ class DualPlan:
             Ys -= shifted_mean
         start = 0
         for alpha, count in zip(alphas.tolist(), counts.tolist()):
-            Ys[:, start : start + count] = self._solve_one_alpha(Ys[:, start : start + count], alpha)
+            Ys[:, start : start + count] = self._solve_one_alpha(Ys[:, start : start + count], alpha, view)
             start += count
-        back = host_view(torch.argsort(order))
+        back = view(torch.argsort(order))
         dual = torch.empty(Y.shape, dtype=self.dtype, device=Y.device)
-        _take_columns(Ys, back, host_view(dual))
+        _take_columns(Ys, back, view(dual))
         del Ys
         if not self.fit_intercept:
-            return dual, torch.zeros(Y.shape[1], dtype=self.dtype, device=Y.device)
-        out = host_view(dual)
+            return dual, torch.zeros(t, dtype=self.dtype, device=Y.device)
+        out = view(dual)
         out -= out.mean(0)
         return dual, torch.as_tensor((first + shifted_mean)[back])
 
@@ -287,9 +289,9 @@ class DualPlan:
         """``y_mean - r @ dual`` (``r`` the training kernel's row means): ``predict = K(x, X) @ dual + intercept``."""
         if not self.fit_intercept:
             return torch.zeros_like(y_mean)
-        return y_mean - matmul(self.row_mean.to(self.dtype), dual)
+        return y_mean - self.row_mean.to(self.dtype) @ dual
 
-    def _build_refit_maps(self, best_alphas: torch.Tensor) -> None:
+    def _build_refit_maps(self, best_alphas: torch.Tensor, view) -> None:
         """Form the ``n x n`` map of every alpha that enough targets of the batch chose.
 
         Through the map a target costs one GEMM column (``2 n^2``), through the
@@ -304,14 +306,15 @@ class DualPlan:
         alphas, counts = torch.unique(best_alphas, return_counts=True)
         for alpha, count in zip(alphas.tolist(), counts.tolist()):
             if count >= 2 * rank and alpha not in self._refit_maps:
-                self._refit_maps[alpha] = matmul(self.U64 / (self.s64 + alpha), self.U64.T).to(self.dtype)
+                U, s = view(self.U64), view(self.s64)
+                self._refit_maps[alpha] = torch.as_tensor((U / (s + alpha)) @ U.T).to(self.dtype)
 
-    def _solve_one_alpha(self, Y, alpha: float):
-        """``U diag(1 / (s + alpha)) U^T Y`` for targets (array or tensor) that chose ``alpha``."""
+    def _solve_one_alpha(self, Y, alpha: float, view):
+        """``U diag(1 / (s + alpha)) U^T Y`` for targets (array or tensor, as ``view`` gives) that chose ``alpha``."""
         W = self._refit_maps.get(alpha)
         if W is not None:
-            return host_view(W) @ Y
-        U, s = host_view(self.U), host_view(self.s)
+            return view(W) @ Y
+        U, s = view(self.U), view(self.s)
         return U @ ((U.T @ Y) / (s + alpha)[:, None])
 
 

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._host_blas import eigh
 from ._scoring import score_from_moments, score_predictions
 
 __all__ = ["PrimalPlan", "alpha_groups", "eigh_psd", "shrink_all_alphas"]
@@ -55,7 +54,7 @@ __all__ = ["PrimalPlan", "alpha_groups", "eigh_psd", "shrink_all_alphas"]
 
 def eigh_psd(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigendecomposition of a symmetric PSD matrix; round-off negatives set to 0."""
-    s, V = eigh(G)
+    s, V = torch.linalg.eigh(G)
     return s.clamp_min(0), V
 
 

@@ -77,8 +77,9 @@ class FiniteCheckedTargets:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         block = np.asarray(self.Y[key])
-        n_bad = int((~np.isfinite(block)).sum())
-        if n_bad:
+        finite = np.isfinite(block)
+        if not finite.all():
+            n_bad = int(finite.size - np.count_nonzero(finite))
             cols = key[1] if isinstance(key, tuple) and len(key) > 1 else slice(None)
             raise ValueError(
                 f"Input Y contains {n_bad} NaN or infinite value(s) in targets {cols.start}:{cols.stop}; "

@@ -41,7 +41,6 @@ from .._device import resolve_device
 from .._docs import fill_doc
 from ._batching import TargetStager, choose_n_targets_batch, run_target_batches, to_host
 from ._dual import DualPlan
-from ._host_blas import matmul
 from ._primal import PrimalPlan
 
 __all__ = ["KernelRidgeCVResult", "RidgeCVResult", "solve_kernel_ridge_cv", "solve_ridge_cv"]
@@ -291,7 +290,7 @@ def solve_ridge_cv(
         x_mean = X64.mean(0) if fit_intercept else torch.zeros_like(X64[0])
         Xc64 = X64 - x_mean
         plan = DualPlan(
-            matmul(Xc64, Xc64.T), splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype, truncate=True
+            Xc64 @ Xc64.T, splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype, truncate=True
         )
         xc = Xc64.to(dtype)
 
@@ -300,7 +299,7 @@ def solve_ridge_cv(
             if not return_weights:
                 return scores, None, None
             dual, y_mean = plan.refit(Yb, alphas_t[scores.argmax(0)])
-            coef = matmul(xc.T, dual)
+            coef = xc.T @ dual
             return scores, coef, y_mean - x_mean.to(dtype) @ coef
 
     best, cv_scores, coef, intercept, final_batch = _solve(

@@ -19,6 +19,7 @@ from neurodec.ridge import solve_kernel_ridge_cv, solve_ridge_cv
 from neurodec.ridge._dual import DualPlan
 
 from .conftest import make_encoding_data
+from .test_host_blas import force_branch
 
 ALPHAS = np.logspace(-2, 5, 8)
 
@@ -78,8 +79,9 @@ def test_refit_through_alpha_maps_equals_rotation_and_float64(rng):
     np.testing.assert_allclose(via_rotation.numpy(), ref[:, :5], rtol=0, atol=atol)
 
 
+@pytest.mark.parametrize("branch", ["numpy", "torch"])
 @pytest.mark.parametrize("score", ["r2", "pearson"])
-def test_targets_far_from_zero_lose_nothing_to_float32(rng, score):
+def test_targets_far_from_zero_lose_nothing_to_float32(rng, monkeypatch, score, branch):
     # Targets whose mean is 1000 standard deviations: the dual solver shifts them by a sample (exact in
     # float32) before taking float32 means, so only rounding at the targets' spread remains. Reference:
     # the same solver in float64 on the same (float32) values. Centred features keep the kernel's own
@@ -90,6 +92,7 @@ def test_targets_far_from_zero_lose_nothing_to_float32(rng, score):
     folds = list(KFold(3).split(X))
     K = torch.from_numpy(X @ X.T)
     kw = dict(device="cpu", score=score)
+    force_branch(monkeypatch, branch)  # large CPU loops run in numpy, small ones and CUDA in torch
     r32 = solve_kernel_ridge_cv(K, torch.from_numpy(Y), ALPHAS, folds, dtype=torch.float32, **kw)
     r64 = solve_kernel_ridge_cv(K, torch.from_numpy(Y).double(), ALPHAS, folds, dtype=torch.float64, **kw)
     # Unit-scale values through sums of up to n products, twice (the maps, then the scores' sums).
