@@ -266,8 +266,10 @@ class DualPlan:
         alphas, counts = torch.unique_consecutive(best_alphas[order], return_counts=True)
         Ys = view(torch.empty(Y.shape, dtype=self.dtype, device=Y.device))
         _take_columns(view(Y.to(self.dtype)), view(order), Ys)
-        if self.fit_intercept:  # centred exactly (see _shifted): 1 / alpha in the constant direction of Ys would
-            first = Ys[0] + 0  # swamp the float32 solutions of small alphas before the projection removes it
+        if self.fit_intercept:
+            # Centred exactly, after a shift (see _shifted): a constant left in Ys comes out scaled by
+            # 1 / alpha and swamps the float32 solutions of small alphas before the projection removes it.
+            first = Ys[0] + 0  # a copy
             Ys -= first
             shifted_mean = Ys.mean(0)
             Ys -= shifted_mean
