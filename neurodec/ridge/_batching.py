@@ -217,7 +217,8 @@ def run_target_batches(
         Does the work for targets ``start:stop`` and stores its results.
     device : torch.device
         Its cache is emptied after an out-of-memory error. On CPU numpy's BLAS
-        (the CPU products, see :mod:`neurodec.ridge._host_blas`) gets torch's thread count.
+        (used by the large CPU loops, see :mod:`neurodec.ridge._host_blas`)
+        gets torch's thread count.
     batch_hook : callable, optional
         Called with the block size before each attempt; it may raise (e.g. a
         simulated ``torch.cuda.OutOfMemoryError`` in tests).

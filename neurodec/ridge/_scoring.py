@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SCORES", "pearson_from_moments", "pearson_targets", "r2_from_sse", "r2_targets", "score_from_moments", "score_predictions"]
+__all__ = [
+    "SCORES",
+    "pearson_from_moments",
+    "pearson_targets",
+    "r2_from_sse",
+    "r2_targets",
+    "score_from_moments",
+    "score_predictions",
+]
 
 SCORES = ("r2", "pearson")
 
