@@ -95,7 +95,13 @@ class _SubjectLayer(nn.Module):
         self.weights = nn.Parameter(torch.eye(n_channels).repeat(n_subjects, 1, 1))
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bct,bcd->bdt", x, self.weights[subject])
+        # A one-hot product rather than ``weights[subject]``: the backward of that indexing accumulates the
+        # trials' gradients in a thread-dependent order on CPU, so identical-seed runs drifted apart; the
+        # product's backward is a matrix product, reproducible run to run.
+        n_subjects, n_channels, _ = self.weights.shape
+        onehot = nn.functional.one_hot(subject, n_subjects).to(x.dtype)
+        per_trial = (onehot @ self.weights.reshape(n_subjects, -1)).reshape(len(x), n_channels, n_channels)
+        return torch.einsum("bct,bcd->bdt", x, per_trial)
 
 
 class _ConvBlock(nn.Module):

@@ -71,6 +71,28 @@ def test_shapes_subject_layers_and_bad_input():
         MEGDecoder(hemisphere(30), 0, 4)
 
 
+def test_subject_layer_matches_per_trial_weights_and_its_gradient_is_reproducible():
+    # Identical-seed trainings drifted apart when the layer indexed ``weights[subject]``: that backward adds
+    # the trials' gradients in a thread-dependent order on CPU (64 trials x 32 channels varied by ~4e-6).
+    torch.manual_seed(0)
+    layer = MEGDecoder(hemisphere(40), 20, 4, n_subjects=3, **{**SMALL, "n_spatial": 32}).subject_layer
+    with torch.no_grad():
+        layer.weights.add_(0.1 * torch.randn_like(layer.weights))
+    x, subject = torch.randn(64, 32, 20), torch.randint(0, 3, (64,))
+    reference = torch.einsum("bct,bcd->bdt", x, layer.weights[subject])
+    assert torch.equal(layer(x, subject), reference)  # the one-hot product selects exactly
+    upstream = torch.randn(64, 32, 20)
+    grads = []
+    for _ in range(20):
+        layer.weights.grad = None
+        (layer(x, subject) * upstream).sum().backward()
+        grads.append(layer.weights.grad.clone())
+    assert all(torch.equal(g, grads[0]) for g in grads)
+    expected = torch.stack([torch.einsum("bct,bdt->cd", x[subject == s], upstream[subject == s]) for s in range(3)])
+    # float32 sums of 64 x 20 products of unit-variance values: a few ulps of their magnitude (~sqrt(1280)).
+    assert torch.allclose(grads[0], expected, rtol=0, atol=1e-4)
+
+
 def test_inputs_stack_subjects_and_refuse_bad_responses():
     r1, emb = simulate_meg_decoding(n_train_images=6, n_test_images=4, n_channels=10, n_times=12, seed=1)
     r2, _ = simulate_meg_decoding(n_train_images=6, n_test_images=4, n_channels=10, n_times=12, seed=2)
