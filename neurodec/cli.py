@@ -54,7 +54,7 @@ def run(
     config: str = typer.Argument(..., help="Pipeline config (YAML), e.g. pipelines/encoding_nsd.yaml."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Run an encoding study, or a discovery study on its fitted models, from a config file.
+    """Run a study from a config file: encoding, discovery, decoding, MEG decoder or iEEG transformer.
 
     Re-running reuses finished work. The config is checked against the
     dataset and the backbones before any work. When some subjects of an

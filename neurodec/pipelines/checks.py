@@ -61,8 +61,12 @@ def _check_dataset(config: EncodingStudyConfig) -> None:
 
     ds, source = config.dataset, config.source
     if not ds.root.is_dir():
+        hint = ""
+        if "neurodec_demo" in ds.root.parts:  # the demo configs read what `neurodec demo` writes
+            demo_parent = Path(*ds.root.parts[:ds.root.parts.index("neurodec_demo")])
+            hint = f" It is the folder `neurodec demo` writes: run `neurodec demo` in {demo_parent} first."
         raise ConfigError(f"{source}: 'dataset.root' {ds.root} is not a folder. Give the dataset's root folder "
-                          "(a relative path is read from the config file's folder).")
+                          f"(a relative path is read from the config file's folder).{hint}")
     info = get_dataset(ds.name)
     _check_keywords(_resolve(info.responses), ds.options, {"root", "subject", "verbose"}, "dataset.options", source)
     _check_keywords(_resolve(info.stimuli), ds.stimulus_options, {"root", "ids"}, "dataset.stimulus_options", source)

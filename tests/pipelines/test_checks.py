@@ -35,7 +35,9 @@ def test_a_valid_config_passes_and_is_marked_checked(nsd_root):
 @pytest.mark.parametrize(
     "dataset, outputs, message",
     [
-        ({"root": "/nonexistent/nsd"}, None, r"'dataset.root' /nonexistent/nsd is not a folder"),
+        ({"root": "/nonexistent/nsd"}, None, r"'dataset.root' /nonexistent/nsd is not a folder.*config file's folder\)\.$"),
+        ({"root": "/nonexistent/neurodec_demo/nsd"}, None,
+         r"is not a folder.*run `neurodec demo` in /nonexistent first\.$"),
         ({"subjects": [1, 3]}, None, r"'dataset.subjects' lists \[3\], which have no file under .*found there: \[1, 2\]"),
         ({"options": {"space": "func1pt8mm", "zscore": True}}, None,
          r"'dataset.options' has option\(s\) \['zscore'\] that load_nsd does not take"),
