@@ -216,6 +216,10 @@ class PrefixCaptioner:
                 f"PrefixCaptioner's tokenizer has {len(tokenizer)} tokens but the decoder's vocabulary only "
                 f"{decoder.get_input_embeddings().num_embeddings}; they do not belong together."
             )
+        if getattr(decoder, "loss_type", None) is None:
+            # GPT2LMHeadModel's class name maps to no loss, so transformers warns on every first training step
+            # before falling back to the causal-LM loss; name that loss, which is what the captioner trains.
+            decoder.loss_type = "ForCausalLM"
         self.decoder_, self.tokenizer_ = decoder, tokenizer
 
     def _embeddings(self, embeddings: Any, where: str) -> "torch.Tensor":
