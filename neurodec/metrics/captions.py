@@ -24,6 +24,8 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -103,6 +105,39 @@ def _java_on_path(java: str) -> Iterator[None]:
         os.environ["PATH"] = old
 
 
+def _ptb_tokenize(java: str, captions: dict[int, list[str]], *, jar_dir: str | None = None) -> dict[int, list[str]]:
+    """pycocoevalcap's PTB tokenization: its CoreNLP jar and punctuation list, lower-cased, one caption per line.
+
+    pycocoevalcap's ``PTBTokenizer`` writes the sentences to a file in its own
+    package folder, which fails where that folder is read-only (a cluster's
+    shared environment), and lets Java's progress line through to stderr.
+    Here the file lives in a temporary folder and Java's stderr is kept for
+    the error message. ``jar_dir`` overrides the jar's folder (tests).
+    """
+    from pycocoevalcap.tokenizer import ptbtokenizer as ptb
+
+    jar = os.path.join(jar_dir or os.path.dirname(os.path.abspath(ptb.__file__)), ptb.STANFORD_CORENLP_3_4_1_JAR)
+    keys = [k for k, texts in captions.items() for _ in texts]
+    sentences = "\n".join(text.replace("\n", " ") for texts in captions.values() for text in texts)
+    with tempfile.TemporaryDirectory(prefix="neurodec-ptb-") as folder:
+        path = os.path.join(folder, "captions.txt")
+        with open(path, "wb") as handle:
+            handle.write(sentences.encode())
+        run = subprocess.run([java, "-cp", jar, "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines",
+                              "-lowerCase", path], capture_output=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"The PTB tokenizer ({jar}) exited with code {run.returncode}: "
+                           f"{run.stderr.decode(errors='replace').strip()}")
+    lines = run.stdout.decode().split("\n")
+    if len(lines) < len(keys):
+        raise RuntimeError(f"The PTB tokenizer ({jar}) returned {len(lines)} lines for {len(keys)} captions.")
+    tokenized: dict[int, list[str]] = {}
+    for key, line in zip(keys, lines):
+        words = [w for w in line.rstrip().split(" ") if w not in ptb.PUNCTUATIONS]
+        tokenized.setdefault(key, []).append(" ".join(words))
+    return tokenized
+
+
 def _spice_models_present() -> bool:
     from pycocoevalcap.spice import get_stanford_models as gsm
 
@@ -115,7 +150,6 @@ def _coco_scores(candidates: list[str], refs: list[list[str]], metrics: Sequence
         from pycocoevalcap.cider.cider import Cider
         from pycocoevalcap.meteor.meteor import Meteor
         from pycocoevalcap.rouge.rouge import Rouge
-        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
     except ImportError as exc:
         raise ImportError("Protocol 'coco' needs pycocoevalcap: pip install 'neurodec[captions]'.") from exc
     java = java_executable()
@@ -131,10 +165,9 @@ def _coco_scores(candidates: list[str], refs: list[list[str]], metrics: Sequence
             "or leave SPICE out of metrics."
         )
     ids = list(range(len(candidates)))
+    gts = _ptb_tokenize(java, {i: refs[i] for i in ids})
+    res = _ptb_tokenize(java, {i: [candidates[i]] for i in ids})
     with _java_on_path(java):
-        tokenizer = PTBTokenizer()
-        gts = tokenizer.tokenize({i: [{"caption": r} for r in refs[i]] for i in ids})
-        res = tokenizer.tokenize({i: [{"caption": candidates[i]}] for i in ids})
         out: dict[str, Any] = {}
         if any(m.startswith("BLEU") for m in metrics):
             score, per = Bleu(4).compute_score(gts, res, verbose=0)

@@ -42,6 +42,26 @@ def test_coco_hand_computable_cases(coco):
     assert coco.protocol == "coco"
 
 
+@needs_java
+def test_tokenization_equals_pycocoevalcaps_and_stays_quiet(capfd, tmp_path):
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    from neurodec.metrics.captions import _java_on_path, _ptb_tokenize
+
+    captions = {0: ["The man, riding a horse!", "A DOG's ball -- (red)..."], 1: ["two\nlines", ""],
+                2: ["Café au lait; 3.5 cups?", "it's \"quoted\" `here`"]}
+    java = java_executable()
+    with _java_on_path(java):
+        expected = PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
+    capfd.readouterr()
+    assert _ptb_tokenize(java, captions) == expected
+    assert expected[0][0] == "the man riding a horse"
+    # pycocoevalcap lets Java's "PTBTokenizer tokenized N tokens" line through to stderr; neurodec keeps it.
+    assert capfd.readouterr().err == ""
+    with pytest.raises(RuntimeError, match=r"PTB tokenizer \(.*stanford-corenlp-3.4.1.jar\) exited with code"):
+        _ptb_tokenize(java, captions, jar_dir=str(tmp_path))
+
+
 def test_coco_without_java_says_how_to_get_it(monkeypatch):
     import neurodec.metrics.captions as captions
 
