@@ -11,11 +11,12 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "warn_if_other_version", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -59,3 +60,26 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically and return the path."""
     return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=True, default=str) + "\n")
+
+
+def warn_if_other_version(path: str | os.PathLike, written_by: str | None) -> None:
+    """Warn when a file neurodec reuses was written by another neurodec version.
+
+    scikit-learn's convention for its pickles: the file is still used (its
+    settings and data matched), but this version might compute other numbers.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, named in the warning.
+    written_by : str or None
+        The version recorded in the file; None for files written before
+        neurodec recorded it.
+    """
+    from . import __version__
+
+    if written_by == __version__:
+        return
+    writer = f"neurodec {written_by}" if written_by else "an earlier neurodec (no version recorded)"
+    warnings.warn(f"{path} was written by {writer}; this is neurodec {__version__}. It is reused as it is: delete "
+                  "it to recompute with this version.", UserWarning, stacklevel=3)

@@ -12,11 +12,12 @@ Features are written one batch at a time into ``<file>.partial`` whose
 ``done_rows`` attribute counts finished rows: an interrupted extraction
 resumes where it stopped. When every row is written the partial file is
 renamed onto the final name (atomic), so a complete-looking file is complete.
+A file written by another neurodec version is reused with a warning.
 
 File layout: dataset ``features`` (float32, shape (n_stimuli, n_features)),
 dataset ``stimulus_ids``, optional dataset ``reducer`` (the pickled fitted
 reducer), attributes ``key.<name>`` for every key entry, ``done_rows``,
-``format``.
+``format``, ``neurodec_version``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .. import __version__
+from .._io import warn_if_other_version
 
 __all__ = ["FeatureCache", "PartialFeatures"]
 
@@ -78,6 +82,7 @@ class PartialFeatures:
                 raise ValueError(f"Partial feature cache {path} was written for other stimulus ids; delete it.")
         else:
             self._file.attrs["format"] = _FORMAT
+            self._file.attrs["neurodec_version"] = __version__
             for name, value in key.items():
                 self._file.attrs[f"key.{name}"] = value
             self._file.attrs["done_rows"] = 0
@@ -134,6 +139,7 @@ def _check_key(handle: Any, key: Mapping[str, str], path: Path) -> None:
                 f"Feature cache file {path} was written by another configuration: key {name!r} is "
                 f"{stored!r} in the file but {value!r} is requested. Delete the file or use another cache folder."
             )
+    warn_if_other_version(path, handle.attrs.get("neurodec_version"))
 
 
 class FeatureCache:

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_path
+from .. import __version__
+from .._io import atomic_path, warn_if_other_version
 from .._logging import get_logger
 from ..data.features import Features
 from ..data.responses import Responses
@@ -36,7 +37,7 @@ def save_encoding_model(model: EncodingModel, path: str | os.PathLike) -> Path:
     """Write a fitted :class:`EncodingModel` to an ``.npz`` file atomically.
 
     The file holds the fitted arrays and a JSON record of the parameters, feature
-    spaces, excluded units and training subject/space; no pickle.
+    spaces, excluded units, training subject/space and neurodec version; no pickle.
     """
     model._check_fitted()
     path = Path(path)
@@ -51,6 +52,7 @@ def save_encoding_model(model: EncodingModel, path: str | os.PathLike) -> Path:
         "space": model.space_,
         "fingerprint": model.fingerprint_,
         "excluded_reasons": model.excluded_units_["reason"].tolist(),
+        "neurodec_version": __version__,
     }
     arrays = {name: getattr(model, name) for name in _FITTED}
     arrays["excluded_units"] = model.excluded_units_["unit"].to_numpy()
@@ -66,7 +68,8 @@ def load_encoding_model(path: str | os.PathLike) -> EncodingModel:
 
     Parameters that were not JSON-serializable (e.g. a scikit-learn splitter
     given as ``cv``) come back at their defaults; the fitted state is exact.
-    The model's ``loaded_from_`` attribute records ``path``.
+    The model's ``loaded_from_`` attribute records ``path``. A file written by
+    another neurodec version is loaded with a warning.
     """
     path = Path(path)
     if not path.exists():
@@ -84,6 +87,7 @@ def load_encoding_model(path: str | os.PathLike) -> EncodingModel:
     model.n_train_, model.subject_, model.space_ = meta["n_train"], meta["subject"], meta["space"]
     model.fingerprint_ = meta["fingerprint"]
     model.loaded_from_ = path
+    warn_if_other_version(path, meta.get("neurodec_version"))
     return model
 
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
+from .. import __version__
+from .._io import atomic_path, warn_if_other_version
 from .._logging import get_logger
 from .decoding_config import DecodingConfig
 
@@ -68,7 +69,7 @@ def _fingerprint(settings: Any, *arrays: np.ndarray) -> str:
 
 
 class _Pieces:
-    """Resumable pieces of one subject's run: ``.npz`` files holding a ``fingerprint`` entry."""
+    """Resumable pieces of one subject's run: ``.npz`` files holding ``fingerprint`` and ``neurodec_version`` entries."""
 
     def __init__(self, folder: Path, subject: str, target: str) -> None:
         self.folder, self.subject, self.target = folder, subject, target
@@ -87,11 +88,14 @@ class _Pieces:
             with np.load(path, allow_pickle=False) as stored:
                 if "fingerprint" in stored and str(stored["fingerprint"]) == fingerprint:
                     self.reused.append(desc)
-                    return {k: stored[k] for k in stored.files if k != "fingerprint"}
+                    written_by = str(stored["neurodec_version"]) if "neurodec_version" in stored else None
+                    warn_if_other_version(path, written_by)
+                    return {k: stored[k] for k in stored.files if k not in ("fingerprint", "neurodec_version")}
         result = compute()
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, fingerprint=np.asarray(fingerprint), **result)
+                np.savez_compressed(handle, fingerprint=np.asarray(fingerprint),
+                                    neurodec_version=np.asarray(__version__), **result)
         return result
 
 

@@ -90,6 +90,23 @@ def test_cache_from_another_configuration_is_refused(atto, stimuli, tmp_path):
         extract_features(other, stimuli, layers="stages.1", cache=cache, verbose=False)
 
 
+def test_cache_from_another_neurodec_version_is_reused_with_a_warning(atto, stimuli, tmp_path):
+    import neurodec
+
+    cache = FeatureCache(tmp_path)
+    ours = extract_features(atto, stimuli, layers="stages.1", cache=cache, verbose=False)["stages.1"]
+    path = cache.path_for(_key(ours))
+    expected = ours.data[()]
+    ours.data.file.close()
+    with h5py.File(path, "a") as handle:
+        assert handle.attrs["neurodec_version"] == neurodec.__version__
+        handle.attrs["neurodec_version"] = "0.0.1"
+    with pytest.warns(UserWarning, match=r"was written by neurodec 0\.0\.1; this is neurodec .*delete it to recompute"):
+        again = extract_features(atto, stimuli, layers="stages.1", cache=cache, verbose=False)["stages.1"]
+    assert np.array_equal(again.data[()], expected)
+    again.data.file.close()
+
+
 def test_cache_validates_shape_and_ids(atto, stimuli, tmp_path):
     cache = FeatureCache(tmp_path)
     feats = extract_features(atto, stimuli, layers="stages.1", cache=cache, verbose=False)["stages.1"]

@@ -133,6 +133,32 @@ def test_save_and_load_roundtrip(planted, tmp_path):
         model.save(tmp_path / "model.h5")
 
 
+def test_a_fit_saved_by_another_version_loads_with_a_warning(planted, tmp_path):
+    import json
+    import warnings
+
+    import neurodec
+
+    features, responses, _, _ = planted
+    path = EncodingModel(alphas=ALPHAS, device="cpu", cv=4).fit(features["A"], responses).save(tmp_path / "m.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # this version's own file: no warning
+        reference = load_encoding_model(path)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["neurodec_version"] == neurodec.__version__
+    for version, writer in (("0.0.1", "neurodec 0.0.1"), (None, "an earlier neurodec")):
+        if version is None:
+            del meta["neurodec_version"]
+        else:
+            meta["neurodec_version"] = version
+        np.savez(path, **{**arrays, "meta": np.array(json.dumps(meta))})
+        with pytest.warns(UserWarning, match=f"m.npz was written by {writer}.*this is neurodec {neurodec.__version__}"):
+            loaded = load_encoding_model(path)
+        np.testing.assert_array_equal(loaded.coef_, reference.coef_)
+
+
 def test_pre_averaged_responses_keep_their_repeat_counts(planted):
     features, responses, truth, scores = planted
     averaged = responses.average_repeats()

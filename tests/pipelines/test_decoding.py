@@ -142,3 +142,31 @@ def test_shipped_nsd_decoding_config_reads():
     assert config.reconstruction["pipeline"] == "stabilityai/stable-diffusion-2-1-unclip"
     assert config.target.endswith("/output") and "ViT-H-14" in config.target
     assert "swav" in config.reconstruction["feature_metrics"]
+
+
+def test_a_piece_from_another_neurodec_version_is_reused_with_a_warning(tmp_path):
+    import warnings
+
+    import neurodec
+    from neurodec.pipelines.decoding import _Pieces
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"embeddings": np.arange(6.0).reshape(2, 3)}
+
+    pieces = _Pieces(tmp_path, "01", "layer4")
+    first = pieces.arrays("embeddings", "abc", compute)
+    path = pieces.files[0]
+    with np.load(path) as stored:
+        assert str(stored["neurodec_version"]) == neurodec.__version__
+        arrays = dict(stored)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pieces.arrays("embeddings", "abc", compute).keys() == {"embeddings"}
+    np.savez_compressed(path, **{**arrays, "neurodec_version": np.asarray("0.0.1")})
+    with pytest.warns(UserWarning, match=r"written by neurodec 0\.0\.1; this is neurodec"):
+        again = pieces.arrays("embeddings", "abc", compute)
+    assert calls == [1] and again.keys() == {"embeddings"}
+    np.testing.assert_array_equal(again["embeddings"], first["embeddings"])
