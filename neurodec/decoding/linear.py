@@ -94,9 +94,11 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
     alphas : array of shape (n_alphas,), optional
         Positive penalties searched per target; default :data:`DECODER_ALPHAS`
         (``np.logspace(1, 7, 13)``). A single value fixes the penalty
-        (Brain-Diffuser: 5e4 for VDVAE latents, 6e4 for CLIP embeddings).
+        (Brain-Diffuser: 5e4 for VDVAE latents, 6e4 for CLIP embeddings):
+        no cross-validation is run, and the fit is one solve.
     cv : int, splitter or iterable of (train, val)
-        Folds for choosing each target's penalty (an int: ``KFold`` without shuffling).
+        Folds for choosing each target's penalty (an int: ``KFold`` without
+        shuffling); unused with a single alpha.
     restandardize : bool
         Re-standardize predictions (Brain-Diffuser, MindEye's ridge baselines):
         each predicted feature is z-scored over the predicted samples and
@@ -126,7 +128,8 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
     target_shape_ : tuple of int
         Trailing shape of ``y`` (``(d,)`` for embeddings, ``(n_tokens, d)`` for tokens).
     best_alphas_ : array of shape (n_targets,)
-    cv_scores_ : array of shape (n_alphas, n_targets)
+    cv_scores_ : array of shape (n_alphas, n_targets) or None
+        Mean validation score of each penalty; None with a single alpha.
     intercept_ : array of shape (n_targets,)
     method_ : {"primal", "dual"}
     dual_coef_ : array of shape (n_train, n_targets)
@@ -259,8 +262,9 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
         Z = torch.from_numpy(self._zscore(X))
         # the solver checks every block it reads: the statistics need not check them a second time
         self.y_mean_, self.y_std_ = _column_stats(Y.Y if isinstance(Y, FiniteCheckedTargets) else Y, ddof=0)
-        splits = resolve_splits(self.cv, Z, n_samples, groups)
-        n_train = max(len(train) for train, _ in splits)
+        # One alpha: nothing to choose, so no cross-validation (as TimeResolvedRidge); the fit is a single solve.
+        splits = resolve_splits(self.cv, Z, n_samples, groups) if len(alphas) > 1 else None
+        n_train = n_samples if splits is None else max(len(train) for train, _ in splits)
         self.method_ = self.method if self.method != "auto" else ("dual" if n_train < n_voxels else "primal")
         device = resolve_device(self.device)
         options = dict(device=device, dtype=getattr(torch, self.dtype), n_targets_batch=self.n_targets_batch,
@@ -275,7 +279,7 @@ class LinearDecoder(RegressorMixin, BaseEstimator):
             self._coef = result.coef.numpy()
         self.intercept_ = result.intercept.numpy()
         self.best_alphas_ = result.best_alphas.numpy()
-        self.cv_scores_ = result.cv_scores.numpy()
+        self.cv_scores_ = None if result.cv_scores is None else result.cv_scores.numpy()
         self.alphas_ = alphas
         return self
 

@@ -105,7 +105,7 @@ class DualPlan:
     ----------
     K : tensor of shape (n_samples, n_samples)
         Training kernel, float64, on the compute device.
-    splits : sequence of (train, val) index arrays, or "loo"
+    splits : sequence of (train, val) index arrays, "loo", or None (no search: refit only)
     alphas : tensor of shape (n_alphas,)
         The penalties every target is scored with.
     fit_intercept : bool
@@ -138,11 +138,12 @@ class DualPlan:
         self.s64, self.U64 = s, U  # the refit maps are formed in float64
         self._refit_maps: dict[float, torch.Tensor] = {}  # alpha -> U diag(1 / (s + alpha)) U^T, built on demand
         self.loo = isinstance(splits, str)
+        self.searches = splits is not None
         if self.loo:
             self.U2 = U * U
             self.folds: list[_Fold] = []
         else:
-            self.folds = [self._fold(K, tr, va) for tr, va in splits]
+            self.folds = [self._fold(K, tr, va) for tr, va in splits or []]
 
     def _fold(self, K: torch.Tensor, train, val) -> _Fold:
         dev = K.device

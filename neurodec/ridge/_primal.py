@@ -125,7 +125,7 @@ class PrimalPlan:
     ----------
     X : tensor of shape (n_samples, n_features)
         On the compute device.
-    splits : sequence of (train, val) index arrays, or "loo"
+    splits : sequence of (train, val) index arrays, "loo", or None (no search: refit only)
     n_alphas : int
         Used to choose between predictions and moments per fold.
     fit_intercept : bool
@@ -148,6 +148,7 @@ class PrimalPlan:
         s, V = eigh_psd(gram)
         self.s, self.V = s.to(dtype), V.to(dtype)
         self.loo = isinstance(splits, str)
+        self.searches = splits is not None
         if self.loo:
             Q64 = Xc64 @ V
             self.Q = Q64.to(dtype)
@@ -155,7 +156,7 @@ class PrimalPlan:
             self.folds: list[_Fold] = []
         else:
             x_sum = Xc64.sum(0)
-            self.folds = [self._fold(Xc64, gram, x_sum, tr, va, n_alphas) for tr, va in splits]
+            self.folds = [self._fold(Xc64, gram, x_sum, tr, va, n_alphas) for tr, va in splits or []]
 
     def _fold(self, Xc64, gram, x_sum, train, val, n_alphas) -> _Fold:
         n, p = Xc64.shape

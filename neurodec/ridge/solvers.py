@@ -58,8 +58,9 @@ class RidgeCVResult:
     Attributes
     ----------
     best_alphas : tensor of shape (n_targets,)
-    cv_scores : tensor of shape (n_alphas, n_targets)
-        Validation score averaged over folds (or leave-one-out score).
+    cv_scores : tensor of shape (n_alphas, n_targets) or None
+        Validation score averaged over folds (or leave-one-out score); None
+        when no search was run (``splits=None``).
     coef : tensor of shape (n_features, n_targets) or None
         None when ``return_weights=False``.
     intercept : tensor of shape (n_targets,) or None
@@ -69,7 +70,7 @@ class RidgeCVResult:
     """
 
     best_alphas: torch.Tensor
-    cv_scores: torch.Tensor
+    cv_scores: torch.Tensor | None
     coef: torch.Tensor | None
     intercept: torch.Tensor | None
     method: str
@@ -83,7 +84,8 @@ class KernelRidgeCVResult:
     Attributes
     ----------
     best_alphas : tensor of shape (n_targets,)
-    cv_scores : tensor of shape (n_alphas, n_targets)
+    cv_scores : tensor of shape (n_alphas, n_targets) or None
+        None when no search was run (``splits=None``).
     dual_coef : tensor of shape (n_samples, n_targets) or None
     intercept : tensor of shape (n_targets,) or None
         Predictions are ``K(X_new, X_train) @ dual_coef + intercept``.
@@ -91,7 +93,7 @@ class KernelRidgeCVResult:
     """
 
     best_alphas: torch.Tensor
-    cv_scores: torch.Tensor
+    cv_scores: torch.Tensor | None
     dual_coef: torch.Tensor | None
     intercept: torch.Tensor | None
     n_targets_batch: int
@@ -146,12 +148,17 @@ def _solve(
     batch_hook: Callable[[int], None] | None,
     verbose: bool | int,
 ):
-    """Run ``solve_batch`` over target batches; gather results on ``out_device``."""
+    """Run ``solve_batch`` over target batches; gather results on ``out_device``.
+
+    ``solve_batch`` returns ``(scores, weights, intercept)``; ``scores`` is
+    None when no search is run (every target then takes ``alphas[0]``).
+    """
     t = _n_targets(Y)
+    search = plan.searches
     itemsize = torch.empty((), dtype=dtype).element_size()
-    nbytes = t * (itemsize * (len(alphas) + (n_weights + 1 if return_weights else 0)) + 8)
+    nbytes = t * (itemsize * (len(alphas) * search + (n_weights + 1 if return_weights else 0)) + 8)
     store = _storage_device(device, out_device, nbytes)
-    cv_scores = torch.empty(len(alphas), t, dtype=dtype, device=store)
+    cv_scores = torch.empty(len(alphas), t, dtype=dtype, device=store) if search else None
     best_alphas = torch.empty(t, dtype=torch.float64, device=store)
     weights = torch.empty(n_weights, t, dtype=dtype, device=store) if return_weights else None
     intercept = torch.empty(t, dtype=dtype, device=store) if return_weights else None
@@ -169,8 +176,11 @@ def _solve(
         if not checked[0]:
             _check_tf32(solve_batch, Yb, scores, w)
             checked[0] = True
-        cv_scores[:, start:stop] = scores.to(store)
-        best_alphas[start:stop] = alphas[scores.argmax(0)].to(store)
+        if search:
+            cv_scores[:, start:stop] = scores.to(store)
+            best_alphas[start:stop] = alphas[scores.argmax(0)].to(store)
+        else:
+            best_alphas[start:stop] = alphas[0]
         if weights is not None:
             weights[:, start:stop] = w.to(store)
             intercept[start:stop] = b.to(store)
@@ -186,7 +196,7 @@ def _check_tf32(solve_batch, Yb: torch.Tensor, scores: torch.Tensor, w: torch.Te
     idx = torch.linspace(0, Yb.shape[1] - 1, min(_TF32_SAMPLE, Yb.shape[1]), device=Yb.device).long()
     with _tf32(False):
         ref_scores, ref_w, _ = solve_batch(Yb[:, idx])
-    score_err = float((scores[:, idx] - ref_scores).abs().max())
+    score_err = 0.0 if scores is None else float((scores[:, idx] - ref_scores).abs().max())
     weight_err = 0.0
     if w is not None:
         weight_err = float((w[:, idx] - ref_w).norm() / ref_w.norm().clamp_min(1e-30))
@@ -200,10 +210,24 @@ def _check_tf32(solve_batch, Yb: torch.Tensor, scores: torch.Tensor, w: torch.Te
         )
 
 
-def _choose_method(method: str, n_features: int, splits: Sequence | str, n_samples: int) -> str:
+def _alphas_for(alphas: Any, splits: Sequence | str | None, device: torch.device) -> torch.Tensor:
+    """The alpha grid as a float64 tensor; without splits (no search) it must hold one alpha."""
+    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device).reshape(-1)
+    if splits is None and len(alphas_t) != 1:
+        raise ValueError(f"Without cross-validation splits (splits=None) there is no search: give one alpha. "
+                         f"Got {len(alphas_t)}.")
+    return alphas_t
+
+
+def _chosen(alphas: torch.Tensor, scores: torch.Tensor | None, n_targets: int) -> torch.Tensor:
+    """Each target's alpha: the best by CV score, or the only one when no search was run."""
+    return alphas[scores.argmax(0)] if scores is not None else alphas.expand(n_targets)
+
+
+def _choose_method(method: str, n_features: int, splits: Sequence | str | None, n_samples: int) -> str:
     if method != "auto":
         return method
-    n_train = n_samples if isinstance(splits, str) else max(len(tr) for tr, _ in splits)
+    n_train = n_samples if splits is None or isinstance(splits, str) else max(len(tr) for tr, _ in splits)
     return "dual" if n_train < n_features else "primal"
 
 
@@ -212,7 +236,7 @@ def solve_ridge_cv(
     X: torch.Tensor,
     Y: Any,
     alphas: Any,
-    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str | None,
     *,
     device: Any = "auto",
     dtype: torch.dtype = torch.float32,
@@ -235,9 +259,10 @@ def solve_ridge_cv(
         Read in column batches, so it may be larger than memory.
     alphas : array of shape (n_alphas,)
         Positive regularization strengths.
-    splits : sequence of (train, val) integer index arrays, or "loo"
+    splits : sequence of (train, val) integer index arrays, "loo" or None
         Cross-validation folds; "loo" gives exact leave-one-out (efficient
-        closed form from the eigendecomposition).
+        closed form from the eigendecomposition); None runs no search: one
+        alpha, taken by every target, and ``cv_scores`` None.
     %(device)s
     dtype : torch.dtype
         Dtype of the large products (decompositions are always float64).
@@ -270,7 +295,7 @@ def solve_ridge_cv(
     """
     device = resolve_device(device)
     out_device = X.device if output_device is None else resolve_device(output_device)
-    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
+    alphas_t = _alphas_for(alphas, splits, device)
     X = X.to(device)
     method = _choose_method(method, X.shape[1], splits, X.shape[0])
     if method == "primal":
@@ -279,10 +304,10 @@ def solve_ridge_cv(
         def solve_batch(Yb):
             Yc, y_mean = plan.centre_targets(Yb)
             XtY = plan.x.T @ Yc
-            scores = plan.cv_scores(Yc, XtY, alphas_t, score)
+            scores = plan.cv_scores(Yc, XtY, alphas_t, score) if plan.searches else None
             if not return_weights:
                 return scores, None, None
-            coef = plan.refit(XtY, alphas_t[scores.argmax(0)])
+            coef = plan.refit(XtY, _chosen(alphas_t, scores, Yb.shape[1]))
             return scores, coef, y_mean - plan.x_mean.to(dtype) @ coef
 
     else:
@@ -295,10 +320,10 @@ def solve_ridge_cv(
         xc = Xc64.to(dtype)
 
         def solve_batch(Yb):
-            scores = plan.cv_scores(Yb, score)
+            scores = plan.cv_scores(Yb, score) if plan.searches else None
             if not return_weights:
                 return scores, None, None
-            dual, y_mean = plan.refit(Yb, alphas_t[scores.argmax(0)])
+            dual, y_mean = plan.refit(Yb, _chosen(alphas_t, scores, Yb.shape[1]))
             coef = xc.T @ dual
             return scores, coef, y_mean - x_mean.to(dtype) @ coef
 
@@ -324,7 +349,7 @@ def solve_kernel_ridge_cv(
     K: torch.Tensor,
     Y: Any,
     alphas: Any,
-    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | str | None,
     *,
     device: Any = "auto",
     dtype: torch.dtype = torch.float32,
@@ -355,16 +380,16 @@ batch_hook, verbose
     """
     device = resolve_device(device)
     out_device = K.device if output_device is None else resolve_device(output_device)
-    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=device)
+    alphas_t = _alphas_for(alphas, splits, device)
     plan = DualPlan(
         K.to(device=device, dtype=torch.float64), splits, alphas=alphas_t, fit_intercept=fit_intercept, dtype=dtype
     )
 
     def solve_batch(Yb):
-        scores = plan.cv_scores(Yb, score)
+        scores = plan.cv_scores(Yb, score) if plan.searches else None
         if not return_weights:
             return scores, None, None
-        dual, y_mean = plan.refit(Yb, alphas_t[scores.argmax(0)])
+        dual, y_mean = plan.refit(Yb, _chosen(alphas_t, scores, Yb.shape[1]))
         return scores, dual, plan.intercept(dual, y_mean)
 
     best, cv_scores, dual, intercept, final_batch = _solve(

@@ -30,7 +30,7 @@ def test_fixed_alpha_matches_sklearn_ridge_on_train_zscored_voxels(rng, method):
     Y = 5.0 + 3.0 * Y  # targets off zero and off unit scale: the intercept and scale must be right
     train, test = slice(0, 90), slice(90, None)
     decoder = LinearDecoder(alphas=[30.0], method=method, device="cpu").fit(X[train], Y[train])
-    assert decoder.method_ == method
+    assert decoder.method_ == method and decoder.cv_scores_ is None  # one alpha: no cross-validation
     ref = Ridge(alpha=30.0).fit(_zscore_train(X[train], X[train]), Y[train])
     pred_ref = ref.predict(_zscore_train(X[train], X[test]))
     # float32 products over at most n_train + n_voxels terms, on the targets' scale.

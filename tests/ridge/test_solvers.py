@@ -197,6 +197,23 @@ def test_kernel_solver_matches_sklearn_kernel_ridge(rng):
     assert np.all(res.intercept.numpy() == 0)
 
 
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_no_search_refits_the_one_alpha(rng, method):
+    # splits=None: no cross-validation, every target takes the one alpha; float64 equals scikit-learn's Ridge.
+    X, Y, _ = make_encoding_data(rng, 80, 30, 7)
+    res = solve_ridge_cv(torch.from_numpy(X), Y, [20.0], None, device="cpu", dtype=torch.float64, method=method)
+    assert res.cv_scores is None and res.method == method and np.all(res.best_alphas.numpy() == 20.0)
+    coef, intercept = reference_fit(X, Y, np.full(Y.shape[1], 20.0))
+    np.testing.assert_allclose(res.coef.numpy(), coef, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.intercept.numpy(), intercept, rtol=1e-8, atol=1e-10)
+    K = torch.from_numpy(X - X.mean(0)) @ torch.from_numpy(X - X.mean(0)).T
+    kernel = solve_kernel_ridge_cv(K, Y, [20.0], None, device="cpu", dtype=torch.float64)
+    assert kernel.cv_scores is None
+    np.testing.assert_allclose(kernel.dual_coef.numpy().T @ (X - X.mean(0)), coef.T, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match=r"splits=None.*give one alpha\. Got 2"):
+        solve_ridge_cv(torch.from_numpy(X), Y, [1.0, 2.0], None, device="cpu")
+
+
 def test_tf32_check_warns_when_results_move(rng):
     Yb = torch.from_numpy(rng.standard_normal((10, 5)))
     scores, w = torch.zeros(3, 5, dtype=torch.float64), torch.ones(4, 5, dtype=torch.float64)
