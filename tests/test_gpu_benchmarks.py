@@ -70,19 +70,24 @@ def test_summary_ratios_and_markdown():
             {"name": "memmap_terms", "ok": True, "seconds": 1, "results": [
                 {"case": "memmap_read", "seconds": 5.0}, {"case": "memmap_data_on_device", "seconds": 4.0}]},
             {"name": "encoding", "skipped": "himalaya is not installed"},
+            {"name": "decoder_fit", "ok": True, "seconds": 1, "results": [
+                {"solver": "neurodec", "wall_s": 2.0}, {"solver": "himalaya-kernel", "wall_s": 7.0},
+                {"gate": {"speedup_wall": 3.5, "same_alpha_fraction": 1.0}}]},
         ],
     }
     summary = drv.summarize(results)
     assert summary == pytest.approx({
         "ridge_device_speedup_vs_himalaya": 4.5, "ridge_host_tensor_speedup_vs_himalaya": 3.0,
         "ridge_device_fraction_of_gemm_rate": 0.5, "memmap_speedup_vs_himalaya": 2.0,
-        "memmap_wall_over_max_read_compute": 1.2,
+        "memmap_wall_over_max_read_compute": 1.2, "decoder_fit_speedup_vs_himalaya": 3.5,
+        "decoder_fit_same_alpha_fraction": 1.0,
     })
     results["summary"] = summary
     text = drv.markdown(results)
     assert "| ridge_host_tensor_speedup_vs_himalaya | 3 | >= 3 |" in text
     assert "| encoding | skipped: himalaya is not installed |" in text
-    results["steps"][-1] = {"name": "encoding", "ok": True, "seconds": 1,
+    assert "| decoder_fit_speedup_vs_himalaya | 3.5 | >= 3 |" in text
+    results["steps"][-2] = {"name": "encoding", "ok": True, "seconds": 1,
                             "results": {"speedup_vs_himalaya": 2.5, "fit_score_over_bare_ridge": 1.1}}
     summary = drv.summarize(results)
     assert summary["encoding_speedup_vs_himalaya"] == 2.5 and summary["encoding_fit_score_over_bare_ridge"] == 1.1
@@ -93,7 +98,8 @@ def test_summary_ratios_and_markdown():
 def test_cpu_dry_run_writes_results(tmp_path):
     """Every benchmark step at toy size on CPU (~70 s on 2 shared cores), through the real scripts."""
     out, work = tmp_path / "out", tmp_path / "work"
-    steps = ["ridge_sources", "ridge_memmap", "memmap_terms", "encoding", "extraction", "extraction_device"]
+    steps = ["decoder_fit", "ridge_sources", "ridge_memmap", "memmap_terms", "encoding", "extraction",
+             "extraction_device"]
     if importlib.util.find_spec("himalaya") is None:
         steps.remove("encoding")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu/run_all.py"), "--device", "cpu", "--tiny",
@@ -104,12 +110,14 @@ def test_cpu_dry_run_writes_results(tmp_path):
     status = {s["name"]: (s.get("ok"), s.get("stderr_tail", "")[-500:]) for s in results["steps"]}
     assert [s["name"] for s in results["steps"]] == steps
     assert all(ok for ok, _ in status.values()), status
-    ridge = {r["case"]: r for r in results["steps"][0]["results"]}
+    ridge = {r["case"]: r for r in results["steps"][1]["results"]}
     # Numpy in, numpy out; torch in, torch out; every source picks the same alphas.
     assert ridge["numpy"]["out_type"] == "numpy" and ridge["device"]["out_type"] == "torch"
     assert all(ridge[c]["same_alpha_as_device"] == 1.0 for c in ("device", "host_tensor", "numpy"))
     assert {"memmap_wall_over_max_read_compute", "extraction_ratio_vs_bare_tensors",
             "extraction_device_speedup_vs_host_preprocessing"} <= results["summary"].keys()
-    if "encoding" in steps:
+    if "encoding" in steps:  # himalaya is installed: the decoder fit was compared with it
         assert results["summary"]["encoding_fit_score_over_bare_ridge"] > 0
+        assert results["summary"]["decoder_fit_same_alpha_fraction"] == 1.0
+        assert results["summary"]["decoder_fit_speedup_vs_himalaya"] > 0
     assert "| step | status | seconds |" in (out / "RESULTS_gpu.md").read_text()

@@ -11,7 +11,10 @@ driver exits 0 whenever it could write its results.
 only collected): the dry run that the test suite uses to check this driver.
 
 Steps: ``env`` (versions, ``nvidia-smi``, a float32 GEMM rate as the
-machine's practical peak), ``pytest_gpu``, ``ridge_sources`` (device /
+machine's practical peak), ``pytest_gpu``, ``decoder_fit``
+(``benchmarks/decoding/bench_decoder_fit.py``: the decoding issue's
+voxels -> CLIP-token fit against himalaya's ``KernelRidgeCV`` on its
+torch_cuda backend, run alternately twice), ``ridge_sources`` (device /
 host-tensor / numpy targets and himalaya, see ``bench_ridge_sources.py``),
 ``ridge_memmap`` (``benchmarks/ridge/bench_ridge_cv.py`` from a memmap),
 ``memmap_terms`` (read time and device-resident fit of the same data),
@@ -47,27 +50,30 @@ __all__ = ["PROFILES", "markdown", "parse_pytest", "parse_results", "run_step", 
 # disk first) and the issue's encoding and extraction settings.
 PROFILES = {
     "gpu": {
-        "budget_s": 450, "threads": 16,
+        "budget_s": 550, "threads": 16,
         "ridge": {"n": 9000, "p": 2048, "t": 200000, "n_alphas": 10, "folds": 5},
         "memmap": {"n": 9000, "p": 2048, "t": 50000, "n_alphas": 10, "folds": 5},
         "encoding": {"train": 4000, "features": 1024, "units": 20000},
+        # The CPU record's setting (benchmarks/decoding/results_decoder_fit.json): 197,376 token targets.
+        "decoder": {"n": 1000, "p": 15000, "tokens": [257, 768], "n_alphas": 7, "folds": 5},
         "extraction": {"backbone": "timm/resnet50", "n": 512, "batch_size": 64, "image_size": 256, "repeats": 2,
                        "num_workers": 8, "amp": "bf16"},
-        # Caps per step, summing to the budget, so every step gets its turn within the 8-minute limit.
-        "timeouts": {"pytest_gpu": 100, "ridge_sources": 100, "ridge_memmap": 80, "memmap_terms": 30,
-                     "encoding": 50, "extraction": 45, "extraction_device": 45},
+        # Caps per step, summing to the budget, so every step gets its turn within the 10-minute limit.
+        "timeouts": {"pytest_gpu": 100, "decoder_fit": 100, "ridge_sources": 100, "ridge_memmap": 80,
+                     "memmap_terms": 30, "encoding": 50, "extraction": 45, "extraction_device": 45},
         "gemm_size": 8192,
     },
     "tiny": {
-        "budget_s": 240, "threads": 1,
+        "budget_s": 330, "threads": 1,
         "ridge": {"n": 120, "p": 16, "t": 64, "n_alphas": 4, "folds": 3},
         "memmap": {"n": 120, "p": 16, "t": 100, "n_alphas": 4, "folds": 3},
         "encoding": {"train": 60, "features": 8, "units": 20},
+        "decoder": {"n": 60, "p": 80, "tokens": [4, 8], "n_alphas": 3, "folds": 3},
         # bf16 convolutions on a CPU without bf16 units are emulated (minutes for 8 images): float32 here
         "extraction": {"backbone": "timm/resnet18", "n": 8, "batch_size": 4, "image_size": 64, "repeats": 1,
                        "num_workers": 2, "amp": "float32"},
-        "timeouts": {"pytest_gpu": 60, "ridge_sources": 60, "ridge_memmap": 60, "memmap_terms": 40,
-                     "encoding": 60, "extraction": 60, "extraction_device": 60},
+        "timeouts": {"pytest_gpu": 60, "decoder_fit": 90, "ridge_sources": 60, "ridge_memmap": 60,
+                     "memmap_terms": 40, "encoding": 60, "extraction": 60, "extraction_device": 60},
         "gemm_size": 256,
     },
 }
@@ -143,14 +149,21 @@ def _env(device: str, gemm_size: int) -> dict:
 
 def _steps(args: argparse.Namespace, prof: dict, work: Path, have_himalaya: bool) -> list[tuple[str, list[str]]]:
     py, dev, th = sys.executable, args.device, str(prof["threads"])
-    r, m, e, x = prof["ridge"], prof["memmap"], prof["encoding"], prof["extraction"]
+    r, m, e, x, d = prof["ridge"], prof["memmap"], prof["encoding"], prof["extraction"], prof["decoder"]
     cache = work / "cache"
     pytest = [py, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "--continue-on-collection-errors"]
     pytest += ["--co", "tests/ridge/test_gpu.py"] if args.tiny else ["tests"]
     solvers = ["neurodec", "himalaya"] if have_himalaya else ["neurodec"]
     npy = cache / f"n{m['n']}_p{m['p']}_t{m['t']}"
+    # Alternated twice (the speed-up is the median of the pairs), once in a dry run.
+    decoders = ["neurodec", "himalaya-kernel"] * (1 if args.tiny else 2) if have_himalaya else ["neurodec"]
     return [
         ("pytest_gpu", pytest),
+        # Early: the only goal of an open issue that needs a GPU to be measured.
+        ("decoder_fit", [py, str(ROOT / "benchmarks/decoding/bench_decoder_fit.py"), "--device", dev, "--threads", th,
+                         "--n", str(d["n"]), "--p", str(d["p"]), "--tokens", *map(str, d["tokens"]),
+                         "--n-alphas", str(d["n_alphas"]), "--folds", str(d["folds"]), "--solvers", *decoders,
+                         "--cache", str(cache / "decoder"), "--output", str(work / "decoder_fit.json")]),
         ("ridge_sources", [py, str(HERE / "bench_ridge_sources.py"), "--device", dev, "--threads", th,
                            "--n", str(r["n"]), "--p", str(r["p"]), "--t", str(r["t"]),
                            "--n-alphas", str(r["n_alphas"]), "--folds", str(r["folds"])]),
@@ -177,8 +190,8 @@ def _steps(args: argparse.Namespace, prof: dict, work: Path, have_himalaya: bool
     ]
 
 
-_FILES = {"ridge_memmap": "ridge_memmap.json", "encoding": "encoding.json", "extraction": "extraction.json",
-          "extraction_device": "extraction_device.json"}
+_FILES = {"decoder_fit": "decoder_fit.json", "ridge_memmap": "ridge_memmap.json", "encoding": "encoding.json",
+          "extraction": "extraction.json", "extraction_device": "extraction_device.json"}
 
 
 def _attach(step: dict, work: Path) -> None:
@@ -220,6 +233,10 @@ def summarize(results: dict) -> dict:
         if {"memmap_read", "memmap_data_on_device"} <= terms.keys():
             bound = max(terms["memmap_read"]["seconds"], terms["memmap_data_on_device"]["seconds"])
             out["memmap_wall_over_max_read_compute"] = wall / bound
+    gates = [r["gate"] for r in rows("decoder_fit") if "gate" in r]
+    if gates:
+        out["decoder_fit_speedup_vs_himalaya"] = gates[-1]["speedup_wall"]
+        out["decoder_fit_same_alpha_fraction"] = gates[-1]["same_alpha_fraction"]
     enc = steps.get("encoding", {}).get("results")
     if isinstance(enc, dict) and "speedup_vs_himalaya" in enc:
         out["encoding_speedup_vs_himalaya"] = enc["speedup_vs_himalaya"]
@@ -241,6 +258,8 @@ def summarize(results: dict) -> dict:
 
 
 _GOALS = {
+    "decoder_fit_speedup_vs_himalaya": ">= 3",
+    "decoder_fit_same_alpha_fraction": "1 (the same fit)",
     "ridge_host_tensor_speedup_vs_himalaya": ">= 3",
     "ridge_device_fraction_of_gemm_rate": ">= 0.5 (of torch's own FP32 GEMM rate)",
     "memmap_wall_over_max_read_compute": "<= 1.2",
@@ -260,7 +279,8 @@ def markdown(results: dict) -> str:
         f"CUDA {env.get('cuda')})",
         "",
         f"Profile `{results['profile_name']}`. Ridge: n={r['n']}, p={r['p']}, t={r['t']}, {r['n_alphas']} alphas, "
-        f"{r['folds']} folds; memmap: t={m['t']}; encoding {prof['encoding']}; extraction {prof['extraction']}. "
+        f"{r['folds']} folds; memmap: t={m['t']}; decoder {prof['decoder']}; encoding {prof['encoding']}; "
+        f"extraction {prof['extraction']}. "
         f"Float32 GEMM rate on this device: {env.get('gemm_fp32_tflops', float('nan')):.1f} TFLOP/s.",
         "",
         "| measure | value | goal |",
