@@ -180,7 +180,7 @@ def _solve(
             cv_scores[:, start:stop] = scores.to(store)
             best_alphas[start:stop] = alphas[scores.argmax(0)].to(store)
         else:
-            best_alphas[start:stop] = alphas[0]
+            best_alphas[start:stop] = float(alphas[0])  # a Python scalar: the store may be another device
         if weights is not None:
             weights[:, start:stop] = w.to(store)
             intercept[start:stop] = b.to(store)
