@@ -26,6 +26,16 @@ def test_cuda_matches_cpu(rng, method, cv):
     np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), atol=1e-4 * Y.std())
 
 
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_cuda_fit_without_search_matches_cpu(rng, method):
+    # splits=None: one alpha, no cross-validation; results gathered on the host from the device.
+    X, Y, _ = make_encoding_data(rng, 300, 40, 500)
+    cpu = solve_ridge_cv(torch.from_numpy(X), Y, [30.0], None, device="cpu", method=method)
+    gpu = solve_ridge_cv(torch.from_numpy(X), Y, [30.0], None, device="cuda", method=method)
+    assert gpu.cv_scores is None and torch.all(gpu.best_alphas == 30.0)
+    np.testing.assert_allclose(gpu.coef.numpy(), cpu.coef.numpy(), atol=1e-4 * np.abs(cpu.coef.numpy()).max())
+
+
 def test_cuda_tensors_in_cuda_tensors_out(rng):
     X, Y, _ = make_encoding_data(rng, 200, 10, 20)
     Xc, Yc = torch.from_numpy(X).cuda(), torch.from_numpy(Y).float().cuda()
