@@ -34,6 +34,7 @@ __all__ = [
     "load_targets",
     "run_target_batches",
     "to_host",
+    "total_bytes",
 ]
 
 logger = get_logger(__name__)
@@ -168,6 +169,16 @@ def _available_bytes(device: torch.device) -> int:
     except (ValueError, OSError, AttributeError):  # non-POSIX systems
         avail = _CPU_BUDGET_CAP
     return int(min(avail * _MEMORY_FRACTION, _CPU_BUDGET_CAP))
+
+
+def total_bytes(device: torch.device) -> int:
+    """Memory of ``device``: the CUDA device's total memory, or the machine's physical RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # non-POSIX systems
+        return 4 * _CPU_BUDGET_CAP
 
 
 def choose_n_targets_batch(n_targets: int, bytes_per_target: int, *, device: torch.device) -> int:

@@ -50,8 +50,9 @@ FLOP model (t targets, k folds, a alphas): validation predictions
 than ``2 n`` targets of a batch); independent of ``t``: decompositions
 ``(k + 1) * ~9 n_train^3``, validation maps ``2 a n n_train^2`` and refit maps
 ``2 n^3`` per alpha used, all in float64. Memory besides the target batch:
-validation maps ``a n n_train`` and refit maps up to ``a n^2`` in ``dtype``,
-the full kernel's eigenvectors in float64 and ``dtype``.
+validation maps ``a n n_train`` and refit maps up to ``a n^2`` in ``dtype``
+(at most :data:`REFIT_MAP_MEMORY_FRACTION` of the device's memory), the
+full kernel's eigenvectors in float64 and ``dtype``.
 """
 
 from __future__ import annotations
@@ -62,11 +63,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._primal import alpha_groups, eigh_psd
+from .._logging import get_logger
+from ._batching import total_bytes
 from ._host_blas import namespace, viewer
+from ._primal import alpha_groups, eigh_psd
 from ._scoring import pearson_from_moments, r2_from_sse, score_predictions
 
-__all__ = ["DualPlan"]
+__all__ = ["REFIT_MAP_MEMORY_FRACTION", "DualPlan"]
+
+logger = get_logger(__name__)
+
+#: Share of the device's memory (CUDA) or RAM (CPU) the cached refit maps may take together.
+REFIT_MAP_MEMORY_FRACTION = 1 / 8
 
 _CPU_CHUNK_BYTES = 4 * 2**20  # the predictions of one CPU block of targets (all alphas, one fold)
 _MIN_CHUNK = 256  # targets: narrower GEMMs lose BLAS efficiency
@@ -301,16 +309,26 @@ class DualPlan:
         rotation two (``4 n rank``); building the map costs ``2 n^2 rank`` in
         float64, about twice the float32 cost per FLOP. It is built when at
         least ``2 rank`` targets chose the alpha (and the rank exceeds ``n / 2``),
-        so that it costs at most half what the targets save.
+        so that it costs at most half what the targets save, and while all maps
+        stay within :data:`REFIT_MAP_MEMORY_FRACTION` of the device's memory
+        (at NSD size, 9,000 trials, a map is 324 MB in float32): the other
+        alphas' targets go through the rotation.
         """
         n, rank = self.U.shape
         if 2 * rank <= n:
             return
+        map_bytes = n * n * self.U.element_size()
+        room = int(REFIT_MAP_MEMORY_FRACTION * total_bytes(self.U.device)) // map_bytes - len(self._refit_maps)
         alphas, counts = torch.unique(best_alphas, return_counts=True)
-        for alpha, count in zip(alphas.tolist(), counts.tolist()):
-            if count >= 2 * rank and alpha not in self._refit_maps:
-                U, s = view(self.U64), view(self.s64)
-                self._refit_maps[alpha] = torch.as_tensor((U / (s + alpha)) @ U.T).to(self.dtype)
+        for alpha, count in sorted(zip(alphas.tolist(), counts.tolist()), key=lambda pair: -pair[1]):
+            if count < 2 * rank or alpha in self._refit_maps:
+                continue
+            if room <= 0:
+                logger.debug("Refit maps use their memory share; alpha %g goes through the rotation.", alpha)
+                continue
+            U, s = view(self.U64), view(self.s64)
+            self._refit_maps[alpha] = torch.as_tensor((U / (s + alpha)) @ U.T).to(self.dtype)
+            room -= 1
 
     def _solve_one_alpha(self, Y, alpha: float, view):
         """``U diag(1 / (s + alpha)) U^T Y`` for targets (array or tensor, as ``view`` gives) that chose ``alpha``."""

@@ -79,6 +79,35 @@ def test_refit_through_alpha_maps_equals_rotation_and_float64(rng):
     np.testing.assert_allclose(via_rotation.numpy(), ref[:, :5], rtol=0, atol=atol)
 
 
+def test_refit_maps_stay_within_their_memory_share(rng, monkeypatch):
+    # Two alphas chosen by enough targets for a map each; a memory share with room for one map builds the
+    # map of the alpha most targets chose, the other alpha's targets go through the rotation: same results.
+    import neurodec.ridge._dual as dual
+
+    n, p = 60, 150
+    X, _, _ = make_encoding_data(rng, n, p, 1)
+    Y = torch.from_numpy(rng.standard_normal((n, 300))).float()
+    best = torch.tensor([1.0] * 180 + [10.0] * 120, dtype=torch.float64)[torch.randperm(300)]
+
+    def refit(share_in_maps):
+        map_bytes = n * n * 4
+        monkeypatch.setattr(dual, "total_bytes", lambda device: int(share_in_maps * map_bytes / dual.REFIT_MAP_MEMORY_FRACTION))
+        plan = DualPlan(torch.from_numpy(X @ X.T), [(np.arange(40), np.arange(40, 60))],
+                        alphas=torch.tensor([1.0, 10.0]), fit_intercept=True, dtype=torch.float32)
+        return plan.refit(Y, best)[0], sorted(plan._refit_maps)
+
+    unlimited, maps = refit(10)
+    assert maps == [1.0, 10.0]
+    one, maps = refit(1)
+    assert maps == [1.0]  # 180 targets chose alpha 1, 120 alpha 10
+    none, maps = refit(0.5)
+    assert maps == []
+    # sums of n products of terms up to |y| / alpha, twice (map or rotation)
+    atol = float32_atol(2 * n, float(Y.abs().max()) / 1.0)
+    torch.testing.assert_close(one, unlimited, rtol=0, atol=atol)
+    torch.testing.assert_close(none, unlimited, rtol=0, atol=atol)
+
+
 @pytest.mark.parametrize("branch", ["numpy", "torch"])
 @pytest.mark.parametrize("score", ["r2", "pearson"])
 def test_targets_far_from_zero_lose_nothing_to_float32(rng, monkeypatch, score, branch):
