@@ -51,8 +51,8 @@ than ``2 n`` targets of a batch); independent of ``t``: decompositions
 ``(k + 1) * ~9 n_train^3``, validation maps ``2 a n n_train^2`` and refit maps
 ``2 n^3`` per alpha used, all in float64. Memory besides the target batch:
 validation maps ``a n n_train`` and refit maps up to ``a n^2`` in ``dtype``
-(at most :data:`REFIT_MAP_MEMORY_FRACTION` of the device's memory), the
-full kernel's eigenvectors in float64 and ``dtype``.
+(at most :data:`REFIT_MAP_MEMORY_FRACTION` of the device's memory, 2 GiB
+on CPU), the full kernel's eigenvectors in float64 and ``dtype``.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ logger = get_logger(__name__)
 
 #: Share of the device's memory (CUDA) or RAM (CPU) the cached refit maps may take together.
 REFIT_MAP_MEMORY_FRACTION = 1 / 8
+# On CPU also at most this: a cluster job's memory limit is often far below the node's physical RAM.
+_CPU_REFIT_MAP_CAP = 2 * 2**30
 
 _CPU_CHUNK_BYTES = 4 * 2**20  # the predictions of one CPU block of targets (all alphas, one fold)
 _MIN_CHUNK = 256  # targets: narrower GEMMs lose BLAS efficiency
@@ -311,14 +313,18 @@ class DualPlan:
         least ``2 rank`` targets chose the alpha (and the rank exceeds ``n / 2``),
         so that it costs at most half what the targets save, and while all maps
         stay within :data:`REFIT_MAP_MEMORY_FRACTION` of the device's memory
-        (at NSD size, 9,000 trials, a map is 324 MB in float32): the other
-        alphas' targets go through the rotation.
+        (on CPU also within 2 GiB; at NSD size, 9,000 trials, a map is 324 MB
+        in float32), most-chosen alphas first: the other alphas' targets go
+        through the rotation.
         """
         n, rank = self.U.shape
         if 2 * rank <= n:
             return
         map_bytes = n * n * self.U.element_size()
-        room = int(REFIT_MAP_MEMORY_FRACTION * total_bytes(self.U.device)) // map_bytes - len(self._refit_maps)
+        share = int(REFIT_MAP_MEMORY_FRACTION * total_bytes(self.U.device))
+        if self.U.device.type == "cpu":
+            share = min(share, _CPU_REFIT_MAP_CAP)
+        room = share // map_bytes - len(self._refit_maps)
         alphas, counts = torch.unique(best_alphas, return_counts=True)
         for alpha, count in sorted(zip(alphas.tolist(), counts.tolist()), key=lambda pair: -pair[1]):
             if count < 2 * rank or alpha in self._refit_maps:
