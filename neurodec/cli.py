@@ -179,6 +179,7 @@ def check_data(
     from neurodec.data.checks import check_dataset
     from neurodec.data.specs import list_specs
 
+    dataset = dataset.lower()  # "NSD" as papers write it; the specs are named in lower case
     if dataset not in list_specs():
         typer.echo(f"Unknown dataset {dataset!r}; known: {', '.join(list_specs())}.", err=True)
         raise typer.Exit(2)

@@ -47,6 +47,7 @@ def test_intact_root_is_usable_and_lists_subjects_sessions_and_atlases(mini):
     assert "  found    subj01 func1pt8mm ROI atlases: floc-faces, nsdgeneral, prf-visualrois" in lines
     assert lines[-1] == "usable"
     load_nsd(mini.root, 1, verbose=False)  # and the loader agrees
+    assert _cli("NSD", mini.root).output == result.output  # the name as papers write it
 
 
 def test_trial_count_disagreement_between_beta_file_and_design(mini):
