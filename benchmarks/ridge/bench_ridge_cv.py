@@ -95,7 +95,7 @@ def worker(args: argparse.Namespace) -> None:
             from himalaya.scoring import r2_score
             from sklearn.model_selection import KFold
 
-            backend = set_backend("torch_cuda" if cuda else "torch")
+            backend = set_backend("torch_cuda" if cuda else args.himalaya_backend)
             model = HimalayaRidgeCV(alphas=alphas, cv=KFold(args.folds), fit_intercept=True,
                                     solver_params={"score_func": r2_score})
             model.fit(X, np.asarray(Yfit))
@@ -144,7 +144,7 @@ def run_case(args: argparse.Namespace, p: int, t: int) -> list[dict]:
         prefix = folder / f"{solver}_{args.device}"
         cmd = [sys.executable, __file__, "--worker", solver, "--data", str(folder), "--out-prefix", str(prefix),
                "--threads", str(args.threads), "--repeats", str(args.repeats), "--n-alphas", str(args.n_alphas),
-               "--folds", str(args.folds), "--device", args.device]
+               "--folds", str(args.folds), "--device", args.device, "--himalaya-backend", args.himalaya_backend]
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -155,6 +155,8 @@ def run_case(args: argparse.Namespace, p: int, t: int) -> list[dict]:
         flops = flop_model(solver, args.n, p, t, args.folds, args.n_alphas)
         res.update(solver=solver, p=p, t=t, n=args.n, device=args.device, threads=args.threads,
                    model_gflop=flops / 1e9, achieved_gflops=flops / 1e9 / res["median_s"])
+        if solver == "himalaya" and args.device == "cpu":
+            res["backend"] = args.himalaya_backend
         rows.append(res)
         print(json.dumps(res), flush=True)
     if "neurodec" in args.solvers and "himalaya" in args.solvers:
@@ -190,8 +192,9 @@ def markdown_table(rows: list[dict]) -> str:
             continue
         cpu = np.median(r["cpu_times_s"]) if "cpu_times_s" in r else float("nan")
         gpu = f"{r['peak_gpu_gib']:.2f}" if r.get("peak_gpu_gib") is not None else "-"
+        solver = r["solver"] + (f" ({r['backend']})" if r.get("backend") else "")
         lines.append(
-            f"| {r['device']} | {r['p']} | {r['t']} | {r['solver']} | {r['median_s']:.1f} | {cpu:.1f} | "
+            f"| {r['device']} | {r['p']} | {r['t']} | {solver} | {r['median_s']:.1f} | {cpu:.1f} | "
             f"{r['peak_rss_gib']:.2f} | {gpu} | {r['model_gflop']:.0f} | {r['achieved_gflops']:.1f} |"
         )
     return "\n".join(lines + [""] + gates)
@@ -208,6 +211,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--solvers", nargs="+", default=["neurodec", "himalaya"])
+    parser.add_argument("--himalaya-backend", choices=["torch", "numpy"], default="torch",
+                        help="himalaya's CPU backend: torch (MKL) or numpy (OpenBLAS; himalaya's default)")
     parser.add_argument("--cache", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "neurodec_ridge_bench"))
     parser.add_argument("--output", default=str(HERE / "results.json"))
     parser.add_argument("--table", action="store_true", help="print --output as a markdown table and exit")
